@@ -1,0 +1,34 @@
+# The two commands: `make demo` (later `make up`) and `make test`. Both create and use .venv/.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+export DO_NOT_TRACK := 1
+
+.PHONY: install demo process test test-fast bench clean
+
+$(BIN)/sentinel: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[test]"
+	touch $@
+
+install: $(BIN)/sentinel
+
+demo: install  ## the guided loop on real reviews, standalone
+	$(BIN)/sentinel demo
+
+process: install
+	$(BIN)/sentinel process
+
+test: install  ## unit, integration (real MLflow, SQLite and PostgreSQL ledgers) and end-to-end
+	$(BIN)/pytest -q
+
+test-fast: install
+	$(BIN)/pytest -q -m "not slow"
+
+bench: install  ## figures as ratios against a floor measured in the same run
+	$(BIN)/python bench/drift_check.py
+	$(BIN)/python bench/retrain.py
+	$(BIN)/python bench/process_memory.py
+
+clean:
+	rm -rf data/batches data/quarantine data/reference reports sentinel.db mlflow.db mlartifacts

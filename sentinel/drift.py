@@ -1,0 +1,177 @@
+"""Drift: is a labeled batch different from the data the champion was trained on?
+
+Evidently measures every statistic: text content drift (its domain classifier's ROC AUC), label drift
+(Jensen-Shannon) and drift of three cheap text descriptors (normed Wasserstein). Sentinel adds what
+Evidently leaves to the user: thresholds calibrated on stable splits of the reference, so a stable batch
+does not raise an alarm, and the champion's own accuracy on the labeled batch (performance drift).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from evidently import DataDefinition, Dataset, Report
+from evidently.descriptors import NonLetterCharacterPercentage, TextLength, WordCount
+from evidently.metrics import ValueDrift
+
+from sentinel.settings import DriftPolicy
+
+DESCRIPTORS = ("length", "words", "non_letter")
+SIGNALS = ("text", "label", *DESCRIPTORS)
+
+# Evidently's HTML embeds the rows' texts inside a <script> element; angle brackets in a review could
+# close it. Full-width look-alikes keep the texts readable and cannot form markup. The tokenizers of the
+# domain classifier drop punctuation and the descriptors count them as non-letters either way, so the
+# statistics do not change.
+_NEUTRAL = str.maketrans({"<": "\uff1c", ">": "\uff1e"})
+
+
+@dataclass(frozen=True)
+class Signal:
+    """One drift statistic: its score, the threshold it was held against, and how it was computed."""
+
+    name: str
+    score: float
+    threshold: float
+    method: str
+    drifted: bool
+
+
+@dataclass(frozen=True)
+class DriftVerdict:
+    detected: bool
+    signals: tuple[Signal, ...]
+    suspect_labels: bool = False  # the champion disagrees with the labels far more than chance allows
+
+    def signal(self, name: str) -> Signal | None:
+        return next((s for s in self.signals if s.name == name), None)
+
+    def as_dict(self) -> dict:
+        return {"detected": self.detected, "suspect_labels": self.suspect_labels, "signals": [asdict(s) for s in self.signals]}
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The no-drift noise of each signal, measured on pseudo-batches of `batch_rows` drawn from the
+    champion's own training data, and the champion's expected accuracy on unseen rows."""
+
+    batch_rows: int
+    calibration_reference_rows: int
+    reference_rows: int
+    mean: dict[str, float]
+    std: dict[str, float]
+    expected_accuracy: float
+    draws: int
+
+    def threshold(self, name: str, batch_rows: int, policy: DriftPolicy) -> float:
+        # Sampling noise of both the domain classifier's AUC and a two-sample distance shrinks like
+        # sqrt(1/n + 1/N); rescale the calibrated spread to this batch's size.
+        scale = math.sqrt((1 / batch_rows + 1 / self.reference_rows) / (1 / self.batch_rows + 1 / self.calibration_reference_rows))
+        calibrated = self.mean[name] + policy.z * self.std[name] * scale
+        floor = {"text": policy.text_threshold_floor, "label": policy.label_threshold}.get(name, policy.descriptor_threshold)
+        return max(floor, calibrated)
+
+
+def neutralise(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.assign(text=frame["text"].str.translate(_NEUTRAL))
+
+
+def with_descriptors(frame: pd.DataFrame) -> pd.DataFrame:
+    """`text`, `label` and Evidently's text descriptors as plain numeric columns, so the reference's
+    descriptors are computed once and stored with it."""
+    frame = neutralise(frame[["text", "label"]].reset_index(drop=True))
+    dataset = Dataset.from_pandas(
+        frame,
+        data_definition=DataDefinition(text_columns=["text"], categorical_columns=["label"]),
+        descriptors=[TextLength("text", alias="length"), WordCount("text", alias="words"), NonLetterCharacterPercentage("text", alias="non_letter")],
+    )
+    described = dataset.as_dataframe()
+    return described[["text", "label", *DESCRIPTORS]].astype({name: "float64" for name in DESCRIPTORS})
+
+
+def _dataset(frame: pd.DataFrame) -> Dataset:
+    definition = DataDefinition(text_columns=["text"], categorical_columns=["label"], numerical_columns=list(DESCRIPTORS))
+    return Dataset.from_pandas(frame, data_definition=definition)
+
+
+def run_report(current: pd.DataFrame, reference: pd.DataFrame):
+    """One Evidently report, one metric per signal: `ValueDrift` fits the domain classifier once, where
+    `DataDriftPreset` fits it several times. Both frames must come from `with_descriptors`."""
+    report = Report([ValueDrift(column=name) for name in SIGNALS])
+    return report.run(_dataset(current), _dataset(reference))
+
+
+def _scores(snapshot) -> dict[str, tuple[float, str]]:
+    results = {}
+    for metric in snapshot.dict()["metrics"]:
+        config = metric["config"]
+        results[config["column"]] = (float(metric["value"]), str(config.get("method")))
+    return results
+
+
+def build_reference(training: pd.DataFrame, expected_accuracy: float, policy: DriftPolicy, seed: int = 0) -> tuple[pd.DataFrame, Calibration]:
+    """Sample the drift reference from the champion's training rows and calibrate every signal on it.
+
+    Each of `calibration_draws` stable pseudo-batches and the reference it is compared with are two
+    disjoint random parts of the training rows, scored exactly as a real batch would be. Overlapping
+    parts would inflate the noise (and so the thresholds) by a factor of two here.
+    """
+    rng = np.random.default_rng(seed)
+    size = min(policy.calibration_batch_rows, max(50, len(training) // 4))
+    pool_rows = min(len(training), policy.reference_rows + size)
+    pool = with_descriptors(training.iloc[rng.choice(len(training), size=pool_rows, replace=False)])
+    reference = pool.iloc[: policy.reference_rows].reset_index(drop=True)
+    compared_rows = min(policy.reference_rows, pool_rows - size)
+    draws: dict[str, list[float]] = {name: [] for name in SIGNALS}
+    for _ in range(policy.calibration_draws):
+        order = rng.permutation(pool_rows)
+        batch, compared = pool.iloc[order[:size]], pool.iloc[order[size : size + compared_rows]]
+        for name, (score, _) in _scores(run_report(batch.reset_index(drop=True), compared.reset_index(drop=True))).items():
+            draws[name].append(score)
+    calibration = Calibration(
+        batch_rows=size,
+        calibration_reference_rows=compared_rows,
+        reference_rows=len(reference),
+        mean={k: float(np.mean(v)) for k, v in draws.items()},
+        std={k: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for k, v in draws.items()},
+        expected_accuracy=float(expected_accuracy),
+        draws=policy.calibration_draws,
+    )
+    return reference, calibration
+
+
+def measure(
+    batch: pd.DataFrame,
+    reference: pd.DataFrame,
+    calibration: Calibration,
+    predict: Callable[[pd.DataFrame], Sequence[int]] | None,
+    policy: DriftPolicy,
+    report_path: Path | None = None,
+) -> DriftVerdict:
+    """Measure every signal of one labeled batch against the champion's reference."""
+    current = with_descriptors(batch)
+    snapshot = run_report(current, reference)
+    if report_path is not None:
+        report_path.parent.mkdir(parents=True, exist_ok=True)
+        snapshot.save_html(str(report_path))
+    signals = []
+    for name, (score, method) in _scores(snapshot).items():
+        threshold = calibration.threshold(name, len(batch), policy)
+        label = "domain classifier ROC AUC" if name == "text" else method
+        signals.append(Signal(name, round(score, 5), round(threshold, 5), f"{label} (calibrated, z={policy.z:g})", score > threshold))
+
+    suspect = False
+    if predict is not None:
+        accuracy = float(np.mean(np.asarray(predict(batch)) == batch["label"].to_numpy()))
+        expected = calibration.expected_accuracy
+        noise = math.sqrt(max(expected * (1 - expected), 1e-4) / len(batch))
+        drop_threshold = policy.performance_drop + policy.z * noise
+        drop = expected - accuracy
+        signals.append(Signal("performance", round(drop, 5), round(drop_threshold, 5), f"champion accuracy drop (expected {expected:.3f}, got {accuracy:.3f})", drop > drop_threshold))
+        suspect = accuracy < policy.suspect_accuracy
+    return DriftVerdict(any(s.drifted for s in signals), tuple(signals), suspect)

@@ -1,0 +1,293 @@
+"""Intake: turn a dropped CSV into an immutable, validated batch, or quarantine it with a reason.
+
+Nothing is ever deleted: an accepted file's original bytes are kept beside its normalised parquet copy,
+and a rejected file is moved to `data/quarantine/` with a `.reason.json` a person can act on.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import json
+import os
+import stat
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy.exc import IntegrityError
+
+from sentinel.ledger import BatchDigest, BatchRow, Ledger
+from sentinel.settings import IntakePolicy, Settings
+
+LABELS = {"0": 0, "1": 1, "negative": 0, "positive": 1}
+REQUIRED = ("text", "label")
+OPTIONAL = ("id", "created_at", "source")
+SHOWN = 10  # how many offending rows a reason lists
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why a file was refused: what is wrong, where, and what to do about it."""
+
+    message: str
+    fix: str
+    column: str | None = None
+    rows: list[int] = field(default_factory=list)  # 1 = the first data row after the header
+    values: list[str] = field(default_factory=list)
+
+
+class RejectedFile(Exception):
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem.message)
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class IntakeOutcome:
+    """What happened to one dropped file."""
+
+    file: str
+    status: str  # accepted | quarantined | duplicate | waiting
+    batch_id: str | None = None
+    rows: int = 0
+    sha256: str | None = None
+    reason: dict | None = None
+    path: str | None = None  # where the file is now
+
+
+def new_batch_id(now: dt.datetime | None = None) -> str:
+    now = now or dt.datetime.now(dt.timezone.utc)
+    return f"{now:%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+
+
+def wait_until_settled(path: Path, settle_seconds: float, timeout: float = 30.0) -> bool:
+    """True once the file's size and mtime have not changed for `settle_seconds`: a writer that is still
+    appending keeps moving them, so a half-written file is never read."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            info = path.lstat()
+        except FileNotFoundError:
+            return False
+        current = (info.st_size, info.st_mtime_ns)
+        if current == last and time.time() - info.st_mtime >= settle_seconds:
+            return True
+        last = current
+        time.sleep(min(0.2, settle_seconds / 2 or 0.05))
+    return False
+
+
+def _rows(mask: pd.Series) -> list[int]:
+    return [int(i) + 1 for i in mask[mask].index[:SHOWN]]
+
+
+def parse_batch(raw: bytes, policy: IntakePolicy) -> pd.DataFrame:
+    """Validate a batch file's bytes and return its rows with `label` as 0/1. Raises RejectedFile."""
+    if not raw.strip():
+        raise RejectedFile(Problem("the file is empty", "export the batch again with a header `text,label`"))
+    if b"\x00" in raw[:65536]:
+        raise RejectedFile(Problem("the file is binary (it holds NUL bytes), not a CSV", "save the batch as a UTF-8 CSV"))
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise RejectedFile(
+            Problem(
+                f"the file is not UTF-8: byte 0x{raw[error.start]:02x} at line {line} cannot be decoded",
+                "re-save the file with UTF-8 encoding",
+                values=[raw[max(0, error.start - 20) : error.start + 20].decode("utf-8", "replace")],
+            )
+        ) from None
+    try:
+        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False)
+    except pd.errors.EmptyDataError:
+        raise RejectedFile(Problem("the file has no header", "the first line must name the columns, e.g. `text,label`")) from None
+    except (pd.errors.ParserError, csv.Error) as error:
+        raise RejectedFile(Problem(f"the CSV cannot be parsed: {error}", "check quoting and the number of commas on that line")) from None
+
+    columns = [str(c).strip().lower() for c in frame.columns]
+    frame.columns = columns
+    missing = [c for c in REQUIRED if c not in columns]
+    if missing:
+        header = ",".join(columns)
+        for delimiter, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "pipes")):
+            if len(columns) == 1 and delimiter in header:
+                raise RejectedFile(
+                    Problem(f"the columns are separated by {name}, not commas", "save the file as comma-separated", values=[header[:200]])
+                )
+        raise RejectedFile(
+            Problem(
+                f"missing required column(s) {', '.join(missing)}; found {', '.join(columns) or 'none'}",
+                "name the columns `text` and `label` in the header",
+                column=missing[0],
+            )
+        )
+    if len(set(columns)) != len(columns):
+        raise RejectedFile(Problem("the header names a column twice", "give every column a distinct name"))
+    if frame.empty:
+        raise RejectedFile(Problem("the file has a header but no rows", "add labeled reviews below the header"))
+
+    labels = frame["label"].str.strip().str.lower().map(LABELS)
+    unknown = labels.isna()
+    if unknown.any():
+        raise RejectedFile(
+            Problem(
+                f"{int(unknown.sum())} row(s) have a label that is not 0/1 or negative/positive",
+                "use 0 or negative, 1 or positive",
+                column="label",
+                rows=_rows(unknown),
+                values=sorted(set(frame.loc[unknown, "label"].head(SHOWN))),
+            )
+        )
+    empty = frame["text"].str.strip() == ""
+    if empty.any():
+        raise RejectedFile(
+            Problem(f"{int(empty.sum())} row(s) have an empty text", "remove those rows or fill in the review", column="text", rows=_rows(empty))
+        )
+    too_long = frame["text"].str.len() > policy.max_text_chars
+    if too_long.any():
+        raise RejectedFile(
+            Problem(
+                f"{int(too_long.sum())} row(s) have a text longer than {policy.max_text_chars} characters",
+                "check for a missing closing quote; split or shorten those reviews",
+                column="text",
+                rows=_rows(too_long),
+            )
+        )
+    if len(frame) < policy.min_rows:
+        raise RejectedFile(
+            Problem(f"only {len(frame)} rows; a batch needs at least {policy.min_rows} for a drift test", "merge it with other reviews into a larger batch")
+        )
+    minority = min(labels.mean(), 1 - labels.mean())
+    if minority < policy.min_class_share:
+        only = "positive" if labels.mean() > 0.5 else "negative"
+        raise RejectedFile(
+            Problem(
+                f"the batch is one-class: {100 * (1 - minority):.1f}% of rows are {only}",
+                f"include both labels; each must be at least {100 * policy.min_class_share:.0f}% of the rows",
+                column="label",
+            )
+        )
+    frame["label"] = labels.astype("int8")
+    keep = list(REQUIRED) + [c for c in columns if c not in REQUIRED]
+    return frame[keep].reset_index(drop=True)
+
+
+def _free_name(folder: Path, name: str, suffix: str) -> Path:
+    target = folder / name
+    if target.exists() or target.is_symlink():
+        stem, dot, ext = name.partition(".")
+        target = folder / f"{stem}-{suffix}{dot}{ext}"
+    return target
+
+
+def quarantine(path: Path, problem: Problem, settings: Settings, batch_id: str, sha256: str | None) -> Path:
+    """Move the file (never delete it) and write its reason beside it. A symlink is moved as a link,
+    never followed; a directory or FIFO is moved as it is."""
+    settings.quarantine_dir.mkdir(parents=True, exist_ok=True)
+    target = _free_name(settings.quarantine_dir, path.name, batch_id)
+    os.replace(path, target)
+    reason = {"file": path.name, "batch_id": batch_id, "sha256": sha256, **asdict(problem), "quarantined_at": dt.datetime.now(dt.timezone.utc).isoformat()}
+    Path(f"{target}.reason.json").write_text(json.dumps(reason, indent=2))
+    return target
+
+
+def _write_atomically(target: Path, write) -> None:
+    temporary = target.with_name(f".{target.name}.tmp")
+    write(temporary)
+    with open(temporary, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(temporary, target)
+
+
+def ingest(path: Path, settings: Settings, ledger: Ledger) -> IntakeOutcome:
+    """Validate, store and record one dropped file. Safe to call twice on the same bytes."""
+    batch_id = new_batch_id()
+    policy = settings.intake
+    info = path.lstat()
+    if not stat.S_ISREG(info.st_mode):
+        kind = "symbolic link" if stat.S_ISLNK(info.st_mode) else "directory" if stat.S_ISDIR(info.st_mode) else "special file"
+        problem = Problem(f"{path.name} is a {kind}, not a regular file; it was not followed or read", "drop the CSV file itself")
+        return _record_rejection(path, problem, settings, ledger, batch_id, None, "quarantined")
+    if info.st_size > policy.max_bytes:
+        problem = Problem(f"the file is {info.st_size:,} bytes; the limit is {policy.max_bytes:,}", "split it into smaller batches")
+        return _record_rejection(path, problem, settings, ledger, batch_id, None, "quarantined")
+
+    raw = path.read_bytes()
+    sha256 = hashlib.sha256(raw).hexdigest()
+    try:
+        frame = parse_batch(raw, policy)
+    except RejectedFile as rejected:
+        return _record_rejection(path, rejected.problem, settings, ledger, batch_id, sha256, "quarantined")
+
+    known = _accepted_with_digest(ledger, sha256)
+    if known:
+        return _record_duplicate(path, settings, ledger, batch_id, sha256, known)
+
+    settings.batches_dir.mkdir(parents=True, exist_ok=True)
+    stored = settings.batches_dir / f"{batch_id}.parquet"
+    original = settings.batches_dir / f"{batch_id}.csv"
+    _write_atomically(stored, lambda p: frame.to_parquet(p, index=False))
+    _write_atomically(original, lambda p: p.write_bytes(raw))
+    try:
+        with ledger.transaction() as session:
+            session.add(BatchRow(batch_id=batch_id, file_name=path.name, sha256=sha256, rows=len(frame), status="accepted", stored_path=str(stored)))
+            session.flush()
+            session.add(BatchDigest(sha256=sha256, batch_id=batch_id))
+    except IntegrityError:
+        # Another intake accepted the same bytes between our check and our commit.
+        stored.unlink(missing_ok=True)
+        original.unlink(missing_ok=True)
+        return _record_duplicate(path, settings, ledger, batch_id, sha256, _accepted_with_digest(ledger, sha256))
+    path.unlink(missing_ok=True)  # its bytes live on as data/batches/<batch_id>.csv
+    return IntakeOutcome(path.name, "accepted", batch_id, len(frame), sha256, path=str(stored))
+
+
+def _accepted_with_digest(ledger: Ledger, sha256: str) -> str | None:
+    with ledger.transaction() as session:
+        digest = session.get(BatchDigest, sha256)
+        return digest.batch_id if digest else None
+
+
+def _record_duplicate(path: Path, settings: Settings, ledger: Ledger, batch_id: str, sha256: str, original: str | None) -> IntakeOutcome:
+    problem = Problem(f"the same bytes were already accepted as batch {original}", "nothing to do: the batch is learned once", values=[str(original)])
+    return _record_rejection(path, problem, settings, ledger, batch_id, sha256, "duplicate", duplicate_of=original)
+
+
+def _record_rejection(
+    path: Path, problem: Problem, settings: Settings, ledger: Ledger, batch_id: str, sha256: str | None, status: str, duplicate_of: str | None = None
+) -> IntakeOutcome:
+    target = quarantine(path, problem, settings, batch_id, sha256)
+    reason = asdict(problem)
+    with ledger.transaction() as session:
+        session.add(
+            BatchRow(
+                batch_id=batch_id,
+                file_name=path.name,
+                sha256=sha256 or "",
+                status=status,
+                reason=reason,
+                stored_path=str(target),
+                drift_status="none",
+                duplicate_of=duplicate_of,
+            )
+        )
+    return IntakeOutcome(path.name, status, batch_id, 0, sha256, reason, str(target))
+
+
+def pending_files(settings: Settings) -> list[Path]:
+    """Files waiting in the drop zone, oldest first; hidden and temporary files are a writer's business."""
+    if not settings.incoming_dir.exists():
+        return []
+    entries = [p for p in settings.incoming_dir.iterdir() if not p.name.startswith(".") and not p.name.endswith((".tmp", ".part", ".crdownload"))]
+    return sorted(entries, key=lambda p: (p.lstat().st_mtime, p.name))
+
+
+def load_batch_frame(stored_path: str) -> pd.DataFrame:
+    return pd.read_parquet(stored_path)

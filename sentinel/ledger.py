@@ -1,0 +1,187 @@
+"""The ledger: Sentinel's audit trail in SQL (SQLite by default, PostgreSQL by URL).
+
+It links one batch → its drift check → the retrain it caused → the model version → every alias move.
+MLflow holds runs and models; the ledger holds what MLflow cannot answer: which batch caused what, and
+which version was champion when.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, create_engine, event, select
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, dt.datetime: DateTime(timezone=True)}
+
+
+class BatchRow(Base):
+    __tablename__ = "batches"
+
+    batch_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    file_name: Mapped[str] = mapped_column(String(512))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    rows: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16))  # accepted | quarantined | duplicate
+    reason: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    stored_path: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    drift_status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|detected|clear|none
+    suspect_labels: Mapped[bool] = mapped_column(Boolean, default=False)
+    trained_in: Mapped[int | None] = mapped_column(ForeignKey("training_runs.id"), nullable=True)
+    duplicate_of: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class BatchDigest(Base):
+    """One row per accepted content digest: the primary key makes 'the same bytes twice' a constraint
+    the database enforces, so two intake processes racing on one file cannot both accept it."""
+
+    __tablename__ = "batch_digests"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.batch_id"))
+
+
+class DriftCheckRow(Base):
+    __tablename__ = "drift_checks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.batch_id"), index=True)
+    reference_version: Mapped[str] = mapped_column(String(32))
+    detected: Mapped[bool] = mapped_column(Boolean)
+    signals: Mapped[list[Any]] = mapped_column(JSON)
+    report_path: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    mlflow_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    checked_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class TrainingRunRow(Base):
+    __tablename__ = "training_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_name: Mapped[str] = mapped_column(String(256))
+    mlflow_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    batch_ids: Mapped[list[Any]] = mapped_column(JSON)  # the new batches this run learned
+    trained_rows: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    model_version: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    decision: Mapped[str | None] = mapped_column(String(16), nullable=True)  # promoted|challenger|rejected
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    comparison: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+
+class ModelRow(Base):
+    """A registered model version as Sentinel knows it: what it learned and how to measure drift for it."""
+
+    __tablename__ = "models"
+
+    model_name: Mapped[str] = mapped_column(String(256), primary_key=True)
+    version: Mapped[str] = mapped_column(String(32), primary_key=True)
+    mlflow_run_id: Mapped[str] = mapped_column(String(64))
+    training_run_id: Mapped[int | None] = mapped_column(ForeignKey("training_runs.id"), nullable=True)
+    batch_ids: Mapped[list[Any]] = mapped_column(JSON)  # every batch whose training rows it learned
+    artifact_sha256: Mapped[str] = mapped_column(String(64))
+    reference_path: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    calibration: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    decision: Mapped[str] = mapped_column(String(16))  # promoted | challenger | rejected
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class AliasMoveRow(Base):
+    __tablename__ = "alias_moves"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model_name: Mapped[str] = mapped_column(String(256))
+    alias: Mapped[str] = mapped_column(String(32))
+    from_version: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    to_version: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    actor: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(Text)
+    moved_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    # WAL lets the watcher read while a retrain writes; the busy timeout turns lock contention into waiting.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+class Ledger:
+    """Opens the database named by a SQLAlchemy URL and creates the tables if they are missing."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = create_engine(url, pool_pre_ping=True)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        Base.metadata.create_all(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One unit of work: committed as a whole or not at all."""
+        with self._sessions.begin() as session:
+            yield session
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # Reads used by more than one stage.
+    def batches(self, *, status: str | None = None) -> list[BatchRow]:
+        with self._sessions() as session:
+            query = select(BatchRow).order_by(BatchRow.received_at, BatchRow.batch_id)
+            if status:
+                query = query.where(BatchRow.status == status)
+            return list(session.scalars(query))
+
+    def batch(self, batch_id: str) -> BatchRow | None:
+        with self._sessions() as session:
+            return session.get(BatchRow, batch_id)
+
+    def batches_awaiting_drift_check(self) -> list[BatchRow]:
+        with self._sessions() as session:
+            query = select(BatchRow).where(BatchRow.status == "accepted", BatchRow.drift_status == "pending")
+            return list(session.scalars(query.order_by(BatchRow.received_at)))
+
+    def drift_checks(self, batch_id: str | None = None) -> list[DriftCheckRow]:
+        with self._sessions() as session:
+            query = select(DriftCheckRow).order_by(DriftCheckRow.id)
+            if batch_id:
+                query = query.where(DriftCheckRow.batch_id == batch_id)
+            return list(session.scalars(query))
+
+    def training_runs(self) -> list[TrainingRunRow]:
+        with self._sessions() as session:
+            return list(session.scalars(select(TrainingRunRow).order_by(TrainingRunRow.id)))
+
+    def training_run(self, run_id: int) -> TrainingRunRow | None:
+        with self._sessions() as session:
+            return session.get(TrainingRunRow, run_id)
+
+    def models(self, model_name: str) -> list[ModelRow]:
+        with self._sessions() as session:
+            query = select(ModelRow).where(ModelRow.model_name == model_name)
+            return sorted(session.scalars(query), key=lambda row: int(row.version))
+
+    def model(self, model_name: str, version: str) -> ModelRow | None:
+        with self._sessions() as session:
+            return session.get(ModelRow, (model_name, str(version)))
+
+    def alias_moves(self, model_name: str) -> list[AliasMoveRow]:
+        """Every alias move, newest first."""
+        with self._sessions() as session:
+            query = select(AliasMoveRow).where(AliasMoveRow.model_name == model_name)
+            return list(session.scalars(query.order_by(AliasMoveRow.id.desc())))

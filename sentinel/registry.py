@@ -1,0 +1,181 @@
+"""The registry: everything Sentinel says to MLflow about models — logging, registering, aliases, tags,
+and loading a model only after its artifact digest has been checked."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+# Set before MLflow reads it: no progress bars in logs and JSON output.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+import mlflow  # noqa: E402
+from filelock import FileLock  # noqa: E402
+from mlflow import MlflowClient  # noqa: E402
+from mlflow.exceptions import MlflowException  # noqa: E402
+from mlflow.models import infer_signature  # noqa: E402
+
+from sentinel.settings import Settings
+
+TAG = "sentinel."
+ALIASES = ("champion", "challenger")
+# The model runs wherever these are installed; passing them spares MLflow inferring them (seconds).
+PIP_REQUIREMENTS = ["scikit-learn", "pandas", "numpy", "scipy"]
+
+# Sentinel pickles on purpose and checks every pickle's digest before loading it (see `load`).
+logging.getLogger("mlflow.sklearn").setLevel(logging.ERROR)
+
+
+class TamperedModel(RuntimeError):
+    """The model's artifact no longer has the digest recorded when it was registered."""
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def artifact_digest(model_dir: Path) -> str:
+    """sha256 of the pickle, the one file whose loading runs code. (The registry adds its own metadata
+    files beside it, so a digest over the whole folder would change at registration.)"""
+    return _file_sha256(model_dir / "model.pkl")
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    version: str
+    aliases: tuple[str, ...]
+    tags: dict[str, str]
+    run_id: str | None
+    created_ms: int
+
+
+class Registry:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.name = settings.registered_model
+        mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+        self.client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri, registry_uri=settings.mlflow_tracking_uri)
+
+    def experiment_id(self, name: str) -> str:
+        found = self.client.get_experiment_by_name(name)
+        if found:
+            return found.experiment_id
+        location = None
+        if not self.settings.mlflow_tracking_uri.startswith(("http://", "https://", "databricks")):
+            # A local backend would put artifacts under the current directory; keep them in the project.
+            location = (self.settings.artifacts_dir / name).as_uri()
+        try:
+            return self.client.create_experiment(name, artifact_location=location)
+        except MlflowException:  # created by another process meanwhile
+            return self.client.get_experiment_by_name(name).experiment_id
+
+    def log_model(self, pipeline, example) -> tuple[str, str]:
+        """Log the pipeline in the active run (pickle: MLflow 3's default skops format takes minutes for a
+        TF-IDF pipeline) and return its model URI and artifact digest."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # MLflow's hint about integer outputs does not apply: labels are never missing
+            signature = infer_signature(example, pipeline.predict(example))
+        info = mlflow.sklearn.log_model(
+            pipeline,
+            name="model",
+            serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_PICKLE,
+            signature=signature,
+            pip_requirements=PIP_REQUIREMENTS,
+        )
+        # Digest what the store actually holds (MLmodel carries ids and times), read back once.
+        with tempfile.TemporaryDirectory() as folder:
+            local = mlflow.artifacts.download_artifacts(artifact_uri=info.model_uri, dst_path=folder)
+            digest = artifact_digest(Path(local))
+        return info.model_uri, digest
+
+    def register(self, model_uri: str, run_id: str, tags: dict[str, Any]) -> str:
+        try:
+            self.client.create_registered_model(self.name, description="Review sentiment classifier kept fresh by Sentinel.")
+        except MlflowException:
+            pass  # it exists
+        version = self.client.create_model_version(self.name, model_uri, run_id=run_id, tags=self._tags(tags))
+        return str(version.version)
+
+    @staticmethod
+    def _tags(tags: dict[str, Any]) -> dict[str, str]:
+        return {f"{TAG}{key}": ("" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)) for key, value in tags.items()}
+
+    def set_tags(self, version: str, tags: dict[str, Any]) -> None:
+        for key, value in self._tags(tags).items():
+            self.client.set_model_version_tag(self.name, version, key, value)
+
+    def alias_version(self, alias: str) -> str | None:
+        try:
+            return str(self.client.get_model_version_by_alias(self.name, alias).version)
+        except MlflowException:
+            return None
+
+    def set_alias(self, alias: str, version: str) -> None:
+        self.client.set_registered_model_alias(self.name, alias, version)
+
+    def delete_alias(self, alias: str) -> None:
+        try:
+            self.client.delete_registered_model_alias(self.name, alias)
+        except MlflowException:
+            pass
+
+    def versions(self) -> list[VersionInfo]:
+        """Every version with its aliases. `search_model_versions` leaves aliases out, so they are read
+        from the registered model itself."""
+        try:
+            aliases = self.client.get_registered_model(self.name).aliases or {}
+        except MlflowException:
+            return []
+        by_version: dict[str, list[str]] = {}
+        for alias, version in aliases.items():
+            by_version.setdefault(str(version), []).append(alias)
+        found = self.client.search_model_versions(f"name = '{self.name}'")
+        return sorted(
+            (VersionInfo(str(v.version), tuple(sorted(by_version.get(str(v.version), []))), dict(v.tags or {}), v.run_id, int(v.creation_timestamp or 0)) for v in found),
+            key=lambda v: int(v.version),
+        )
+
+    def version(self, version: str) -> VersionInfo | None:
+        return next((v for v in self.versions() if v.version == str(version)), None)
+
+    def load(self, version: str, expected_digest: str):
+        """Download, check the digest, and only then unpickle."""
+        return _load_verified(self.settings.mlflow_tracking_uri, self.name, str(version), expected_digest)
+
+    def run_url(self, run_id: str | None) -> str | None:
+        uri = self.settings.mlflow_tracking_uri
+        if not run_id or not uri.startswith("http"):
+            return None
+        run = self.client.get_run(run_id)
+        return f"{uri.rstrip('/')}/#/experiments/{run.info.experiment_id}/runs/{run_id}"
+
+
+@lru_cache(maxsize=4)
+def _load_verified(tracking_uri: str, name: str, version: str, expected_digest: str):
+    with tempfile.TemporaryDirectory() as folder:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=folder, tracking_uri=tracking_uri))
+        actual = artifact_digest(local)
+        if actual != expected_digest:
+            raise TamperedModel(f"model {name} version {version} was changed after registration (digest {actual[:12]}, recorded {expected_digest[:12]}); refusing to load it")
+        return mlflow.sklearn.load_model(str(local))
+
+
+@contextmanager
+def promotion_lock(settings: Settings, timeout: float = 120.0):
+    """MLflow's alias write is last-writer-wins: serialize every alias move, then re-read inside."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(settings.lock_path), timeout=timeout):
+        yield
+

@@ -1,0 +1,426 @@
+"""The loop's use cases, each one call: bootstrap a champion, take in files, check drift, retrain and
+gate, move aliases. Flows and the CLI call these; every one reads its work from the ledger and is safe
+to run twice."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import getpass
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import pandas as pd
+from filelock import FileLock, Timeout
+from sqlalchemy import select
+
+from sentinel import drift, gate, intake, training
+from sentinel.errors import SentinelError
+from sentinel.ledger import AliasMoveRow, BatchDigest, BatchRow, DriftCheckRow, Ledger, ModelRow, TrainingRunRow, utcnow
+from sentinel.settings import Settings
+
+
+def os_user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry in some containers
+        return "unknown"
+
+
+@dataclass
+class Sentinel:
+    """One project: its settings, ledger and (lazily, since MLflow is slow to import) its registry."""
+
+    settings: Settings
+    ledger: Ledger = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.settings.ensure_dirs()
+        self.ledger = Ledger(self.settings.ledger_url)
+
+    @cached_property
+    def registry(self):
+        from sentinel.registry import Registry
+
+        return Registry(self.settings)
+
+    def close(self) -> None:
+        self.ledger.dispose()
+
+    # ---- champion -----------------------------------------------------------------------------
+    def champion(self) -> ModelRow | None:
+        version = self.registry.alias_version("champion")
+        return self.ledger.model(self.settings.registered_model, version) if version else None
+
+    def require_champion(self) -> ModelRow:
+        champion = self.champion()
+        if champion is None:
+            raise SentinelError("there is no champion yet: run `sentinel bootstrap --reference FILE.csv` (or `sentinel demo`)")
+        return champion
+
+    def load_model(self, row: ModelRow):
+        return self.registry.load(row.version, row.artifact_sha256)
+
+    def champion_reference(self, champion: ModelRow) -> tuple[pd.DataFrame, drift.Calibration]:
+        return pd.read_parquet(champion.reference_path), drift.Calibration(**champion.calibration)
+
+
+# ---- bootstrap ----------------------------------------------------------------------------------
+def bootstrap(app: Sentinel, reference_csv: Path, actor: str | None = None) -> ModelRow:
+    """Train the first champion on a labeled CSV and make that data the drift reference."""
+    if app.champion() is not None:
+        raise SentinelError(f"a champion exists already (version {app.champion().version}); bootstrap only starts an empty project")
+    if not reference_csv.is_file():
+        raise SentinelError(f"reference file not found: {reference_csv}")
+    raw = reference_csv.read_bytes()
+    try:
+        frame = intake.parse_batch(raw, app.settings.intake.model_copy(update={"max_text_chars": 10**7}))
+    except intake.RejectedFile as rejected:
+        raise SentinelError(f"the reference {reference_csv.name} is not usable: {rejected.problem.message}; {rejected.problem.fix}") from None
+    sha256 = hashlib.sha256(raw).hexdigest()
+    batch_id = "ref-" + intake.new_batch_id()
+    stored = app.settings.batches_dir / f"{batch_id}.parquet"
+    frame.to_parquet(stored, index=False)
+    with app.ledger.transaction() as session:
+        session.add(BatchRow(batch_id=batch_id, file_name=reference_csv.name, sha256=sha256, rows=len(frame), status="accepted", stored_path=str(stored), drift_status="none"))
+        session.flush()
+        if session.get(BatchDigest, sha256) is None:
+            session.add(BatchDigest(sha256=sha256, batch_id=batch_id))
+    data = training.assemble({batch_id: frame}, {}, app.settings.gate.holdout_share, app.settings.gate.reference_holdout_rows)
+    return _train_and_register(app, data, run_name=f"bootstrap-{batch_id}", champion=None, actor=actor or os_user(), first=True)
+
+
+# ---- intake + drift -----------------------------------------------------------------------------
+def take_in(app: Sentinel, paths: list[Path] | None = None) -> list[intake.IntakeOutcome]:
+    """Ingest every settled file in the drop zone; a file still being written is left for later."""
+    outcomes = []
+    for path in paths if paths is not None else intake.pending_files(app.settings):
+        if path.is_file() and not path.is_symlink() and not intake.wait_until_settled(path, app.settings.intake.settle_seconds):
+            outcomes.append(intake.IntakeOutcome(path.name, "waiting", reason={"message": "the file is still being written"}))
+            continue
+        if not (path.exists() or path.is_symlink()):
+            continue  # taken by another watcher meanwhile
+        outcomes.append(intake.ingest(path, app.settings, app.ledger))
+    return outcomes
+
+
+def check_drift(app: Sentinel, batch_id: str) -> drift.DriftVerdict | None:
+    """Measure one accepted batch against the champion's reference; None if it was checked already."""
+    row = app.ledger.batch(batch_id)
+    if row is None or row.status != "accepted" or row.drift_status != "pending":
+        return None
+    champion = app.require_champion()
+    reference, calibration = app.champion_reference(champion)
+    model = app.load_model(champion)
+    frame = intake.load_batch_frame(row.stored_path)
+    report = app.settings.reports_dir / "drift" / f"drift-{batch_id}.html"
+    verdict = drift.measure(frame, reference, calibration, lambda f: model.predict(f[["text"]]), app.settings.drift, report)
+    run_id = _log_drift_run(app, batch_id, champion.version, verdict, report)
+    with app.ledger.transaction() as session:
+        batch = session.get(BatchRow, batch_id, with_for_update=True)
+        if batch.drift_status != "pending":
+            return None  # another process finished first; its record stands
+        session.add(DriftCheckRow(batch_id=batch_id, reference_version=champion.version, detected=verdict.detected, signals=verdict.as_dict()["signals"], report_path=str(report), mlflow_run_id=run_id))
+        batch.drift_status = "detected" if verdict.detected else "clear"
+        batch.suspect_labels = verdict.suspect_labels
+    return verdict
+
+
+def _log_drift_run(app: Sentinel, batch_id: str, reference_version: str, verdict: drift.DriftVerdict, report: Path) -> str:
+    import mlflow
+
+    experiment = app.registry.experiment_id(app.settings.drift_experiment)
+    with mlflow.start_run(experiment_id=experiment, run_name=f"drift-{batch_id}") as run:
+        mlflow.set_tags({"sentinel.batch": batch_id, "sentinel.reference_version": reference_version, "sentinel.detected": str(verdict.detected).lower(), "sentinel.suspect_labels": str(verdict.suspect_labels).lower()})
+        mlflow.log_metrics({f"{s.name}_score": s.score for s in verdict.signals} | {f"{s.name}_threshold": s.threshold for s in verdict.signals})
+        mlflow.log_params({f"{s.name}_method": s.method[:500] for s in verdict.signals})
+        if report.exists():
+            mlflow.log_artifact(str(report), artifact_path="reports")
+        return run.info.run_id
+
+
+# ---- retrain + gate -----------------------------------------------------------------------------
+def batches_to_learn(app: Sentinel, champion: ModelRow) -> list[BatchRow]:
+    """Accepted, drift-checked batches the champion has not learned, minus suspect ones and those a
+    rejected challenger learned (their data made a worse model)."""
+    learned = set(champion.batch_ids)
+    rejected_runs = {r.id for r in app.ledger.training_runs() if r.decision == "rejected"}
+    return [
+        b
+        for b in app.ledger.batches(status="accepted")
+        if b.batch_id not in learned and b.drift_status in ("detected", "clear") and not b.suspect_labels and b.trained_in not in rejected_runs
+    ]
+
+
+def retrain_due(app: Sentinel) -> bool:
+    """A drift verdict that no retrain has answered yet."""
+    return any(b.drift_status == "detected" and b.trained_in is None and not b.suspect_labels for b in app.ledger.batches(status="accepted"))
+
+
+def retrain(app: Sentinel, actor: str = "sentinel") -> TrainingRunRow | None:
+    """Train a challenger on the champion's data plus every batch not yet learned, gate it, register it.
+    One at a time: a second caller returns None at once, and the running one takes all pending work."""
+    lock = FileLock(str(app.settings.home / "retrain.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return None
+    try:
+        if not retrain_due(app):
+            return None
+        champion = app.require_champion()
+        new = batches_to_learn(app, champion)
+        old = {b.batch_id: intake.load_batch_frame(b.stored_path) for b in _rows(app, champion.batch_ids)}
+        fresh = {b.batch_id: intake.load_batch_frame(b.stored_path) for b in new}
+        data = training.assemble(old, fresh, app.settings.gate.holdout_share, app.settings.gate.reference_holdout_rows)
+        run_name = "retrain-" + _name_batches(tuple(fresh))
+        _train_and_register(app, data, run_name=run_name, champion=champion, actor=actor)
+        return app.ledger.training_runs()[-1]
+    finally:
+        lock.release()
+
+
+def _rows(app: Sentinel, batch_ids) -> list[BatchRow]:
+    rows = [app.ledger.batch(b) for b in batch_ids]
+    return [r for r in rows if r is not None]
+
+
+def _name_batches(batch_ids: tuple[str, ...]) -> str:
+    if len(batch_ids) <= 3:
+        return "+".join(batch_ids)
+    return f"{batch_ids[0]}..{batch_ids[-1]}({len(batch_ids)})"
+
+
+def _train_and_register(app: Sentinel, data: training.TrainingData, *, run_name: str, champion: ModelRow | None, actor: str, first: bool = False) -> ModelRow:
+    import mlflow
+
+    from sentinel import reporting
+    from sentinel.registry import promotion_lock
+
+    settings = app.settings
+    started = utcnow()
+    experiment = app.registry.experiment_id(settings.training_experiment)
+    with mlflow.start_run(experiment_id=experiment, run_name=run_name) as run:
+        mlflow.set_tags({"sentinel.batches": ",".join(data.new_batches) or "reference", "sentinel.trigger": "bootstrap" if first else "drift"})
+        mlflow.log_params(settings.model.model_dump(exclude={"search_C"}) | {"train_rows": len(data.train), "holdout_new_rows": len(data.holdout_new), "holdout_reference_rows": len(data.holdout_reference)})
+        reporting.log_inputs(data)
+        tick = time.perf_counter()
+        model = training.fit(data.train, settings.model)
+        mlflow.log_metric("fit_seconds", time.perf_counter() - tick)
+
+        challenger_new = training.evaluate(model, data.holdout_new)
+        challenger_ref = training.evaluate(model, data.holdout_reference)
+        mlflow.log_metrics(challenger_new.metrics("new") | challenger_ref.metrics("reference"))
+        if champion is None:
+            decision = None
+        else:
+            champion_model = app.load_model(champion)
+            champion_new = training.evaluate(champion_model, data.holdout_new)
+            champion_ref = training.evaluate(champion_model, data.holdout_reference)
+            mlflow.log_metrics(champion_new.metrics("champion_new") | champion_ref.metrics("champion_reference"))
+            decision = gate.decide(
+                gate.SliceScores(champion_new.y_true, champion_new.y_pred, challenger_new.y_pred),
+                gate.SliceScores(champion_ref.y_true, champion_ref.y_pred, challenger_ref.y_pred),
+                settings.gate,
+            )
+            mlflow.log_metrics({k: v for k, v in decision.as_dict().items() if isinstance(v, float)})
+            mlflow.set_tag("sentinel.decision", decision.decision)
+        reporting.log_curves(challenger_new if challenger_new.rows else challenger_ref)
+        model_uri, digest = app.registry.log_model(model, data.train[["text"]].head(5))
+
+        drift_scores = _drift_scores(app, data.new_batches)
+        outcome = "promoted" if decision is None else decision.decision
+        reason = f"first champion, trained on {data.learned_batches[0]}" if decision is None else decision.reason
+        tags = {
+            "role": "champion" if outcome == "promoted" else outcome,
+            "decision": outcome,
+            "reason": reason,
+            "batches": ",".join(data.new_batches) or data.learned_batches[0],
+            "trained_rows": len(data.train),
+            "drift_text": drift_scores.get("text"),
+            "drift_label": drift_scores.get("label"),
+            "f1_reference": challenger_ref.f1,
+        }
+        if decision is not None:
+            tags |= {k: getattr(decision, k) for k in ("f1_new", "f1_champion", "f1_delta", "ci_low", "ci_high", "p_value")}
+        version = app.registry.register(model_uri, run.info.run_id, tags | {"model_sha256": digest})
+
+    with app.ledger.transaction() as session:
+        run_row = TrainingRunRow(
+            run_name=run_name,
+            mlflow_run_id=run.info.run_id,
+            batch_ids=list(data.new_batches),
+            trained_rows=len(data.train),
+            started_at=started,
+            finished_at=utcnow(),
+            model_version=version,
+            decision=outcome,
+            reason=reason,
+            comparison=decision.as_dict() if decision else {"f1_reference": challenger_ref.f1, "accuracy_reference": challenger_ref.accuracy},
+        )
+        session.add(run_row)
+        session.flush()
+        for batch_id in data.new_batches:
+            session.get(BatchRow, batch_id).trained_in = run_row.id
+        session.add(ModelRow(model_name=settings.registered_model, version=version, mlflow_run_id=run.info.run_id, training_run_id=run_row.id, batch_ids=list(data.learned_batches), artifact_sha256=digest, decision=outcome))
+
+    if outcome == "promoted":
+        held = pd.concat([data.holdout_new, data.holdout_reference], ignore_index=True)
+        expected = training.evaluate(model, held).accuracy
+        reference, calibration = drift.build_reference(data.train, expected, settings.drift, seed=settings.model.seed)
+        path = settings.reference_dir / f"v{version}.parquet"
+        reference.to_parquet(path, index=False)
+        with app.ledger.transaction() as session:
+            row = session.get(ModelRow, (settings.registered_model, version))
+            row.reference_path, row.calibration = str(path), calibration.__dict__
+        with promotion_lock(settings):
+            current = app.registry.alias_version("champion")
+            expected_champion = champion.version if champion else None
+            if current != expected_champion:
+                # Someone moved the champion while we trained: our comparison is stale, so do not overwrite.
+                outcome, reason = "challenger", f"champion moved to version {current} during the run; compare again"
+                app.registry.set_tags(version, {"role": "challenger", "decision": outcome, "reason": reason})
+                _move_alias(app, "challenger", version, actor, reason)
+            else:
+                _move_alias(app, "champion", version, actor, reason)
+                if app.registry.alias_version("challenger") == version:
+                    app.registry.delete_alias("challenger")
+    elif outcome == "challenger":
+        with promotion_lock(settings):
+            _move_alias(app, "challenger", version, actor, reason)
+    if outcome != "promoted":
+        with app.ledger.transaction() as session:
+            session.get(ModelRow, (settings.registered_model, version)).decision = outcome
+            session.get(TrainingRunRow, run_row.id).decision = outcome
+    return app.ledger.model(settings.registered_model, version)
+
+
+def _drift_scores(app: Sentinel, batch_ids: tuple[str, ...]) -> dict[str, float]:
+    """The largest text and label drift scores among the batches that caused this run."""
+    scores: dict[str, float] = {}
+    for batch_id in batch_ids:
+        for check in app.ledger.drift_checks(batch_id):
+            for signal in check.signals:
+                if signal["name"] in ("text", "label"):
+                    scores[signal["name"]] = max(scores.get(signal["name"], float("-inf")), signal["score"])
+    return scores
+
+
+def _move_alias(app: Sentinel, alias: str, version: str | None, actor: str, reason: str) -> None:
+    """Move an alias in MLflow and record the move in the ledger. Call inside `promotion_lock`."""
+    previous = app.registry.alias_version(alias)
+    if version is None:
+        app.registry.delete_alias(alias)
+    else:
+        app.registry.set_alias(alias, version)
+    with app.ledger.transaction() as session:
+        session.add(AliasMoveRow(model_name=app.settings.registered_model, alias=alias, from_version=previous, to_version=version, actor=actor, reason=reason, moved_at=utcnow()))
+
+
+# ---- the standalone loop ------------------------------------------------------------------------
+def process(app: Sentinel) -> list[dict]:
+    """Everything waiting, in order: intake of every file, a drift check of every unchecked batch,
+    then one retrain that takes every batch not yet learned. One record per file."""
+    outcomes = take_in(app)
+    pending = [b.batch_id for b in app.ledger.batches_awaiting_drift_check()]
+    if pending:
+        app.require_champion()
+    for batch_id in pending:
+        check_drift(app, batch_id)
+    run = retrain(app) if retrain_due(app) else None
+    records = []
+    for outcome in outcomes:
+        record = {"file": outcome.file, "status": outcome.status, "batch_id": outcome.batch_id, "rows": outcome.rows}
+        if outcome.reason:
+            record["reason"] = outcome.reason
+        if outcome.status == "accepted":
+            record |= batch_record(app, app.ledger.batch(outcome.batch_id))
+        records.append(record)
+    return records
+
+
+def batch_record(app: Sentinel, row: BatchRow) -> dict:
+    """One batch as the CLI shows it: intake, drift verdict, and the retrain and decision it led to."""
+    checks = app.ledger.drift_checks(row.batch_id)
+    check = checks[-1] if checks else None
+    run = app.ledger.training_run(row.trained_in) if row.trained_in else None
+    return {
+        "batch_id": row.batch_id,
+        "file": row.file_name,
+        "sha256": row.sha256,
+        "rows": row.rows,
+        "status": row.status,
+        "reason": row.reason,
+        "received_at": row.received_at.isoformat() if row.received_at else None,
+        "drift": None if check is None else {"detected": check.detected, "reference_version": check.reference_version, "signals": check.signals, "report": check.report_path},
+        "suspect_labels": row.suspect_labels,
+        "retrain_run_id": run.mlflow_run_id if run else None,
+        "model_version": run.model_version if run else None,
+        "decision": run.decision if run else "none",
+    }
+
+
+# ---- reading the registry -----------------------------------------------------------------------
+def model_records(app: Sentinel) -> list[dict]:
+    """Every registered version: its aliases (read from MLflow), its tags, and what the ledger knows."""
+    records = []
+    for info in app.registry.versions():
+        row = app.ledger.model(app.settings.registered_model, info.version)
+        run = app.ledger.training_run(row.training_run_id) if row and row.training_run_id else None
+        records.append(
+            {
+                "version": info.version,
+                "aliases": list(info.aliases),
+                "tags": {k.removeprefix("sentinel."): v for k, v in info.tags.items() if k.startswith("sentinel.")},
+                "metrics": (run.comparison if run else None) or {},
+                "batches": list(row.batch_ids) if row else [],
+                "new_batches": list(run.batch_ids) if run else [],
+                "mlflow_run_id": info.run_id,
+                "created_at": dt.datetime.fromtimestamp(info.created_ms / 1000, dt.timezone.utc).isoformat(),
+            }
+        )
+    return records
+
+
+def resolve_version(app: Sentinel, alias: str = "champion", version: str | None = None) -> ModelRow:
+    if version is None:
+        version = app.registry.alias_version(alias)
+        if version is None:
+            raise SentinelError(f"no version has the alias {alias!r}; see `sentinel models`")
+    row = app.ledger.model(app.settings.registered_model, str(version))
+    if row is None:
+        raise SentinelError(f"unknown version {version} of {app.settings.registered_model}; see `sentinel models`")
+    return row
+
+
+def predict_file(app: Sentinel, path: Path, alias: str = "champion", version: str | None = None) -> dict:
+    """Predictions of one model for a CSV; with labels, also its accuracy and F1 there."""
+    if not path.is_file():
+        raise SentinelError(f"file not found: {path}")
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        raise SentinelError(f"{path.name} is not a readable UTF-8 CSV: {error}") from None
+    frame.columns = [str(c).strip().lower() for c in frame.columns]
+    if "text" not in frame.columns:
+        raise SentinelError(f"{path.name} has no `text` column (found: {', '.join(frame.columns)})")
+    row = resolve_version(app, alias, version)
+    model = app.load_model(row)
+    scores = model.predict_proba(frame[["text"]])[:, 1]
+    labels = (scores >= 0.5).astype(int)
+    result = {
+        "version": row.version,
+        "rows": len(frame),
+        "predictions": [{"text": t, "label": int(y), "probability": round(float(p), 4)} for t, y, p in zip(frame["text"], labels, scores)],
+    }
+    if "label" in frame.columns:
+        truth = frame["label"].str.strip().str.lower().map(intake.LABELS)
+        known = truth.notna().to_numpy()
+        if known.any():
+            from sklearn.metrics import accuracy_score, f1_score
+
+            result["accuracy"] = float(accuracy_score(truth[known].astype(int), labels[known]))
+            result["f1"] = float(f1_score(truth[known].astype(int), labels[known]))
+    return result

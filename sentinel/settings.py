@@ -1,0 +1,147 @@
+"""Sentinel's settings: one typed object read once from `sentinel.toml` and `SENTINEL_*` variables.
+
+Everything that differs between a laptop and a cluster is a URL or a path here, so scaling out is a
+configuration change. Nested groups are set from the environment with a double underscore, for example
+`SENTINEL_DRIFT__Z=5` or `SENTINEL_GATE__MARGIN=0.01`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, Field, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+
+def project_home() -> Path:
+    """The project folder that holds all runtime state: `$SENTINEL_HOME`, else the current directory."""
+    return Path(os.environ.get("SENTINEL_HOME") or Path.cwd()).resolve()
+
+
+class IntakePolicy(BaseModel):
+    """What a batch file must look like to be accepted."""
+
+    max_bytes: int = Field(50_000_000, description="Larger files are quarantined unread.")
+    min_rows: int = Field(50, description="Fewer rows give no meaningful drift test.")
+    max_text_chars: int = Field(100_000, description="A longer single review is almost surely a broken file.")
+    min_class_share: float = Field(0.02, description="A batch whose minority label is rarer than this is one-class.")
+    settle_seconds: float = Field(1.0, description="A file must be unchanged this long before it is read.")
+
+
+class DriftPolicy(BaseModel):
+    """How drift is measured and when it counts as real."""
+
+    reference_rows: int = Field(5000, description="Rows of the champion's training data kept as the drift reference.")
+    calibration_draws: int = Field(8, description="Stable splits of the reference scored to learn the no-drift noise.")
+    calibration_batch_rows: int = Field(1000, description="Size of each calibration pseudo-batch.")
+    z: float = Field(4.0, description="A signal drifts when it exceeds the calibrated stable mean by z standard deviations.")
+    label_threshold: float = Field(0.1, description="Jensen-Shannon distance of the label shares (Evidently's default).")
+    descriptor_threshold: float = Field(0.1, description="Floor for the normed Wasserstein distance of a descriptor.")
+    text_threshold_floor: float = Field(0.52, description="The calibrated text ROC AUC threshold never goes below this.")
+    performance_drop: float = Field(0.05, description="Champion accuracy drop on the batch, beyond its noise, that counts.")
+    suspect_accuracy: float = Field(0.35, description="Champion accuracy below this means the batch's labels look inverted.")
+
+
+class GatePolicy(BaseModel):
+    """When a challenger may replace the champion."""
+
+    margin: float = Field(0.005, description="Minimum F1 gain on the newest held-out rows.")
+    alpha: float = Field(0.05, description="Significance level of the paired bootstrap interval and McNemar test.")
+    reference_regression: float = Field(0.01, description="Largest F1 loss allowed on the reference slice.")
+    min_f1: float = Field(0.6, description="A challenger below this F1 on the newest rows is rejected outright.")
+    bootstrap_rounds: int = Field(1000, description="Paired bootstrap resamples for the F1 interval.")
+    holdout_share: float = Field(0.2, description="Share of every batch's rows that is held out and never trained on.")
+    reference_holdout_rows: int = Field(2500, description="Cap on the reference slice used by the gate.")
+
+
+class ModelParams(BaseModel):
+    """Hyper-parameters of the TF-IDF + logistic regression pipeline."""
+
+    ngram_max: int = 2
+    min_df: int = 2
+    max_features: int = 200_000
+    C: float = 4.0
+    max_iter: int = 1000
+    search_C: list[float] = Field(default_factory=list, description="If set, a small nested-run search over C.")
+    seed: int = 42
+
+
+class Settings(BaseSettings):
+    """All of Sentinel's configuration. Paths are relative to `home` unless absolute."""
+
+    model_config = SettingsConfigDict(env_prefix="SENTINEL_", env_nested_delimiter="__", extra="forbid")
+
+    home: Path = Field(default_factory=project_home)
+    ledger_url: str = Field("", description="SQLAlchemy URL; default sqlite:///<home>/sentinel.db")
+    mlflow_tracking_uri: str = Field("", description="default sqlite:///<home>/mlflow.db")
+    prefect_api_url: str = Field("", description="Empty: no events are sent (standalone mode).")
+    registered_model: str = "review-sentiment"
+    drift_experiment: str = "sentinel-drift"
+    training_experiment: str = "sentinel-training"
+    report_schedule: str = Field("0 6 * * *", description="Cron schedule of the drift-report deployment.")
+    reference_csv: str = Field("", description="Labeled CSV `sentinel up` bootstraps the first champion from.")
+
+    intake: IntakePolicy = IntakePolicy()
+    drift: DriftPolicy = DriftPolicy()
+    gate: GatePolicy = GatePolicy()
+    model: ModelParams = ModelParams()
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> "Settings":
+        self.home = self.home.resolve()
+        if not self.ledger_url:
+            self.ledger_url = f"sqlite:///{self.home / 'sentinel.db'}"
+        if not self.mlflow_tracking_uri:
+            self.mlflow_tracking_uri = f"sqlite:///{self.home / 'mlflow.db'}"
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = project_home() / "sentinel.toml"
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+
+    # Folders of the runtime state; all under `home`, all ignored by git.
+    @property
+    def incoming_dir(self) -> Path:
+        return self.home / "data" / "incoming"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.home / "data" / "quarantine"
+
+    @property
+    def batches_dir(self) -> Path:
+        return self.home / "data" / "batches"
+
+    @property
+    def reference_dir(self) -> Path:
+        return self.home / "data" / "reference"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.home / "mlartifacts"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.home / "sentinel.lock"
+
+    def ensure_dirs(self) -> None:
+        for folder in (self.incoming_dir, self.quarantine_dir, self.batches_dir, self.reference_dir, self.reports_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+
+
+def load_settings(**overrides) -> Settings:
+    """Read the settings once; callers pass the object on instead of reading the environment again."""
+    return Settings(**overrides)

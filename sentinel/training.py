@@ -1,0 +1,120 @@
+"""Training: assemble the data a challenger learns from, fit it, and score models on held-out rows."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
+from sklearn.pipeline import Pipeline
+
+from sentinel.settings import ModelParams
+
+
+def build_pipeline(params: ModelParams) -> Pipeline:
+    """TF-IDF over the `text` column, then logistic regression.
+
+    The ColumnTransformer picks the column by name: a bare TfidfVectorizer fed a DataFrame iterates
+    over its column names and silently predicts a single row.
+    """
+    vectorizer = TfidfVectorizer(
+        ngram_range=(1, params.ngram_max), min_df=params.min_df, max_features=params.max_features, sublinear_tf=True, dtype=np.float32
+    )
+    classifier = LogisticRegression(C=params.C, max_iter=params.max_iter, random_state=params.seed)
+    return Pipeline([("features", ColumnTransformer([("tfidf", vectorizer, "text")])), ("classifier", classifier)])
+
+
+def holdout_mask(batch_id: str, rows: int, share: float) -> np.ndarray:
+    """Which rows of a batch are held out, forever: derived from the batch id alone, so every retrain
+    agrees and a held-out row is never trained on by any model."""
+    seed = int(hashlib.sha256(batch_id.encode()).hexdigest()[:16], 16)
+    return np.random.default_rng(seed).random(rows) < share
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """The rows a challenger learns from and the two held-out slices the gate compares models on."""
+
+    train: pd.DataFrame
+    holdout_new: pd.DataFrame  # held-out rows of the batches the champion has not learned
+    holdout_reference: pd.DataFrame  # held-out rows of the champion's own training batches
+    learned_batches: tuple[str, ...]  # every batch whose training rows are in `train`
+    new_batches: tuple[str, ...]
+
+
+def split(frames: dict[str, pd.DataFrame], share: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Training rows and held-out rows of several batches, each row tagged with its batch."""
+    train, held = [], []
+    for batch_id, frame in frames.items():
+        mask = holdout_mask(batch_id, len(frame), share)
+        tagged = frame[["text", "label"]].assign(batch_id=batch_id)
+        train.append(tagged[~mask])
+        held.append(tagged[mask])
+    empty = pd.DataFrame({"text": pd.Series(dtype=str), "label": pd.Series(dtype="int8"), "batch_id": pd.Series(dtype=str)})
+    return (pd.concat(train, ignore_index=True) if train else empty), (pd.concat(held, ignore_index=True) if held else empty)
+
+
+def assemble(champion_batches: dict[str, pd.DataFrame], new_batches: dict[str, pd.DataFrame], share: float, reference_cap: int, seed: int = 0) -> TrainingData:
+    old_train, old_held = split(champion_batches, share)
+    new_train, new_held = split(new_batches, share)
+    if len(old_held) > reference_cap:
+        old_held = old_held.sample(n=reference_cap, random_state=seed).reset_index(drop=True)
+    return TrainingData(
+        train=pd.concat([old_train, new_train], ignore_index=True),
+        holdout_new=new_held,
+        holdout_reference=old_held,
+        learned_batches=tuple(champion_batches) + tuple(new_batches),
+        new_batches=tuple(new_batches),
+    )
+
+
+def fit(train: pd.DataFrame, params: ModelParams) -> Pipeline:
+    pipeline = build_pipeline(params)
+    pipeline.fit(train[["text"]], train["label"].astype(int))
+    return pipeline
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A model's predictions on one held-out slice, with the usual metrics."""
+
+    y_true: np.ndarray
+    y_pred: np.ndarray
+    y_score: np.ndarray
+
+    @property
+    def rows(self) -> int:
+        return len(self.y_true)
+
+    @property
+    def f1(self) -> float:
+        return float(f1_score(self.y_true, self.y_pred, zero_division=0)) if self.rows else float("nan")
+
+    @property
+    def accuracy(self) -> float:
+        return float(accuracy_score(self.y_true, self.y_pred)) if self.rows else float("nan")
+
+    @property
+    def roc_auc(self) -> float:
+        return float(roc_auc_score(self.y_true, self.y_score)) if len(set(self.y_true)) == 2 else float("nan")
+
+    def metrics(self, prefix: str) -> dict[str, float]:
+        return {f"{prefix}_f1": self.f1, f"{prefix}_accuracy": self.accuracy, f"{prefix}_roc_auc": self.roc_auc, f"{prefix}_rows": float(self.rows)}
+
+
+def evaluate(model: Pipeline, frame: pd.DataFrame) -> Evaluation:
+    y_true = frame["label"].to_numpy(dtype=int)
+    if frame.empty:
+        return Evaluation(y_true, y_true.copy(), np.zeros(0))
+    scores = model.predict_proba(frame[["text"]])[:, 1]
+    return Evaluation(y_true, (scores >= 0.5).astype(int), scores)
+
+
+def concat_batches(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
+    return pd.concat([f[["text", "label"]] for f in frames], ignore_index=True)
