@@ -111,6 +111,10 @@ def parse_batch(raw: bytes, policy: IntakePolicy) -> pd.DataFrame:
     except (pd.errors.ParserError, csv.Error) as error:
         raise RejectedFile(Problem(f"the CSV cannot be parsed: {error}", "check quoting and the number of commas on that line")) from None
 
+    header = [c.strip().lower() for c in next(csv.reader(io.StringIO(text.split("\n", 1)[0])), [])]
+    if len(set(header)) != len(header):
+        twice = sorted({c for c in header if header.count(c) > 1})
+        raise RejectedFile(Problem(f"the header names column(s) {', '.join(twice)} twice", "give every column a distinct name", column=twice[0]))
     columns = [str(c).strip().lower() for c in frame.columns]
     frame.columns = columns
     missing = [c for c in REQUIRED if c not in columns]
@@ -128,8 +132,6 @@ def parse_batch(raw: bytes, policy: IntakePolicy) -> pd.DataFrame:
                 column=missing[0],
             )
         )
-    if len(set(columns)) != len(columns):
-        raise RejectedFile(Problem("the header names a column twice", "give every column a distinct name"))
     if frame.empty:
         raise RejectedFile(Problem("the file has a header but no rows", "add labeled reviews below the header"))
 

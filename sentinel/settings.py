@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 
@@ -19,7 +19,11 @@ def project_home() -> Path:
     return Path(os.environ.get("SENTINEL_HOME") or Path.cwd()).resolve()
 
 
-class IntakePolicy(BaseModel):
+class _Group(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is an error, not silently ignored
+
+
+class IntakePolicy(_Group):
     """What a batch file must look like to be accepted."""
 
     max_bytes: int = Field(50_000_000, description="Larger files are quarantined unread.")
@@ -29,7 +33,7 @@ class IntakePolicy(BaseModel):
     settle_seconds: float = Field(1.0, description="A file must be unchanged this long before it is read.")
 
 
-class DriftPolicy(BaseModel):
+class DriftPolicy(_Group):
     """How drift is measured and when it counts as real."""
 
     reference_rows: int = Field(5000, description="Rows of the champion's training data kept as the drift reference.")
@@ -43,7 +47,7 @@ class DriftPolicy(BaseModel):
     suspect_accuracy: float = Field(0.35, description="Champion accuracy below this means the batch's labels look inverted.")
 
 
-class GatePolicy(BaseModel):
+class GatePolicy(_Group):
     """When a challenger may replace the champion."""
 
     margin: float = Field(0.005, description="Minimum F1 gain on the newest held-out rows.")
@@ -55,7 +59,7 @@ class GatePolicy(BaseModel):
     reference_holdout_rows: int = Field(2500, description="Cap on the reference slice used by the gate.")
 
 
-class ModelParams(BaseModel):
+class ModelParams(_Group):
     """Hyper-parameters of the TF-IDF + logistic regression pipeline."""
 
     ngram_max: int = 2

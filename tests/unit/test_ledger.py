@@ -1,0 +1,51 @@
+"""The ledger on SQLite and on the real PostgreSQL server: same code, same guarantees."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy.exc import IntegrityError
+
+from sentinel.ledger import AliasMoveRow, BatchDigest, BatchRow, Ledger
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def ledger(request, tmp_path):
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    ledger = Ledger(url)
+    yield ledger
+    ledger.dispose()
+
+
+def add_batch(ledger: Ledger, batch_id: str, sha: str) -> None:
+    with ledger.transaction() as session:
+        session.add(BatchRow(batch_id=batch_id, file_name=f"{batch_id}.csv", sha256=sha, rows=10, status="accepted", stored_path="x"))
+        session.flush()
+        session.add(BatchDigest(sha256=sha, batch_id=batch_id))
+
+
+def test_one_digest_is_accepted_once(ledger):
+    add_batch(ledger, "b1", "abc")
+    with pytest.raises(IntegrityError):
+        add_batch(ledger, "b2", "abc")
+    assert [b.batch_id for b in ledger.batches()] == ["b1"]  # the failed transaction left nothing behind
+
+
+def test_pending_drift_checks_and_alias_history(ledger):
+    add_batch(ledger, "b1", "a")
+    add_batch(ledger, "b2", "b")
+    with ledger.transaction() as session:
+        session.get(BatchRow, "b1").drift_status = "clear"
+        session.add(AliasMoveRow(model_name="m", alias="champion", from_version=None, to_version="1", actor="sentinel", reason="first"))
+        session.add(AliasMoveRow(model_name="m", alias="champion", from_version="1", to_version="2", actor="ops", reason="better"))
+    assert [b.batch_id for b in ledger.batches_awaiting_drift_check()] == ["b2"]
+    assert [m.to_version for m in ledger.alias_moves("m")] == ["2", "1"]  # newest first
+
+
+def test_reopening_an_existing_ledger_keeps_its_rows(ledger):
+    add_batch(ledger, "b1", "a")
+    again = Ledger(ledger.url)
+    assert again.batch("b1").sha256 == "a"
+    again.dispose()

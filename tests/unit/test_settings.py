@@ -1,0 +1,34 @@
+"""Settings come from sentinel.toml, with SENTINEL_* variables over it."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from sentinel.settings import load_settings
+
+
+def test_defaults_keep_all_state_in_the_project_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("SENTINEL_HOME", str(tmp_path))
+    settings = load_settings()
+    assert settings.home == tmp_path.resolve()
+    assert settings.ledger_url == f"sqlite:///{tmp_path.resolve() / 'sentinel.db'}"
+    assert settings.mlflow_tracking_uri == f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"
+    assert settings.incoming_dir == tmp_path.resolve() / "data" / "incoming"
+
+
+def test_toml_then_environment(tmp_path, monkeypatch):
+    (tmp_path / "sentinel.toml").write_text('registered_model = "from-toml"\n\n[gate]\nmargin = 0.02\n\n[drift]\nz = 3.0\n')
+    monkeypatch.setenv("SENTINEL_HOME", str(tmp_path))
+    monkeypatch.setenv("SENTINEL_DRIFT__Z", "5")
+    settings = load_settings()
+    assert settings.registered_model == "from-toml"
+    assert settings.gate.margin == 0.02
+    assert settings.drift.z == 5.0
+
+
+def test_a_typo_is_an_error_not_silently_ignored(tmp_path, monkeypatch):
+    (tmp_path / "sentinel.toml").write_text("[gate]\nmargn = 0.02\n")
+    monkeypatch.setenv("SENTINEL_HOME", str(tmp_path))
+    with pytest.raises(ValidationError):
+        load_settings()
