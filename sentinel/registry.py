@@ -100,12 +100,9 @@ class Registry:
             digest = artifact_digest(Path(local))
         return info.model_uri, digest
 
-    def register(self, model_uri: str, run_id: str, tags: dict[str, Any]) -> str:
-        try:
-            self.client.create_registered_model(self.name, description="Review sentiment classifier kept fresh by Sentinel.")
-        except MlflowException:
-            pass  # it exists
-        version = self.client.create_model_version(self.name, model_uri, run_id=run_id, tags=self._tags(tags))
+    def register(self, model_uri: str, tags: dict[str, Any]) -> str:
+        """A new version of the registered model, linked to its logged model and run."""
+        version = mlflow.register_model(model_uri, self.name, tags=self._tags(tags))
         return str(version.version)
 
     @staticmethod

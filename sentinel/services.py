@@ -245,7 +245,7 @@ def _train_and_register(app: Sentinel, data: training.TrainingData, *, run_name:
         }
         if decision is not None:
             tags |= {k: getattr(decision, k) for k in ("f1_new", "f1_champion", "f1_delta", "ci_low", "ci_high", "p_value")}
-        version = app.registry.register(model_uri, run.info.run_id, tags | {"model_sha256": digest})
+        version = app.registry.register(model_uri, tags | {"model_sha256": digest})
 
     with app.ledger.transaction() as session:
         run_row = TrainingRunRow(

@@ -37,9 +37,10 @@ class DriftPolicy(_Group):
     """How drift is measured and when it counts as real."""
 
     reference_rows: int = Field(5000, description="Rows of the champion's training data kept as the drift reference.")
-    calibration_draws: int = Field(8, description="Stable splits of the reference scored to learn the no-drift noise.")
+    calibration_draws: int = Field(10, description="Stable splits of the reference scored to learn the no-drift noise.")
     calibration_batch_rows: int = Field(1000, description="Size of each calibration pseudo-batch.")
-    z: float = Field(4.0, description="A signal drifts when it exceeds the calibrated stable mean by z standard deviations.")
+    z: float = Field(3.5, description="A signal drifts when it exceeds the calibrated stable mean by z standard deviations.")
+    alpha: float = Field(0.05, description="The standard deviation used is the upper 1-alpha bound from the calibration draws.")
     label_threshold: float = Field(0.1, description="Jensen-Shannon distance of the label shares (Evidently's default).")
     descriptor_threshold: float = Field(0.1, description="Floor for the normed Wasserstein distance of a descriptor.")
     text_threshold_floor: float = Field(0.52, description="The calibrated text ROC AUC threshold never goes below this.")

@@ -1,0 +1,171 @@
+"""The whole standalone loop on real reviews, driven the way a user drives it: files dropped into the
+drop zone and the `sentinel` command. MLflow is real (SQLite store, local artifacts)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from sentinel import demo
+from sentinel.services import Sentinel
+from sentinel.settings import Settings
+
+pytestmark = pytest.mark.slow
+SENTINEL = [sys.executable, "-m", "sentinel.cli"]
+
+
+def run(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    env = os.environ | {"SENTINEL_HOME": str(home), "SENTINEL_INTAKE__SETTLE_SECONDS": "0.1"}
+    result = subprocess.run([*SENTINEL, *args], env=env, capture_output=True, text=True, timeout=600)
+    if check and result.returncode != 0:
+        raise AssertionError(f"sentinel {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def process(home: Path) -> list[dict]:
+    return json.loads(run(home, "process", "--json").stdout)
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory, imdb) -> Path:
+    home = tmp_path_factory.mktemp("project")
+    reference = home / "reference.csv"
+    imdb.head(5000).to_csv(reference, index=False)
+    run(home, "bootstrap", "--reference", str(reference))
+    return home
+
+
+@pytest.fixture
+def app(home):
+    sentinel = Sentinel(Settings(home=home))
+    yield sentinel
+    sentinel.close()
+
+
+def test_bootstrap_made_a_champion_with_a_calibrated_reference(app):
+    champion = app.champion()
+    assert champion.version == "1" and champion.decision == "promoted"
+    assert Path(champion.reference_path).exists()
+    assert champion.calibration["draws"] == app.settings.drift.calibration_draws
+    moves = app.ledger.alias_moves(app.settings.registered_model)
+    assert [(m.alias, m.from_version, m.to_version) for m in moves] == [("champion", None, "1")]
+
+
+def test_twenty_stable_imdb_batches_raise_no_alarm(home, imdb):
+    for i in range(20):
+        demo.drop(imdb.iloc[5000 + i * 500 : 5000 + (i + 1) * 500], home / "data" / "incoming", f"stable-{i:02}.csv")
+    records = process(home)
+    assert len(records) == 20 and all(r["status"] == "accepted" for r in records)
+    alarms = [(r["file"], [s for s in r["drift"]["signals"] if s["drifted"]]) for r in records if r["drift"]["detected"]]
+    assert alarms == []
+    assert all(r["decision"] == "none" for r in records)  # no drift, no retrain
+
+
+def test_a_batch_that_is_30_percent_rotten_tomatoes_is_detected(home, imdb, rotten):
+    batch = demo.mixed(imdb.iloc[15000:15700], rotten.iloc[:300], 0.3)
+    demo.drop(batch, home / "data" / "incoming", "mixed-30.csv")
+    (record,) = process(home)
+    assert record["drift"]["detected"]
+    for signal in record["drift"]["signals"]:
+        assert {"name", "score", "threshold", "method", "drifted"} <= set(signal)
+    # drift caused a retrain whose outcome is recorded on the batch, in the ledger and in MLflow
+    assert record["retrain_run_id"] and record["model_version"] == "2"
+    assert record["decision"] in ("promoted", "challenger", "rejected")
+
+
+def test_retrain_run_is_fully_logged_to_mlflow(app):
+    run_row = app.ledger.training_runs()[-1]
+    client = MlflowClient(app.settings.mlflow_tracking_uri)
+    run_data = client.get_run(run_row.mlflow_run_id)
+    assert run_data.info.run_name.startswith("retrain-")
+    assert {"C", "ngram_max", "train_rows"} <= set(run_data.data.params)
+    assert {"new_f1", "reference_f1", "champion_new_f1", "f1_delta", "ci_low", "p_value"} <= set(run_data.data.metrics)
+    assert {d.dataset.name.split("-")[0] for d in run_data.inputs.dataset_inputs} == {"training", "holdout_new", "holdout_reference"}
+    artifacts = {a.path for a in client.list_artifacts(run_row.mlflow_run_id, "evaluation")}
+    assert "evaluation/confusion_and_roc.png" in artifacts
+    version = client.get_model_version(app.settings.registered_model, run_row.model_version)
+    tags = version.tags
+    for key in ("role", "decision", "reason", "batches", "f1_new", "f1_champion", "f1_delta", "ci_low", "ci_high", "p_value", "drift_text", "drift_label", "trained_rows"):
+        assert f"sentinel.{key}" in tags, key
+    assert tags["sentinel.decision"] == run_row.decision
+
+
+def test_a_real_domain_shift_is_learned_and_promoted(home, app, rotten):
+    before = app.champion().version
+    for i in range(3):
+        demo.drop(rotten.iloc[1000 + i * 1000 : 2000 + i * 1000], home / "data" / "incoming", f"rotten-{i}.csv")
+    records = process(home)
+    assert all(r["drift"]["detected"] for r in records)
+    assert {r["decision"] for r in records} == {"promoted"}, records[0]["decision"]
+    champion = app.champion()
+    assert champion.version != before
+    newest = app.ledger.alias_moves(app.settings.registered_model)[0]
+    assert (newest.alias, newest.from_version, newest.to_version, newest.actor) == ("champion", before, champion.version, "sentinel")
+    # after a promotion drift is measured against the new champion's training data
+    assert set(champion.batch_ids) >= {r["batch_id"] for r in records}
+
+
+def test_flipped_labels_never_lead_to_a_promotion(home, app, imdb):
+    champion = app.champion().version
+    runs = len(app.ledger.training_runs())
+    flipped = imdb.iloc[16000:17000].assign(label=lambda f: 1 - f["label"])
+    demo.drop(flipped, home / "data" / "incoming", "flipped.csv")
+    (record,) = process(home)
+    assert record["suspect_labels"] and record["drift"]["detected"]
+    assert record["decision"] == "none"
+    assert app.champion().version == champion and len(app.ledger.training_runs()) == runs
+
+
+def test_the_same_bytes_again_are_a_duplicate(home, imdb):
+    demo.drop(imdb.iloc[5000:5500], home / "data" / "incoming", "stable-00-again.csv")
+    (record,) = process(home)
+    assert record["status"] == "duplicate" and "already accepted" in record["reason"]["message"]
+    assert (home / "data" / "quarantine" / "stable-00-again.csv").exists()
+
+
+def test_batches_json_lists_every_batch_with_its_story(home):
+    records = json.loads(run(home, "batches", "--json").stdout)
+    assert {"batch_id", "file", "sha256", "rows", "status", "reason", "drift", "retrain_run_id", "model_version", "decision"} <= set(records[0])
+    statuses = [r["status"] for r in records]
+    assert statuses.count("duplicate") == 1 and statuses.count("accepted") == 25
+    assert json.loads(run(home, "batches", "--json", "--quarantined").stdout)[0]["status"] == "duplicate"
+
+
+def test_models_json_and_predict(home, app, imdb):
+    models = json.loads(run(home, "models", "--json").stdout)
+    assert [m["version"] for m in models] == [str(v) for v in range(1, len(models) + 1)]
+    champions = [m for m in models if "champion" in m["aliases"]]
+    assert len(champions) == 1 and champions[0]["tags"]["role"] == "champion"
+    sample = home / "sample.csv"
+    imdb.iloc[24000:24500].to_csv(sample, index=False)
+    result = json.loads(run(home, "predict", str(sample), "--json").stdout)
+    assert result["rows"] == 500 and len(result["predictions"]) == 500 and result["accuracy"] > 0.8
+    first = json.loads(run(home, "predict", str(sample), "--version", "1", "--json").stdout)
+    assert first["version"] == "1"
+
+
+def test_user_mistakes_get_one_line_and_a_non_zero_exit(home):
+    for args in (("predict", "missing.csv"), ("predict", "sample.csv", "--version", "99"), ("predict", "sample.csv", "--alias", "nobody")):
+        result = run(home, *args, check=False)
+        assert result.returncode == 1
+        assert result.stderr.count("\n") == 1 and result.stderr.startswith("error:"), result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_a_tampered_model_is_refused(app, home):
+    client = MlflowClient(app.settings.mlflow_tracking_uri)
+    location = client.get_model_version_download_uri(app.settings.registered_model, "1")
+    stored = Path(location.removeprefix("file://")) / "model.pkl"
+    original = stored.read_bytes()
+    try:
+        stored.write_bytes(original + b"\x00")
+        result = run(home, "predict", str(home / "sample.csv"), "--version", "1", check=False)
+        assert result.returncode == 1 and "changed after registration" in result.stderr
+    finally:
+        stored.write_bytes(original)
