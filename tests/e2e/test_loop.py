@@ -158,14 +158,16 @@ def test_user_mistakes_get_one_line_and_a_non_zero_exit(home):
         assert "Traceback" not in result.stderr
 
 
-def test_a_tampered_model_is_refused(app, home):
+def test_a_tampered_model_is_refused(app, home, imdb):
+    sample = home / "tamper-sample.csv"
+    imdb.iloc[24500:24600].to_csv(sample, index=False)
     client = MlflowClient(app.settings.mlflow_tracking_uri)
     location = client.get_model_version_download_uri(app.settings.registered_model, "1")
     stored = Path(location.removeprefix("file://")) / "model.pkl"
     original = stored.read_bytes()
     try:
         stored.write_bytes(original + b"\x00")
-        result = run(home, "predict", str(home / "sample.csv"), "--version", "1", check=False)
+        result = run(home, "predict", str(sample), "--version", "1", check=False)
         assert result.returncode == 1 and "changed after registration" in result.stderr
     finally:
         stored.write_bytes(original)
