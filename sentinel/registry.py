@@ -32,6 +32,8 @@ PIP_REQUIREMENTS = ["scikit-learn", "pandas", "numpy", "scipy"]
 
 # Sentinel pickles on purpose and checks every pickle's digest before loading it (see `load`).
 logging.getLogger("mlflow.sklearn").setLevel(logging.ERROR)
+# "Created version N" and migration notes are MLflow's business; Sentinel reports what matters itself.
+logging.getLogger("mlflow").setLevel(logging.WARNING)
 
 
 class TamperedModel(RuntimeError):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import mlflow
 import numpy as np
 
@@ -13,7 +15,9 @@ def log_inputs(data: TrainingData) -> None:
     for context, frame in (("training", data.train), ("holdout_new", data.holdout_new), ("holdout_reference", data.holdout_reference)):
         if frame.empty:
             continue
-        dataset = mlflow.data.from_pandas(frame, targets="label", name=f"{context}-{len(frame)}rows")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the schema hint about integer columns: labels are never missing
+            dataset = mlflow.data.from_pandas(frame, targets="label", name=f"{context}-{len(frame)}rows")
         mlflow.log_input(dataset, context=context)
 
 

@@ -1,0 +1,49 @@
+"""Drift check of a 1,000-row batch against a 5,000-row reference, against a bare Evidently
+`ValueDrift` report of the text column on the same frames (the floor). Target: ratio <= 1.2."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from evidently import DataDefinition, Dataset, Report  # noqa: E402
+from evidently.metrics import ValueDrift  # noqa: E402
+
+from bench.common import interleaved, report  # noqa: E402
+from sentinel import demo, drift, training  # noqa: E402
+from sentinel.settings import DriftPolicy, ModelParams  # noqa: E402
+
+REPEATS = 7
+
+
+def main() -> None:
+    imdb = demo.reviews("imdb")
+    policy = DriftPolicy()
+    training_rows = imdb.iloc[:6000]
+    reference, calibration = drift.build_reference(training_rows, 0.89, policy)
+    batch = imdb.iloc[10_000:11_000].reset_index(drop=True)
+    model = training.fit(imdb.iloc[:6000], ModelParams())
+    text_only = DataDefinition(text_columns=["text"])
+    folder = Path(tempfile.mkdtemp())
+    print(f"reference {len(reference)} rows, batch {len(batch)} rows")
+
+    def bare():
+        Report([ValueDrift(column="text")]).run(Dataset.from_pandas(batch[["text"]], data_definition=text_only), Dataset.from_pandas(reference[["text"]], data_definition=text_only))
+
+    times = interleaved(
+        {
+            "floor: bare Evidently ValueDrift(text)": bare,
+            "sentinel: all Evidently signals": lambda: drift.measure(batch, reference, calibration, None, policy),
+            "sentinel: + champion performance": lambda: drift.measure(batch, reference, calibration, lambda f: model.predict(f[["text"]]), policy),
+            "sentinel: + performance + HTML report": lambda: drift.measure(batch, reference, calibration, lambda f: model.predict(f[["text"]]), policy, folder / "r.html"),
+        },
+        REPEATS,
+    )
+    report("drift check, 1,000-row batch vs 5,000-row reference", times, "floor: bare Evidently ValueDrift(text)")
+
+
+if __name__ == "__main__":
+    main()
