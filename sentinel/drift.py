@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.stats import chi2
 from evidently import DataDefinition, Dataset, Report
 from evidently.descriptors import NonLetterCharacterPercentage, TextLength, WordCount
 from evidently.metrics import ValueDrift
+from scipy.stats import chi2
 
 from sentinel.settings import DriftPolicy
 

@@ -26,7 +26,6 @@ from sentinel.settings import IntakePolicy, Settings
 
 LABELS = {"0": 0, "1": 1, "negative": 0, "positive": 1}
 REQUIRED = ("text", "label")
-OPTIONAL = ("id", "created_at", "source")
 SHOWN = 10  # how many offending rows a reason lists
 
 

@@ -26,7 +26,6 @@ from mlflow.models import infer_signature  # noqa: E402
 from sentinel.settings import Settings
 
 TAG = "sentinel."
-ALIASES = ("champion", "challenger")
 # The model runs wherever these are installed; passing them spares MLflow inferring them (seconds).
 PIP_REQUIREMENTS = ["scikit-learn", "pandas", "numpy", "scipy"]
 
@@ -146,19 +145,9 @@ class Registry:
             key=lambda v: int(v.version),
         )
 
-    def version(self, version: str) -> VersionInfo | None:
-        return next((v for v in self.versions() if v.version == str(version)), None)
-
     def load(self, version: str, expected_digest: str):
         """Download, check the digest, and only then unpickle."""
         return _load_verified(self.settings.mlflow_tracking_uri, self.name, str(version), expected_digest)
-
-    def run_url(self, run_id: str | None) -> str | None:
-        uri = self.settings.mlflow_tracking_uri
-        if not run_id or not uri.startswith("http"):
-            return None
-        run = self.client.get_run(run_id)
-        return f"{uri.rstrip('/')}/#/experiments/{run.info.experiment_id}/runs/{run_id}"
 
 
 @lru_cache(maxsize=4)

@@ -5,8 +5,8 @@ to run twice."""
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import getpass
+import hashlib
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pandas as pd
 from filelock import FileLock, Timeout
-from sqlalchemy import select
 
 from sentinel import drift, gate, intake, training
 from sentinel.errors import SentinelError
@@ -70,8 +69,9 @@ class Sentinel:
 # ---- bootstrap ----------------------------------------------------------------------------------
 def bootstrap(app: Sentinel, reference_csv: Path, actor: str | None = None) -> ModelRow:
     """Train the first champion on a labeled CSV and make that data the drift reference."""
-    if app.champion() is not None:
-        raise SentinelError(f"a champion exists already (version {app.champion().version}); bootstrap only starts an empty project")
+    existing = app.champion()
+    if existing is not None:
+        raise SentinelError(f"a champion exists already (version {existing.version}); bootstrap only starts an empty project")
     if not reference_csv.is_file():
         raise SentinelError(f"reference file not found: {reference_csv}")
     raw = reference_csv.read_bytes()
@@ -329,7 +329,8 @@ def process(app: Sentinel) -> list[dict]:
         app.require_champion()
     for batch_id in pending:
         check_drift(app, batch_id)
-    run = retrain(app) if retrain_due(app) else None
+    if retrain_due(app):
+        retrain(app)
     records = []
     for outcome in outcomes:
         record = {"file": outcome.file, "status": outcome.status, "batch_id": outcome.batch_id, "rows": outcome.rows}
