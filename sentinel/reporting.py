@@ -18,7 +18,7 @@ def log_inputs(data: TrainingData) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the schema hint about integer columns: labels are never missing
             dataset = mlflow.data.from_pandas(frame, targets="label", name=f"{context}-{len(frame)}rows")
-        mlflow.log_input(dataset, context=context)
+            mlflow.log_input(dataset, context=context)
 
 
 def log_curves(evaluation: Evaluation) -> None:
