@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pandas as pd  # noqa: E402
 
-from sentinel import demo, intake, services, training  # noqa: E402
+from sentinel import demo, services, training  # noqa: E402
 from sentinel.services import Sentinel  # noqa: E402
 from sentinel.settings import Settings  # noqa: E402
 
@@ -37,13 +37,9 @@ def main() -> None:
         services.check_drift(app, batch.batch_id)
 
     champion = app.champion()
-    new = services.batches_to_learn(app, champion)
-    old = {b.batch_id: intake.load_batch_frame(b.stored_path) for b in services._rows(app, champion.batch_ids)}
-    fresh = {b.batch_id: intake.load_batch_frame(b.stored_path) for b in new}
-    data = training.assemble(old, fresh, app.settings.gate.holdout_share, app.settings.gate.reference_holdout_rows)
+    data = services.training_data(app, champion)
     held = pd.concat([data.holdout_new, data.holdout_reference], ignore_index=True)
-    rows = sum(len(f) for f in old.values()) + sum(len(f) for f in fresh.values())
-    print(f"{rows:,} reviews: {len(data.train):,} trained on, {len(held):,} held out")
+    print(f"{len(data.learned_batches)} batches: {len(data.train):,} rows trained on, {len(held):,} held out for the gate")
 
     floor, sentinel, accuracy = [], [], []
     for _ in range(REPEATS):

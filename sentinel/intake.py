@@ -75,8 +75,8 @@ def wait_until_settled(path: Path, settle_seconds: float, timeout: float = 30.0)
         except FileNotFoundError:
             return False
         current = (info.st_size, info.st_mtime_ns)
-        if current == last and time.time() - info.st_mtime >= settle_seconds:
-            return True
+        if time.time() - info.st_mtime >= settle_seconds and (last is None or current == last):
+            return True  # unchanged for settle_seconds already: no writer is appending
         last = current
         time.sleep(min(0.2, settle_seconds / 2 or 0.05))
     return False
@@ -207,6 +207,17 @@ def _write_atomically(target: Path, write) -> None:
     os.replace(temporary, target)
 
 
+def store(batch_id: str, frame: pd.DataFrame, raw: bytes, settings: Settings) -> tuple[Path, Path]:
+    """Write a batch's normalised rows and its original bytes, each atomically; the ledger row comes
+    after, so the ledger never names a batch that is not on disk."""
+    settings.batches_dir.mkdir(parents=True, exist_ok=True)
+    stored = settings.batches_dir / f"{batch_id}.parquet"
+    original = settings.batches_dir / f"{batch_id}.csv"
+    _write_atomically(stored, lambda p: frame.to_parquet(p, index=False))
+    _write_atomically(original, lambda p: p.write_bytes(raw))
+    return stored, original
+
+
 def ingest(path: Path, settings: Settings, ledger: Ledger) -> IntakeOutcome:
     """Validate, store and record one dropped file. Safe to call twice on the same bytes."""
     batch_id = new_batch_id()
@@ -231,11 +242,7 @@ def ingest(path: Path, settings: Settings, ledger: Ledger) -> IntakeOutcome:
     if known:
         return _record_duplicate(path, settings, ledger, batch_id, sha256, known)
 
-    settings.batches_dir.mkdir(parents=True, exist_ok=True)
-    stored = settings.batches_dir / f"{batch_id}.parquet"
-    original = settings.batches_dir / f"{batch_id}.csv"
-    _write_atomically(stored, lambda p: frame.to_parquet(p, index=False))
-    _write_atomically(original, lambda p: p.write_bytes(raw))
+    stored, original = store(batch_id, frame, raw, settings)
     try:
         with ledger.transaction() as session:
             session.add(BatchRow(batch_id=batch_id, file_name=path.name, sha256=sha256, rows=len(frame), status="accepted", stored_path=str(stored)))

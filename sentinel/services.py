@@ -81,15 +81,14 @@ def bootstrap(app: Sentinel, reference_csv: Path, actor: str | None = None) -> M
         raise SentinelError(f"the reference {reference_csv.name} is not usable: {rejected.problem.message}; {rejected.problem.fix}") from None
     sha256 = hashlib.sha256(raw).hexdigest()
     batch_id = "ref-" + intake.new_batch_id()
-    stored = app.settings.batches_dir / f"{batch_id}.parquet"
-    frame.to_parquet(stored, index=False)
+    stored, _ = intake.store(batch_id, frame, raw, app.settings)
     with app.ledger.transaction() as session:
         session.add(BatchRow(batch_id=batch_id, file_name=reference_csv.name, sha256=sha256, rows=len(frame), status="accepted", stored_path=str(stored), drift_status="none"))
         session.flush()
         if session.get(BatchDigest, sha256) is None:
             session.add(BatchDigest(sha256=sha256, batch_id=batch_id))
     data = training.assemble({batch_id: frame}, {}, app.settings.gate.holdout_share, app.settings.gate.reference_holdout_rows)
-    return _train_and_register(app, data, run_name=f"bootstrap-{batch_id}", champion=None, actor=actor or os_user(), first=True)
+    return _train_and_register(app, data, run_name=f"bootstrap-{batch_id}", champion=None, actor=actor or os_user())
 
 
 # ---- intake + drift -----------------------------------------------------------------------------
@@ -171,20 +170,22 @@ def retrain(app: Sentinel, actor: str = "sentinel") -> TrainingRunRow | None:
         if not retrain_due(app):
             return None
         champion = app.require_champion()
-        new = batches_to_learn(app, champion)
-        old = {b.batch_id: intake.load_batch_frame(b.stored_path) for b in _rows(app, champion.batch_ids)}
-        fresh = {b.batch_id: intake.load_batch_frame(b.stored_path) for b in new}
-        data = training.assemble(old, fresh, app.settings.gate.holdout_share, app.settings.gate.reference_holdout_rows)
-        run_name = "retrain-" + _name_batches(tuple(fresh))
+        data = training_data(app, champion)
+        run_name = "retrain-" + _name_batches(data.new_batches)
         _train_and_register(app, data, run_name=run_name, champion=champion, actor=actor)
         return app.ledger.training_runs()[-1]
     finally:
         lock.release()
 
 
-def _rows(app: Sentinel, batch_ids) -> list[BatchRow]:
-    rows = [app.ledger.batch(b) for b in batch_ids]
-    return [r for r in rows if r is not None]
+def training_data(app: Sentinel, champion: ModelRow) -> training.TrainingData:
+    """The champion's batches plus every batch it has not learned, split into training and held-out rows."""
+    def frames(rows: list[BatchRow | None]) -> dict[str, pd.DataFrame]:
+        return {r.batch_id: intake.load_batch_frame(r.stored_path) for r in rows if r is not None}
+
+    old = frames([app.ledger.batch(b) for b in champion.batch_ids])
+    fresh = frames(batches_to_learn(app, champion))
+    return training.assemble(old, fresh, app.settings.gate.holdout_share, app.settings.gate.reference_holdout_rows)
 
 
 def _name_batches(batch_ids: tuple[str, ...]) -> str:
@@ -193,7 +194,7 @@ def _name_batches(batch_ids: tuple[str, ...]) -> str:
     return f"{batch_ids[0]}..{batch_ids[-1]}({len(batch_ids)})"
 
 
-def _train_and_register(app: Sentinel, data: training.TrainingData, *, run_name: str, champion: ModelRow | None, actor: str, first: bool = False) -> ModelRow:
+def _train_and_register(app: Sentinel, data: training.TrainingData, *, run_name: str, champion: ModelRow | None, actor: str) -> ModelRow:
     import mlflow
 
     from sentinel import reporting
@@ -203,8 +204,8 @@ def _train_and_register(app: Sentinel, data: training.TrainingData, *, run_name:
     started = utcnow()
     experiment = app.registry.experiment_id(settings.training_experiment)
     with mlflow.start_run(experiment_id=experiment, run_name=run_name) as run:
-        mlflow.set_tags({"sentinel.batches": ",".join(data.new_batches) or "reference", "sentinel.trigger": "bootstrap" if first else "drift"})
-        mlflow.log_params(settings.model.model_dump(exclude={"search_C"}) | {"train_rows": len(data.train), "holdout_new_rows": len(data.holdout_new), "holdout_reference_rows": len(data.holdout_reference)})
+        mlflow.set_tags({"sentinel.batches": ",".join(data.new_batches) or "reference", "sentinel.trigger": "bootstrap" if champion is None else "drift"})
+        mlflow.log_params(settings.model.model_dump() | {"train_rows": len(data.train), "holdout_new_rows": len(data.holdout_new), "holdout_reference_rows": len(data.holdout_reference)})
         reporting.log_inputs(data)
         tick = time.perf_counter()
         model = training.fit(data.train, settings.model)
@@ -267,8 +268,8 @@ def _train_and_register(app: Sentinel, data: training.TrainingData, *, run_name:
         session.add(ModelRow(model_name=settings.registered_model, version=version, mlflow_run_id=run.info.run_id, training_run_id=run_row.id, batch_ids=list(data.learned_batches), artifact_sha256=digest, decision=outcome))
 
     if outcome == "promoted":
-        held = pd.concat([data.holdout_new, data.holdout_reference], ignore_index=True)
-        expected = training.evaluate(model, held).accuracy
+        held = [e for e in (challenger_new, challenger_ref) if e.rows]
+        expected = sum(e.accuracy * e.rows for e in held) / sum(e.rows for e in held)
         reference, calibration = drift.build_reference(data.train, expected, settings.drift, seed=settings.model.seed)
         path = settings.reference_dir / f"v{version}.parquet"
         reference.to_parquet(path, index=False)
@@ -283,6 +284,9 @@ def _train_and_register(app: Sentinel, data: training.TrainingData, *, run_name:
                 outcome, reason = "challenger", f"champion moved to version {current} during the run; compare again"
                 app.registry.set_tags(version, {"role": "challenger", "decision": outcome, "reason": reason})
                 _move_alias(app, "challenger", version, actor, reason)
+                with app.ledger.transaction() as session:
+                    session.get(ModelRow, (settings.registered_model, version)).decision = outcome
+                    session.get(TrainingRunRow, run_row.id).decision = outcome
             else:
                 _move_alias(app, "champion", version, actor, reason)
                 if app.registry.alias_version("challenger") == version:
@@ -290,10 +294,6 @@ def _train_and_register(app: Sentinel, data: training.TrainingData, *, run_name:
     elif outcome == "challenger":
         with promotion_lock(settings):
             _move_alias(app, "challenger", version, actor, reason)
-    if outcome != "promoted":
-        with app.ledger.transaction() as session:
-            session.get(ModelRow, (settings.registered_model, version)).decision = outcome
-            session.get(TrainingRunRow, run_row.id).decision = outcome
     return app.ledger.model(settings.registered_model, version)
 
 

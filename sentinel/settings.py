@@ -68,7 +68,6 @@ class ModelParams(_Group):
     max_features: int = 200_000
     C: float = 4.0
     max_iter: int = 1000
-    search_C: list[float] = Field(default_factory=list, description="If set, a small nested-run search over C.")
     seed: int = 42
 
 
@@ -80,12 +79,9 @@ class Settings(BaseSettings):
     home: Path = Field(default_factory=project_home)
     ledger_url: str = Field("", description="SQLAlchemy URL; default sqlite:///<home>/sentinel.db")
     mlflow_tracking_uri: str = Field("", description="default sqlite:///<home>/mlflow.db")
-    prefect_api_url: str = Field("", description="Empty: no events are sent (standalone mode).")
     registered_model: str = "review-sentiment"
     drift_experiment: str = "sentinel-drift"
     training_experiment: str = "sentinel-training"
-    report_schedule: str = Field("0 6 * * *", description="Cron schedule of the drift-report deployment.")
-    reference_csv: str = Field("", description="Labeled CSV `sentinel up` bootstraps the first champion from.")
 
     intake: IntakePolicy = IntakePolicy()
     drift: DriftPolicy = DriftPolicy()
