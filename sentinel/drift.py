@@ -9,13 +9,18 @@ does not raise an alarm, and the champion's own accuracy on the labeled batch (p
 from __future__ import annotations
 
 import math
+import multiprocessing
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from evidently import DataDefinition, Dataset, Report
+from evidently.core.report import Snapshot
+from evidently.core.serialization import SnapshotModel
 from evidently.descriptors import NonLetterCharacterPercentage, TextLength, WordCount
 from evidently.metrics import ValueDrift
 from scipy.stats import chi2
@@ -85,7 +90,10 @@ def neutralise(frame: pd.DataFrame) -> pd.DataFrame:
 def with_descriptors(frame: pd.DataFrame) -> pd.DataFrame:
     """`text`, `label` and Evidently's text descriptors as plain numeric columns, so the reference's
     descriptors are computed once and stored with it."""
-    frame = neutralise(frame[["text", "label"]].reset_index(drop=True))
+    return _describe(neutralise(frame[["text", "label"]].reset_index(drop=True)))
+
+
+def _describe(frame: pd.DataFrame) -> pd.DataFrame:
     dataset = Dataset.from_pandas(
         frame,
         data_definition=DataDefinition(text_columns=["text"], categorical_columns=["label"]),
@@ -100,11 +108,82 @@ def _dataset(frame: pd.DataFrame) -> Dataset:
     return Dataset.from_pandas(frame, data_definition=definition)
 
 
-def run_report(current: pd.DataFrame, reference: pd.DataFrame):
-    """One Evidently report, one metric per signal: `ValueDrift` fits the domain classifier once, where
-    `DataDriftPreset` fits it several times. Both frames must come from `with_descriptors`."""
-    report = Report([ValueDrift(column=name) for name in SIGNALS])
-    return report.run(_dataset(current), _dataset(reference))
+# The text signal's domain classifier is the slowest statistic: it tokenises every text in pure Python,
+# holding the GIL, so a thread would not help. It runs in one worker process while this process computes
+# the descriptors, the other signals and the champion's predictions; the two Evidently snapshots are
+# then joined into one, so the saved report shows every signal. The worker comes from a fork server
+# that has imported this module once, so a new worker starts in milliseconds and never inherits the
+# threads of its parent.
+_worker: ProcessPoolExecutor | None = None
+_worker_broken = False  # once a worker has died, this process measures text itself from then on
+
+
+def _text_worker() -> ProcessPoolExecutor:
+    global _worker
+    if _worker is None:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([__name__])
+        _worker = ProcessPoolExecutor(max_workers=1, mp_context=context)
+    return _worker
+
+
+def warm_up() -> None:
+    """Start the text worker now, so the first drift check does not wait for its imports."""
+    if not _worker_broken:
+        _text_worker().submit(int)
+
+
+def _text_snapshot(current: list[str], reference: list[str]) -> SnapshotModel:
+    """Evidently's text content drift alone, as Evidently's serialisable snapshot model."""
+    definition = DataDefinition(text_columns=["text"])
+    current_data = Dataset.from_pandas(pd.DataFrame({"text": current}), data_definition=definition)
+    reference_data = Dataset.from_pandas(pd.DataFrame({"text": reference}), data_definition=definition)
+    return Report([ValueDrift(column="text")]).run(current_data, reference_data).to_snapshot_model()
+
+
+def start_text_drift(current: pd.Series, reference: pd.Series) -> Future | None:
+    """Start the text signal in the worker; `run_report` collects it (None: measure it in-process)."""
+    if _worker_broken:
+        return None
+    try:
+        return _text_worker().submit(_text_snapshot, current.tolist(), reference.tolist())
+    except BrokenProcessPool:
+        _give_up_on_worker()
+        return None
+
+
+def _give_up_on_worker() -> None:
+    global _worker, _worker_broken
+    _worker, _worker_broken = None, True
+
+
+def _text_result(pending: Future | None, current: pd.DataFrame, reference: pd.DataFrame) -> Snapshot:
+    if pending is not None:
+        try:
+            return Snapshot.load_model(pending.result())
+        except BrokenProcessPool:  # the worker died (killed, out of memory, cannot start): measure here
+            _give_up_on_worker()
+    return Snapshot.load_model(_text_snapshot(current["text"].tolist(), reference["text"].tolist()))
+
+
+def run_report(current: pd.DataFrame, reference: pd.DataFrame, text_drift: Future | None = None) -> Snapshot:
+    """One Evidently snapshot with one `ValueDrift` per signal (`ValueDrift` fits the domain classifier
+    once, where `DataDriftPreset` fits it several times). Both frames come from `with_descriptors`;
+    pass `text_drift` when the text signal was started earlier."""
+    if text_drift is None:
+        text_drift = start_text_drift(current["text"], reference["text"])
+    others = Report([ValueDrift(column=name) for name in SIGNALS if name != "text"]).run(_dataset(current), _dataset(reference))
+    return _join(_text_result(text_drift, current, reference), others)
+
+
+def _join(first: Snapshot, second: Snapshot) -> Snapshot:
+    """One snapshot holding the metrics and widgets of both, in order, through Evidently's own
+    serialisation model."""
+    joined, extra = first.to_snapshot_model(), second.to_snapshot_model()
+    joined.metric_results.update(extra.metric_results)
+    joined.top_level_metrics = [*joined.top_level_metrics, *extra.top_level_metrics]
+    joined.widgets = [*joined.widgets, *extra.widgets]
+    return Snapshot.load_model(joined)
 
 
 def _scores(snapshot) -> dict[str, tuple[float, str]]:
@@ -165,8 +244,11 @@ def measure(
     report_path: Path | None = None,
 ) -> DriftVerdict:
     """Measure every signal of one labeled batch against the champion's reference."""
-    current = with_descriptors(batch)
-    snapshot = run_report(current, reference)
+    neutral = neutralise(batch[["text", "label"]].reset_index(drop=True))
+    text_drift = start_text_drift(neutral["text"], reference["text"])
+    current = _describe(neutral)
+    predicted = None if predict is None else np.asarray(predict(batch))  # while the worker measures text
+    snapshot = run_report(current, reference, text_drift)
     if report_path is not None:
         report_path.parent.mkdir(parents=True, exist_ok=True)
         snapshot.save_html(str(report_path))
@@ -177,8 +259,8 @@ def measure(
         signals.append(Signal(name, round(score, 5), round(threshold, 5), f"{label} (calibrated, z={policy.z:g})", score > threshold))
 
     suspect = False
-    if predict is not None:
-        accuracy = float(np.mean(np.asarray(predict(batch)) == batch["label"].to_numpy()))
+    if predicted is not None:
+        accuracy = float(np.mean(predicted == batch["label"].to_numpy()))
         expected = calibration.expected_accuracy
         noise = math.sqrt(max(expected * (1 - expected), 1e-4) / len(batch))
         drop_threshold = policy.performance_drop + policy.z * noise

@@ -323,7 +323,10 @@ def _move_alias(app: Sentinel, alias: str, version: str | None, actor: str, reas
 def process(app: Sentinel) -> list[dict]:
     """Everything waiting, in order: intake of every file, a drift check of every unchecked batch,
     then one retrain that takes every batch not yet learned. One record per file."""
-    outcomes = take_in(app)
+    files = intake.pending_files(app.settings)
+    if files or app.ledger.batches_awaiting_drift_check():
+        drift.warm_up()  # the text worker starts while intake runs
+    outcomes = take_in(app, files)
     pending = [b.batch_id for b in app.ledger.batches_awaiting_drift_check()]
     if pending:
         app.require_champion()

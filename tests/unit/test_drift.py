@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from signal import SIGKILL
+
 import pytest
 
 from sentinel import demo, drift
@@ -57,5 +60,23 @@ def test_saved_report_carries_no_markup_from_the_data(imdb, calibrated, tmp_path
     report = tmp_path / "report.html"
     drift.measure(hostile, reference, calibration, None, POLICY, report_path=report)
     html = report.read_text()
+    for signal in drift.SIGNALS:  # the text worker's snapshot and this process's are joined into one report
+        assert html.count(f"Drift in column '{signal}'") == 1, signal
     assert "alert(1)" in html  # the text is there, readable...
     assert "<script>alert(1)" not in html and "<img src=x" not in html  # ...but not as markup
+
+
+def test_a_dead_text_worker_falls_back_to_measuring_here(imdb, calibrated, monkeypatch):
+    reference, _ = calibrated
+    current = drift.with_descriptors(imdb.iloc[9000:9400])
+    expected = drift._scores(drift.run_report(current, reference))
+    monkeypatch.setattr(drift, "_worker", None)  # a worker of this test's own, restored afterwards
+    monkeypatch.setattr(drift, "_worker_broken", False)
+    pool = drift._text_worker()
+    pool.submit(int).result()
+    pending = drift.start_text_drift(current["text"], reference["text"])
+    for process in list(pool._processes.values()):
+        os.kill(process.pid, SIGKILL)
+    assert drift._scores(drift.run_report(current, reference, pending)) == expected
+    assert drift._worker_broken and drift.start_text_drift(current["text"], reference["text"]) is None
+    pool.shutdown(wait=False)
