@@ -8,11 +8,15 @@ does not raise an alarm, and the champion's own accuracy on the labeled batch (p
 
 from __future__ import annotations
 
+import atexit
 import math
-import multiprocessing
+import os
+import pickle
+import subprocess
+import sys
+import threading
+import warnings
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -75,10 +79,12 @@ class Calibration:
     draws: int
 
     def threshold(self, name: str, batch_rows: int, policy: DriftPolicy) -> float:
-        # Sampling noise of both the domain classifier's AUC and a two-sample distance shrinks like
-        # sqrt(1/n + 1/N); rescale the calibrated spread to this batch's size.
+        # Without drift, a statistic scatters around its no-drift value (ROC AUC 0.5, distance 0), and
+        # both its spread and its offset shrink like sqrt(1/n + 1/N): a distance between two samples of
+        # the same data is larger for smaller samples. Rescale the calibrated excursion to this batch.
         scale = math.sqrt((1 / batch_rows + 1 / self.reference_rows) / (1 / self.batch_rows + 1 / self.calibration_reference_rows))
-        calibrated = self.mean[name] + policy.z * self.std[name] * scale
+        no_drift = 0.5 if name == "text" else 0.0
+        calibrated = no_drift + (self.mean[name] - no_drift + policy.z * self.std[name]) * scale
         floor = {"text": policy.text_threshold_floor, "label": policy.label_threshold}.get(name, policy.descriptor_threshold)
         return max(floor, calibrated)
 
@@ -108,29 +114,75 @@ def _dataset(frame: pd.DataFrame) -> Dataset:
     return Dataset.from_pandas(frame, data_definition=definition)
 
 
-# The text signal's domain classifier is the slowest statistic: it tokenises every text in pure Python,
-# holding the GIL, so a thread would not help. It runs in one worker process while this process computes
-# the descriptors, the other signals and the champion's predictions; the two Evidently snapshots are
-# then joined into one, so the saved report shows every signal. The worker comes from a fork server
-# that has imported this module once, so a new worker starts in milliseconds and never inherits the
-# threads of its parent.
-_worker: ProcessPoolExecutor | None = None
-_worker_broken = False  # once a worker has died, this process measures text itself from then on
+# The text signal's domain classifier is the slowest statistic: Evidently tokenises every text in
+# pure Python, holding the GIL, so a thread would not help. It runs in a worker process while this
+# process computes the descriptors, the other signals and the champion's predictions; the two Evidently
+# snapshots are then joined into one, so the saved report shows every signal.
+# The worker is a plain `python -m sentinel.drift` child talking pickle over its pipes, written by hand
+# because multiprocessing's spawn and forkserver re-run the parent's main script in every child (an
+# unguarded user script would run twice) and fork would copy whatever threads the parent holds.
 
 
-def _text_worker() -> ProcessPoolExecutor:
+class _TextWorker:
+    """One child process that measures text drift on request, one request at a time."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen([sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.busy = threading.Lock()
+
+    def submit(self, current: list[str], reference: list[str]) -> "_TextWorker | None":
+        """Send a request; None when another thread is using the worker (the caller measures itself)."""
+        if not self.busy.acquire(blocking=False):
+            return None
+        try:
+            pickle.dump((current, reference), self.process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            self.process.stdin.flush()
+        except OSError:
+            self.busy.release()
+            raise
+        return self
+
+    def result(self) -> SnapshotModel:
+        try:
+            answer = pickle.load(self.process.stdout)  # our own child: trusted bytes
+        finally:
+            self.busy.release()
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.stdin.close()  # the worker stops at end of input
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+_worker: _TextWorker | None = None
+_worker_broken = False  # once a worker has failed, this process measures text itself from then on
+
+
+def _text_worker() -> _TextWorker:
     global _worker
     if _worker is None:
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload([__name__])
-        _worker = ProcessPoolExecutor(max_workers=1, mp_context=context)
+        _worker = _TextWorker()
+        atexit.register(_worker.close)
     return _worker
 
 
 def warm_up() -> None:
     """Start the text worker now, so the first drift check does not wait for its imports."""
     if not _worker_broken:
-        _text_worker().submit(int)
+        _text_worker()
+
+
+def _give_up_on_worker() -> None:
+    global _worker, _worker_broken
+    if _worker is not None:
+        _worker.process.kill()
+    _worker, _worker_broken = None, True
 
 
 def _text_snapshot(current: list[str], reference: list[str]) -> SnapshotModel:
@@ -141,32 +193,46 @@ def _text_snapshot(current: list[str], reference: list[str]) -> SnapshotModel:
     return Report([ValueDrift(column="text")]).run(current_data, reference_data).to_snapshot_model()
 
 
-def start_text_drift(current: pd.Series, reference: pd.Series) -> Future | None:
+def start_text_drift(current: pd.Series, reference: pd.Series) -> _TextWorker | None:
     """Start the text signal in the worker; `run_report` collects it (None: measure it in-process)."""
     if _worker_broken:
         return None
     try:
-        return _text_worker().submit(_text_snapshot, current.tolist(), reference.tolist())
-    except BrokenProcessPool:
+        return _text_worker().submit(current.tolist(), reference.tolist())
+    except OSError:  # the worker is gone
         _give_up_on_worker()
         return None
 
 
-def _give_up_on_worker() -> None:
-    global _worker, _worker_broken
-    _worker, _worker_broken = None, True
-
-
-def _text_result(pending: Future | None, current: pd.DataFrame, reference: pd.DataFrame) -> Snapshot:
+def _text_result(pending: _TextWorker | None, current: pd.DataFrame, reference: pd.DataFrame) -> Snapshot:
     if pending is not None:
         try:
             return Snapshot.load_model(pending.result())
-        except BrokenProcessPool:  # the worker died (killed, out of memory, cannot start): measure here
+        except (OSError, EOFError, pickle.UnpicklingError):  # killed, out of memory, could not start
             _give_up_on_worker()
     return Snapshot.load_model(_text_snapshot(current["text"].tolist(), reference["text"].tolist()))
 
 
-def run_report(current: pd.DataFrame, reference: pd.DataFrame, text_drift: Future | None = None) -> Snapshot:
+def _serve() -> None:
+    """The worker's loop: read (current, reference) requests until end of input, answer each."""
+    answers = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # anything a library prints goes to stderr, never into the answers
+    warnings.simplefilter("ignore")
+    requests = sys.stdin.buffer
+    while True:
+        try:
+            current, reference = pickle.load(requests)
+        except EOFError:
+            return
+        try:
+            answer = _text_snapshot(current, reference)
+        except Exception as error:  # sent back and raised in the parent
+            answer = RuntimeError(f"text drift failed in the worker: {error!r}")
+        pickle.dump(answer, answers, protocol=pickle.HIGHEST_PROTOCOL)
+        answers.flush()
+
+
+def run_report(current: pd.DataFrame, reference: pd.DataFrame, text_drift: _TextWorker | None = None) -> Snapshot:
     """One Evidently snapshot with one `ValueDrift` per signal (`ValueDrift` fits the domain classifier
     once, where `DataDriftPreset` fits it several times). Both frames come from `with_descriptors`;
     pass `text_drift` when the text signal was started earlier."""
@@ -268,3 +334,7 @@ def measure(
         signals.append(Signal("performance", round(drop, 5), round(drop_threshold, 5), f"champion accuracy drop (expected {expected:.3f}, got {accuracy:.3f})", drop > drop_threshold))
         suspect = accuracy < policy.suspect_accuracy
     return DriftVerdict(any(s.drifted for s in signals), tuple(signals), suspect)
+
+
+if __name__ == "__main__":
+    _serve()

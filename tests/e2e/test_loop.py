@@ -99,7 +99,7 @@ def test_retrain_run_is_fully_logged_to_mlflow(app):
 def test_a_real_domain_shift_is_learned_and_promoted(home, app, rotten):
     before = app.champion().version
     for i in range(3):
-        demo.drop(rotten.iloc[1000 + i * 1500 : 2500 + i * 1500], home / "data" / "incoming", f"rotten-{i}.csv")
+        demo.drop(rotten.iloc[1000 + i * 2000 : 3000 + i * 2000], home / "data" / "incoming", f"rotten-{i}.csv")
     records = process(home)
     assert all(r["drift"]["detected"] for r in records)
     assert {r["decision"] for r in records} == {"promoted"}, records[0]["decision"]

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from signal import SIGKILL
-
 import pytest
 
 from sentinel import demo, drift
@@ -72,11 +69,15 @@ def test_a_dead_text_worker_falls_back_to_measuring_here(imdb, calibrated, monke
     expected = drift._scores(drift.run_report(current, reference))
     monkeypatch.setattr(drift, "_worker", None)  # a worker of this test's own, restored afterwards
     monkeypatch.setattr(drift, "_worker_broken", False)
-    pool = drift._text_worker()
-    pool.submit(int).result()
     pending = drift.start_text_drift(current["text"], reference["text"])
-    for process in list(pool._processes.values()):
-        os.kill(process.pid, SIGKILL)
+    pending.process.kill()
     assert drift._scores(drift.run_report(current, reference, pending)) == expected
     assert drift._worker_broken and drift.start_text_drift(current["text"], reference["text"]) is None
-    pool.shutdown(wait=False)
+
+
+def test_worker_and_in_process_measure_the_same(imdb, calibrated, monkeypatch):
+    reference, _ = calibrated
+    current = drift.with_descriptors(imdb.iloc[9500:9900])
+    in_worker = drift._scores(drift.run_report(current, reference))
+    monkeypatch.setattr(drift, "_worker_broken", True)
+    assert drift._scores(drift.run_report(current, reference)) == in_worker
