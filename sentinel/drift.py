@@ -9,6 +9,7 @@ does not raise an alarm, and the champion's own accuracy on the labeled batch (p
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import math
 import os
 import pickle
@@ -114,35 +115,36 @@ def _dataset(frame: pd.DataFrame) -> Dataset:
     return Dataset.from_pandas(frame, data_definition=definition)
 
 
-# The text signal's domain classifier is the slowest statistic: Evidently tokenises every text in
-# pure Python, holding the GIL, so a thread would not help. It runs in a worker process while this
-# process computes the descriptors, the other signals and the champion's predictions; the two Evidently
-# snapshots are then joined into one, so the saved report shows every signal.
+# Two jobs run in a worker process, each while this process does other CPU-bound work (the GIL rules out
+# threads): the text signal's domain classifier, the slowest statistic (Evidently tokenises every text
+# in pure Python), while this process computes the descriptors, the other signals and the champion's
+# predictions; and a new drift reference with its calibration, while a retrain fits the model.
 # The worker is a plain `python -m sentinel.drift` child talking pickle over its pipes, written by hand
 # because multiprocessing's spawn and forkserver re-run the parent's main script in every child (an
 # unguarded user script would run twice) and fork would copy whatever threads the parent holds.
 
 
-class _TextWorker:
-    """One child process that measures text drift on request, one request at a time."""
+class _Worker:
+    """One child process that runs the jobs in `_JOBS` on request, one at a time."""
 
     def __init__(self) -> None:
         self.process = subprocess.Popen([sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self.busy = threading.Lock()
 
-    def submit(self, current: list[str], reference: list[str]) -> "_TextWorker | None":
-        """Send a request; None when another thread is using the worker (the caller measures itself)."""
+    def submit(self, job: str, *args) -> "_Worker | None":
+        """Send a request; None when the worker is busy with another one (the caller works itself)."""
         if not self.busy.acquire(blocking=False):
             return None
         try:
-            pickle.dump((current, reference), self.process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump((job, args), self.process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
             self.process.stdin.flush()
         except OSError:
             self.busy.release()
             raise
         return self
 
-    def result(self) -> SnapshotModel:
+    def result(self):
+        """The answer to the request in flight; every request must be collected before the next."""
         try:
             answer = pickle.load(self.process.stdout)  # our own child: trusted bytes
         finally:
@@ -160,29 +162,49 @@ class _TextWorker:
                 self.process.kill()
 
 
-_worker: _TextWorker | None = None
-_worker_broken = False  # once a worker has failed, this process measures text itself from then on
+_worker: _Worker | None = None
+_work_here = False  # True inside the worker, and once a worker has failed: then every job runs here
 
 
-def _text_worker() -> _TextWorker:
+def _start(job: str, *args) -> _Worker | None:
+    """Start a job in the worker (started on first use); None means: do it here."""
     global _worker
-    if _worker is None:
-        _worker = _TextWorker()
-        atexit.register(_worker.close)
-    return _worker
+    if _work_here:
+        return None
+    try:
+        if _worker is None:
+            _worker = _Worker()
+            atexit.register(_worker.close)
+        return _worker.submit(job, *args)
+    except OSError:  # the worker is gone
+        _give_up_on_worker()
+        return None
 
 
-def warm_up() -> None:
-    """Start the text worker now, so the first drift check does not wait for its imports."""
-    if not _worker_broken:
-        _text_worker()
+def _collect(pending: _Worker | None):
+    """The job's answer, or None if it must be done here after all (no worker, or the worker died)."""
+    if pending is None:
+        return None
+    try:
+        return pending.result()
+    except (OSError, EOFError, pickle.UnpicklingError):  # killed, out of memory, could not start
+        _give_up_on_worker()
+        return None
 
 
 def _give_up_on_worker() -> None:
-    global _worker, _worker_broken
+    global _worker, _work_here
     if _worker is not None:
         _worker.process.kill()
-    _worker, _worker_broken = None, True
+    _worker, _work_here = None, True
+
+
+def warm_up() -> None:
+    """Start the worker now, so the first drift check does not wait for its imports."""
+    global _worker
+    if not _work_here and _worker is None:
+        _worker = _Worker()
+        atexit.register(_worker.close)
 
 
 def _text_snapshot(current: list[str], reference: list[str]) -> SnapshotModel:
@@ -193,46 +215,40 @@ def _text_snapshot(current: list[str], reference: list[str]) -> SnapshotModel:
     return Report([ValueDrift(column="text")]).run(current_data, reference_data).to_snapshot_model()
 
 
-def start_text_drift(current: pd.Series, reference: pd.Series) -> _TextWorker | None:
-    """Start the text signal in the worker; `run_report` collects it (None: measure it in-process)."""
-    if _worker_broken:
-        return None
-    try:
-        return _text_worker().submit(current.tolist(), reference.tolist())
-    except OSError:  # the worker is gone
-        _give_up_on_worker()
-        return None
+def start_text_drift(current: pd.Series, reference: pd.Series) -> _Worker | None:
+    """Start the text signal in the worker; `run_report` collects it."""
+    return _start("text", current.tolist(), reference.tolist())
 
 
-def _text_result(pending: _TextWorker | None, current: pd.DataFrame, reference: pd.DataFrame) -> Snapshot:
-    if pending is not None:
-        try:
-            return Snapshot.load_model(pending.result())
-        except (OSError, EOFError, pickle.UnpicklingError):  # killed, out of memory, could not start
-            _give_up_on_worker()
-    return Snapshot.load_model(_text_snapshot(current["text"].tolist(), reference["text"].tolist()))
+def _text_result(pending: _Worker | None, current: pd.DataFrame, reference: pd.DataFrame) -> Snapshot:
+    answer = _collect(pending)
+    if answer is None:
+        answer = _text_snapshot(current["text"].tolist(), reference["text"].tolist())
+    return Snapshot.load_model(answer)
 
 
 def _serve() -> None:
-    """The worker's loop: read (current, reference) requests until end of input, answer each."""
+    """The worker's loop: answer (job, args) requests until end of input."""
+    global _work_here
+    _work_here = True  # a job that measures text does it in this process, never in a grandchild
     answers = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything a library prints goes to stderr, never into the answers
     warnings.simplefilter("ignore")
     requests = sys.stdin.buffer
     while True:
         try:
-            current, reference = pickle.load(requests)
+            job, args = pickle.load(requests)
         except EOFError:
             return
         try:
-            answer = _text_snapshot(current, reference)
+            answer = _JOBS[job](*args)
         except Exception as error:  # sent back and raised in the parent
-            answer = RuntimeError(f"text drift failed in the worker: {error!r}")
+            answer = RuntimeError(f"{job} failed in the worker: {error!r}")
         pickle.dump(answer, answers, protocol=pickle.HIGHEST_PROTOCOL)
         answers.flush()
 
 
-def run_report(current: pd.DataFrame, reference: pd.DataFrame, text_drift: _TextWorker | None = None) -> Snapshot:
+def run_report(current: pd.DataFrame, reference: pd.DataFrame, text_drift: _Worker | None = None) -> Snapshot:
     """One Evidently snapshot with one `ValueDrift` per signal (`ValueDrift` fits the domain classifier
     once, where `DataDriftPreset` fits it several times). Both frames come from `with_descriptors`;
     pass `text_drift` when the text signal was started earlier."""
@@ -291,6 +307,26 @@ def build_reference(training: pd.DataFrame, expected_accuracy: float, policy: Dr
     return reference, calibration
 
 
+class ReferenceJob:
+    """A drift reference built in the worker while a retrain fits its model: the reference depends on
+    the training rows only, so it is ready (or nearly) when the gate has decided."""
+
+    def __init__(self, training: pd.DataFrame, policy: DriftPolicy, seed: int) -> None:
+        self.args = (training[["text", "label"]].reset_index(drop=True), policy, seed)
+        self.pending = _start("reference", *self.args)
+
+    def result(self, expected_accuracy: float) -> tuple[pd.DataFrame, Calibration]:
+        answer = _collect(self.pending)
+        self.pending = None
+        reference, calibration = answer if answer is not None else build_reference(self.args[0], 0.0, self.args[1], self.args[2])
+        return reference, dataclasses.replace(calibration, expected_accuracy=float(expected_accuracy))
+
+    def discard(self) -> None:
+        """Not needed after all (no promotion); the answer is still read, so the worker is free again."""
+        _collect(self.pending)
+        self.pending = None
+
+
 def _upper_std(values: list[float], alpha: float) -> float:
     """Upper (1 - alpha) confidence bound of the standard deviation from a few draws (chi-square). A
     spread estimated from ten draws is often 30 % too small; a threshold built on it would raise false
@@ -336,5 +372,11 @@ def measure(
     return DriftVerdict(any(s.drifted for s in signals), tuple(signals), suspect)
 
 
+_JOBS = {"text": _text_snapshot, "reference": lambda training, policy, seed: build_reference(training, 0.0, policy, seed)}
+
 if __name__ == "__main__":
-    _serve()
+    # Serve from the module imported under its real name, so what the jobs return pickles as
+    # `sentinel.drift.…`, not `__main__.…`.
+    from sentinel.drift import _serve as serve
+
+    serve()

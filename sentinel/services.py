@@ -207,6 +207,9 @@ def _train_and_register(app: Sentinel, data: training.TrainingData, *, run_name:
         mlflow.set_tags({"sentinel.batches": ",".join(data.new_batches) or "reference", "sentinel.trigger": "bootstrap" if champion is None else "drift"})
         mlflow.log_params(settings.model.model_dump() | {"train_rows": len(data.train), "holdout_new_rows": len(data.holdout_new), "holdout_reference_rows": len(data.holdout_reference)})
         reporting.log_inputs(data)
+        # The drift reference a promotion needs depends on the training rows only: build it in the
+        # worker while the model fits here, and drop it if there is no promotion.
+        reference_job = drift.ReferenceJob(data.train, settings.drift, seed=settings.model.seed)
         tick = time.perf_counter()
         model = training.fit(data.train, settings.model)
         mlflow.log_metric("fit_seconds", time.perf_counter() - tick)
@@ -270,7 +273,7 @@ def _train_and_register(app: Sentinel, data: training.TrainingData, *, run_name:
     if outcome == "promoted":
         held = [e for e in (challenger_new, challenger_ref) if e.rows]
         expected = sum(e.accuracy * e.rows for e in held) / sum(e.rows for e in held)
-        reference, calibration = drift.build_reference(data.train, expected, settings.drift, seed=settings.model.seed)
+        reference, calibration = reference_job.result(expected)
         path = settings.reference_dir / f"v{version}.parquet"
         reference.to_parquet(path, index=False)
         with app.ledger.transaction() as session:
@@ -291,9 +294,11 @@ def _train_and_register(app: Sentinel, data: training.TrainingData, *, run_name:
                 _move_alias(app, "champion", version, actor, reason)
                 if app.registry.alias_version("challenger") == version:
                     app.registry.delete_alias("challenger")
-    elif outcome == "challenger":
-        with promotion_lock(settings):
-            _move_alias(app, "challenger", version, actor, reason)
+    else:
+        reference_job.discard()
+        if outcome == "challenger":
+            with promotion_lock(settings):
+                _move_alias(app, "challenger", version, actor, reason)
     return app.ledger.model(settings.registered_model, version)
 
 

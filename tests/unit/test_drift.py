@@ -68,16 +68,27 @@ def test_a_dead_text_worker_falls_back_to_measuring_here(imdb, calibrated, monke
     current = drift.with_descriptors(imdb.iloc[9000:9400])
     expected = drift._scores(drift.run_report(current, reference))
     monkeypatch.setattr(drift, "_worker", None)  # a worker of this test's own, restored afterwards
-    monkeypatch.setattr(drift, "_worker_broken", False)
+    monkeypatch.setattr(drift, "_work_here", False)
     pending = drift.start_text_drift(current["text"], reference["text"])
     pending.process.kill()
     assert drift._scores(drift.run_report(current, reference, pending)) == expected
-    assert drift._worker_broken and drift.start_text_drift(current["text"], reference["text"]) is None
+    assert drift._work_here and drift.start_text_drift(current["text"], reference["text"]) is None
 
 
 def test_worker_and_in_process_measure_the_same(imdb, calibrated, monkeypatch):
     reference, _ = calibrated
     current = drift.with_descriptors(imdb.iloc[9500:9900])
     in_worker = drift._scores(drift.run_report(current, reference))
-    monkeypatch.setattr(drift, "_worker_broken", True)
+    monkeypatch.setattr(drift, "_work_here", True)
     assert drift._scores(drift.run_report(current, reference)) == in_worker
+
+
+def test_a_reference_built_in_the_worker_equals_one_built_here(imdb, monkeypatch):
+    policy = POLICY.model_copy(update={"calibration_draws": 3})
+    training = imdb.iloc[10_000:12_500]
+    job = drift.ReferenceJob(training, policy, seed=3)
+    assert job.pending is not None  # it went to the worker
+    reference, calibration = job.result(expected_accuracy=0.9)
+    here_reference, here_calibration = drift.build_reference(training, 0.9, policy, seed=3)
+    assert reference.equals(here_reference)
+    assert calibration == here_calibration
