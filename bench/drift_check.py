@@ -16,7 +16,7 @@ from bench.common import interleaved, report  # noqa: E402
 from sentinel import demo, drift, training  # noqa: E402
 from sentinel.settings import DriftPolicy, ModelParams  # noqa: E402
 
-REPEATS = 7
+REPEATS = 11
 
 
 def main() -> None:
