@@ -166,16 +166,21 @@ _worker: _Worker | None = None
 _work_here = False  # True inside the worker, and once a worker has failed: then every job runs here
 
 
-def _start(job: str, *args) -> _Worker | None:
-    """Start a job in the worker (started on first use); None means: do it here."""
+def warm_up() -> _Worker | None:
+    """Start the worker now (if it is not running), so the first drift check does not wait for its
+    imports; None when jobs run in this process."""
     global _worker
-    if _work_here:
-        return None
+    if not _work_here and _worker is None:
+        _worker = _Worker()
+        atexit.register(_worker.close)
+    return _worker
+
+
+def _start(job: str, *args) -> _Worker | None:
+    """Start a job in the worker; None means: do it here."""
     try:
-        if _worker is None:
-            _worker = _Worker()
-            atexit.register(_worker.close)
-        return _worker.submit(job, *args)
+        worker = warm_up()
+        return worker.submit(job, *args) if worker else None
     except OSError:  # the worker is gone
         _give_up_on_worker()
         return None
@@ -197,14 +202,6 @@ def _give_up_on_worker() -> None:
     if _worker is not None:
         _worker.process.kill()
     _worker, _work_here = None, True
-
-
-def warm_up() -> None:
-    """Start the worker now, so the first drift check does not wait for its imports."""
-    global _worker
-    if not _work_here and _worker is None:
-        _worker = _Worker()
-        atexit.register(_worker.close)
 
 
 def _text_snapshot(current: list[str], reference: list[str]) -> SnapshotModel:
