@@ -319,8 +319,12 @@ class ReferenceJob:
         return reference, dataclasses.replace(calibration, expected_accuracy=float(expected_accuracy))
 
     def discard(self) -> None:
-        """Not needed after all (no promotion); the answer is still read, so the worker is free again."""
-        _collect(self.pending)
+        """Not needed (no promotion, or the run failed): the answer is still read, so the worker is free
+        for the next job; an error the job met does not matter any more."""
+        try:
+            _collect(self.pending)
+        except RuntimeError:
+            pass
         self.pending = None
 
 

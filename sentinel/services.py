@@ -195,6 +195,18 @@ def _name_batches(batch_ids: tuple[str, ...]) -> str:
 
 
 def _train_and_register(app: Sentinel, data: training.TrainingData, *, run_name: str, champion: ModelRow | None, actor: str) -> ModelRow:
+    # The drift reference a promotion needs depends on the training rows only: build it in the
+    # worker while the model fits here. Whatever happens, its answer is read, so the worker is free.
+    reference_job = drift.ReferenceJob(data.train, app.settings.drift, seed=app.settings.model.seed)
+    try:
+        return _fit_gate_register(app, data, reference_job, run_name=run_name, champion=champion, actor=actor)
+    finally:
+        reference_job.discard()
+
+
+def _fit_gate_register(
+    app: Sentinel, data: training.TrainingData, reference_job: drift.ReferenceJob, *, run_name: str, champion: ModelRow | None, actor: str
+) -> ModelRow:
     import mlflow
 
     from sentinel import reporting
@@ -207,9 +219,6 @@ def _train_and_register(app: Sentinel, data: training.TrainingData, *, run_name:
         mlflow.set_tags({"sentinel.batches": ",".join(data.new_batches) or "reference", "sentinel.trigger": "bootstrap" if champion is None else "drift"})
         mlflow.log_params(settings.model.model_dump() | {"train_rows": len(data.train), "holdout_new_rows": len(data.holdout_new), "holdout_reference_rows": len(data.holdout_reference)})
         reporting.log_inputs(data)
-        # The drift reference a promotion needs depends on the training rows only: build it in the
-        # worker while the model fits here, and drop it if there is no promotion.
-        reference_job = drift.ReferenceJob(data.train, settings.drift, seed=settings.model.seed)
         tick = time.perf_counter()
         model = training.fit(data.train, settings.model)
         mlflow.log_metric("fit_seconds", time.perf_counter() - tick)
@@ -294,11 +303,9 @@ def _train_and_register(app: Sentinel, data: training.TrainingData, *, run_name:
                 _move_alias(app, "champion", version, actor, reason)
                 if app.registry.alias_version("challenger") == version:
                     app.registry.delete_alias("challenger")
-    else:
-        reference_job.discard()
-        if outcome == "challenger":
-            with promotion_lock(settings):
-                _move_alias(app, "challenger", version, actor, reason)
+    elif outcome == "challenger":
+        with promotion_lock(settings):
+            _move_alias(app, "challenger", version, actor, reason)
     return app.ledger.model(settings.registered_model, version)
 
 

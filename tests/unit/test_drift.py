@@ -92,3 +92,11 @@ def test_a_reference_built_in_the_worker_equals_one_built_here(imdb, monkeypatch
     here_reference, here_calibration = drift.build_reference(training, 0.9, policy, seed=3)
     assert reference.equals(here_reference)
     assert calibration == here_calibration
+
+
+def test_a_discarded_reference_job_frees_the_worker(imdb):
+    job = drift.ReferenceJob(imdb.iloc[12_500:14_000], POLICY.model_copy(update={"calibration_draws": 2}), seed=1)
+    assert job.pending is not None
+    job.discard()
+    assert drift.start_text_drift(imdb["text"].iloc[:60], imdb["text"].iloc[60:200]) is not None  # free again
+    drift._collect(drift._worker)
