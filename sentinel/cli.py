@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -213,6 +215,101 @@ def demo(
     console.print(f"ledger: {sentinel.settings.ledger_url}   drift reports: {sentinel.settings.reports_dir}")
     console.print(f"MLflow UI: mlflow ui --backend-store-uri {sentinel.settings.mlflow_tracking_uri}")
     console.print("next: sentinel models · sentinel batches · sentinel predict FILE.csv")
+
+
+def _progress(kind: str, item) -> None:
+    """One line per thing that happened, for `up` and `watch`."""
+    stamp = time.strftime("%H:%M:%S")
+    if kind == "intake":
+        if item.status == "accepted":
+            console.print(f"{stamp} [green]accepted[/green] {item.file}: {item.rows} rows → batch {item.batch_id}", highlight=False)
+        elif item.status != "waiting":
+            reason = (item.reason or {}).get("message", "")
+            console.print(f"{stamp} [yellow]{item.status}[/yellow] {item.file}: {reason}", highlight=False)
+    elif kind == "drift":
+        fired = [f"{s['name']} {s['score']:.3f} > {s['threshold']:.3f}" for s in item.signals if s["drifted"]]
+        verdict = "[red]drift detected[/red] (" + ", ".join(fired) + ")" if item.detected else "[green]no drift[/green]"
+        console.print(f"{stamp} batch {item.batch_id}: {verdict}", highlight=False)
+    elif kind == "error":
+        errors.print(f"{stamp} [red]error:[/red] {item}", highlight=False)
+
+
+@app.command()
+@friendly
+def up():
+    """Start everything on this machine: Prefect server, MLflow server, the deployments and the watcher."""
+    from sentinel import up as services_up
+    from sentinel.settings import load_settings
+
+    console.print("starting the Prefect server and the MLflow server …")
+    services_up.run(load_settings(), lambda line: console.print(f"{time.strftime('%H:%M:%S')} {line}", highlight=False), _progress)
+
+
+@app.command()
+@friendly
+def watch():
+    """Watch data/incoming/ and handle each file as it arrives (no servers needed; with
+    SENTINEL_PREFECT_API_URL set, drift checks run as Prefect flow runs and events are sent)."""
+    import threading
+
+    from sentinel import services
+    from sentinel.watcher import Watcher
+
+    sentinel = _open()
+    if sentinel.settings.prefect_api_url:
+        from sentinel import up as services_up
+
+        os.environ.setdefault("PREFECT_API_URL", sentinel.settings.prefect_api_url)
+        check = services_up.inline_check(sentinel, console.print)
+    else:
+        def check() -> list[str]:
+            found = services.check_pending(sentinel)
+            if services.retrain_due(sentinel):
+                services.retrain_until_done(sentinel)
+            return found
+    console.print(f"watching {sentinel.settings.incoming_dir} (Ctrl-C stops)")
+    try:
+        Watcher(sentinel, check=check, notify=_progress).run(threading.Event())
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command()
+@friendly
+def status(as_json: JsonFlag = False):
+    """Is `sentinel up` healthy, where is each UI, and what work is waiting. Exit 1 when unhealthy."""
+    from sentinel import up as services_up
+    from sentinel.settings import load_settings
+
+    document = services_up.status(load_settings())
+    if as_json:
+        _print_json(document)
+    else:
+        table = Table(title="sentinel " + ("[green]healthy[/green]" if document["healthy"] else "[red]not healthy[/red]"))
+        for column in ("service", "healthy", "url", "detail"):
+            table.add_column(column)
+        for name, service in document["services"].items():
+            table.add_row(name, "yes" if service["healthy"] else "[red]no[/red]", service.get("url", ""), service.get("detail", ""))
+        console.print(table)
+        pending = document["pending"]
+        console.print(f"waiting: {pending['files']} files, {pending['drift_checks']} drift checks, {pending['unanswered_drift']} batches with drift no retrain has answered")
+    if not document["healthy"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+@friendly
+def report(as_json: JsonFlag = False):
+    """Make the scheduled drift report now: the batches since the last one against the reference."""
+    from sentinel import drift_report
+
+    made = drift_report.make_report(_open())
+    if as_json:
+        _print_json(made)
+    elif made is None:
+        console.print("no new batches since the last report")
+    else:
+        console.print(f"report of {made['batches']} batches ({made['rows']} rows) against version {made['reference_version']}: {made['html']}")
 
 
 def main() -> None:

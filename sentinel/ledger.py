@@ -110,6 +110,21 @@ class AliasMoveRow(Base):
     moved_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+class DriftReportRow(Base):
+    """One scheduled drift report: which batches it covered, so the next one starts where it stopped."""
+
+    __tablename__ = "drift_reports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    batch_ids: Mapped[list[Any]] = mapped_column(JSON)
+    rows: Mapped[int] = mapped_column(Integer)
+    reference_version: Mapped[str] = mapped_column(String(32))
+    html_path: Mapped[str] = mapped_column(String(1024))
+    mlflow_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    snapshot_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    made_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     # WAL lets the watcher read while a retrain writes; the busy timeout turns lock contention into waiting.
     cursor = dbapi_connection.cursor()
@@ -185,3 +200,7 @@ class Ledger:
         with self._sessions() as session:
             query = select(AliasMoveRow).where(AliasMoveRow.model_name == model_name)
             return list(session.scalars(query.order_by(AliasMoveRow.id.desc())))
+
+    def drift_reports(self) -> list[DriftReportRow]:
+        with self._sessions() as session:
+            return list(session.scalars(select(DriftReportRow).order_by(DriftReportRow.id)))

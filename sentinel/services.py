@@ -15,10 +15,17 @@ from pathlib import Path
 import pandas as pd
 from filelock import FileLock, Timeout
 
-from sentinel import drift, gate, intake, training
+from sentinel import drift, events, gate, intake, training
 from sentinel.errors import SentinelError
 from sentinel.ledger import AliasMoveRow, BatchDigest, BatchRow, DriftCheckRow, Ledger, ModelRow, TrainingRunRow, utcnow
 from sentinel.settings import Settings
+
+
+def work_lock(settings: Settings, name: str) -> FileLock:
+    """One kind of work at a time on this host (intake, drift, retrain): a second caller waits or leaves,
+    and the one holding the lock takes every pending item, so nothing is done twice."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(settings.home / f"{name}.lock"))
 
 
 def os_user() -> str:
@@ -92,11 +99,25 @@ def bootstrap(app: Sentinel, reference_csv: Path, actor: str | None = None) -> M
 
 
 # ---- intake + drift -----------------------------------------------------------------------------
-def take_in(app: Sentinel, paths: list[Path] | None = None) -> list[intake.IntakeOutcome]:
-    """Ingest every settled file in the drop zone; a file still being written is left for later."""
+def take_in(app: Sentinel, paths: list[Path] | None = None, checked_by: str = "deployment", settle_timeout: float = 30.0) -> list[intake.IntakeOutcome]:
+    """Ingest every settled file in the drop zone; a file still being written is left for later. Each
+    outcome is announced; `checked_by` tells the drift-check deployment whether the caller checks drift
+    itself ("inline") or leaves it to the deployment."""
+    with work_lock(app.settings, "intake"):  # two watchers, or a watcher and reconcile, never read one file twice
+        outcomes = _take_in(app, paths, settle_timeout)
+    for outcome in outcomes:
+        if outcome.status == "accepted":
+            resource = events.batch_resource(outcome.batch_id) | {"sentinel.check": checked_by}
+            events.emit(app.settings, events.BATCH_ACCEPTED, resource, {"file": outcome.file, "rows": outcome.rows})
+        elif outcome.status in ("quarantined", "duplicate"):
+            events.emit(app.settings, events.BATCH_QUARANTINED, events.batch_resource(outcome.batch_id), {"file": outcome.file, "status": outcome.status, "reason": outcome.reason})
+    return outcomes
+
+
+def _take_in(app: Sentinel, paths: list[Path] | None, settle_timeout: float) -> list[intake.IntakeOutcome]:
     outcomes = []
     for path in paths if paths is not None else intake.pending_files(app.settings):
-        if path.is_file() and not path.is_symlink() and not intake.wait_until_settled(path, app.settings.intake.settle_seconds):
+        if path.is_file() and not path.is_symlink() and not intake.wait_until_settled(path, app.settings.intake.settle_seconds, settle_timeout):
             outcomes.append(intake.IntakeOutcome(path.name, "waiting", reason={"message": "the file is still being written"}))
             continue
         if not (path.exists() or path.is_symlink()):
@@ -124,7 +145,21 @@ def check_drift(app: Sentinel, batch_id: str) -> drift.DriftVerdict | None:
         session.add(DriftCheckRow(batch_id=batch_id, reference_version=champion.version, detected=verdict.detected, signals=verdict.as_dict()["signals"], report_path=str(report), mlflow_run_id=run_id))
         batch.drift_status = "detected" if verdict.detected else "clear"
         batch.suspect_labels = verdict.suspect_labels
+    scores = {s.name: s.score for s in verdict.signals}
+    event = events.DRIFT_DETECTED if verdict.detected else events.DRIFT_CLEAR
+    events.emit(app.settings, event, events.batch_resource(batch_id), {"scores": scores, "suspect_labels": verdict.suspect_labels, "reference_version": champion.version})
     return verdict
+
+
+def check_pending(app: Sentinel, timeout: float = 900.0) -> list[str]:
+    """Check every batch awaiting its drift check, including those accepted meanwhile. A second caller
+    waits for the first and then finds nothing left, so a batch is measured once."""
+    checked = []
+    with work_lock(app.settings, "drift").acquire(timeout=timeout):
+        while pending := [b.batch_id for b in app.ledger.batches_awaiting_drift_check()]:
+            app.require_champion()
+            checked += [batch_id for batch_id in pending if check_drift(app, batch_id) is not None]
+    return checked
 
 
 def _log_drift_run(app: Sentinel, batch_id: str, reference_version: str, verdict: drift.DriftVerdict, report: Path) -> str:
@@ -158,10 +193,42 @@ def retrain_due(app: Sentinel) -> bool:
     return any(b.drift_status == "detected" and b.trained_in is None and not b.suspect_labels for b in app.ledger.batches(status="accepted"))
 
 
+def backlog(app: Sentinel) -> int:
+    """Files in the drop zone plus batches still awaiting their drift check."""
+    return len(intake.pending_files(app.settings)) + len(app.ledger.batches_awaiting_drift_check())
+
+
+def wait_for_quiet(app: Sentinel, quiet_seconds: float, max_wait_seconds: float, poll: float = 0.5) -> float:
+    """Wait until the backlog has been empty for `quiet_seconds` (at most `max_wait_seconds`), so that a
+    burst of files becomes one retrain that learns them all. Returns the seconds waited."""
+    started = last_busy = time.monotonic()
+    while (now := time.monotonic()) - started < max_wait_seconds:
+        if backlog(app):
+            last_busy = now
+        elif now - last_busy >= quiet_seconds:
+            break
+        time.sleep(poll)
+    return time.monotonic() - started
+
+
+def retrain_until_done(app: Sentinel, actor: str = "sentinel") -> list[TrainingRunRow]:
+    """What the retrain deployment does: let a burst settle, retrain, and again while drift detected
+    meanwhile is still unanswered."""
+    policy = app.settings.services
+    runs = []
+    while retrain_due(app):
+        wait_for_quiet(app, policy.retrain_quiet_seconds, policy.retrain_max_wait_seconds)
+        run = retrain(app, actor)
+        if run is None:
+            break  # another process is retraining; it takes the pending work
+        runs.append(run)
+    return runs
+
+
 def retrain(app: Sentinel, actor: str = "sentinel") -> TrainingRunRow | None:
     """Train a challenger on the champion's data plus every batch not yet learned, gate it, register it.
     One at a time: a second caller returns None at once, and the running one takes all pending work."""
-    lock = FileLock(str(app.settings.home / "retrain.lock"))
+    lock = work_lock(app.settings, "retrain")
     try:
         lock.acquire(timeout=0)
     except Timeout:
@@ -172,10 +239,29 @@ def retrain(app: Sentinel, actor: str = "sentinel") -> TrainingRunRow | None:
         champion = app.require_champion()
         data = training_data(app, champion)
         run_name = "retrain-" + _name_batches(data.new_batches)
-        _train_and_register(app, data, run_name=run_name, champion=champion, actor=actor)
-        return app.ledger.training_runs()[-1]
+        model = _train_and_register(app, data, run_name=run_name, champion=champion, actor=actor)
+        run = app.ledger.training_run(model.training_run_id)
+        _announce(app, run, model)
+        return run
     finally:
         lock.release()
+
+
+def _announce(app: Sentinel, run: TrainingRunRow, model: ModelRow) -> None:
+    resource = events.model_resource(model.model_name, model.version)
+    payload = {"run_name": run.run_name, "decision": run.decision, "reason": run.reason, "batches": list(run.batch_ids), "mlflow_run_id": run.mlflow_run_id}
+    events.emit(app.settings, events.RETRAIN_COMPLETED, resource, payload)
+    decision_event = {"promoted": events.MODEL_PROMOTED, "challenger": events.MODEL_CHALLENGER, "rejected": events.MODEL_REJECTED}[run.decision]
+    events.emit(app.settings, decision_event, resource, payload)
+
+
+def reconcile(app: Sentinel) -> dict:
+    """Catch whatever an event missed: files still in the drop zone, batches never checked, drift that
+    no retrain answered. Safe at any time: each step takes its lock and works from the ledger."""
+    taken = take_in(app, checked_by="reconcile")
+    checked = check_pending(app)
+    runs = retrain_until_done(app) if retrain_due(app) else []
+    return {"files": len(taken), "checked": len(checked), "retrains": len(runs)}
 
 
 def training_data(app: Sentinel, champion: ModelRow) -> training.TrainingData:
@@ -338,12 +424,8 @@ def process(app: Sentinel) -> list[dict]:
     files = intake.pending_files(app.settings)
     if files or app.ledger.batches_awaiting_drift_check():
         drift.warm_up()  # the text worker starts while intake runs
-    outcomes = take_in(app, files)
-    pending = [b.batch_id for b in app.ledger.batches_awaiting_drift_check()]
-    if pending:
-        app.require_champion()
-    for batch_id in pending:
-        check_drift(app, batch_id)
+    outcomes = take_in(app, files, checked_by="inline")
+    check_pending(app)
     if retrain_due(app):
         retrain(app)
     records = []

@@ -71,6 +71,19 @@ class ModelParams(_Group):
     seed: int = 42
 
 
+class ServicePolicy(_Group):
+    """What `sentinel up` runs, where, and how often the scheduled flows fire."""
+
+    host: str = Field("127.0.0.1", description="Interface every server binds; loopback unless you mean otherwise.")
+    prefect_port: int = 4200
+    mlflow_port: int = 5000
+    report_cron: str = Field("0 6 * * *", description="When the drift-report deployment runs (cron, server time zone).")
+    reconcile_seconds: int = Field(120, description="How often `reconcile` sweeps for work an event missed.")
+    retrain_quiet_seconds: int = Field(10, description="A retrain waits until no drift check has been pending this long.")
+    retrain_max_wait_seconds: int = Field(180, description="...but never longer than this, so a steady stream still retrains.")
+    check_inline: bool = Field(True, description="The watcher checks drift itself right after intake (seconds, not a new process).")
+
+
 class Settings(BaseSettings):
     """All of Sentinel's configuration. Paths are relative to `home` unless absolute."""
 
@@ -79,6 +92,8 @@ class Settings(BaseSettings):
     home: Path = Field(default_factory=project_home)
     ledger_url: str = Field("", description="SQLAlchemy URL; default sqlite:///<home>/sentinel.db")
     mlflow_tracking_uri: str = Field("", description="default sqlite:///<home>/mlflow.db")
+    prefect_api_url: str = Field("", description="Prefect server API; empty = standalone, no events (set by `sentinel up`).")
+    reference_csv: Path | None = Field(None, description="Labeled CSV for the first champion of `sentinel up`; default the demo's IMDB reviews.")
     registered_model: str = "review-sentiment"
     drift_experiment: str = "sentinel-drift"
     training_experiment: str = "sentinel-training"
@@ -87,6 +102,7 @@ class Settings(BaseSettings):
     drift: DriftPolicy = DriftPolicy()
     gate: GatePolicy = GatePolicy()
     model: ModelParams = ModelParams()
+    services: ServicePolicy = ServicePolicy()
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> "Settings":
@@ -137,6 +153,15 @@ class Settings(BaseSettings):
     @property
     def lock_path(self) -> Path:
         return self.home / "sentinel.lock"
+
+    @property
+    def prefect_home(self) -> Path:
+        return self.home / ".prefect"
+
+    @property
+    def state_path(self) -> Path:
+        """Where `sentinel up` records the processes it started, for `sentinel status`."""
+        return self.prefect_home / "sentinel-up.json"
 
     def ensure_dirs(self) -> None:
         for folder in (self.incoming_dir, self.quarantine_dir, self.batches_dir, self.reference_dir, self.reports_dir):

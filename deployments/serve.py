@@ -1,0 +1,73 @@
+"""Serve Sentinel's four deployments from one long-lived process: `python -m deployments.serve`.
+
+`sentinel up` starts this with the project's settings in the environment. The triggers, schedules and
+concurrency limits here are the same as in `prefect.yaml`; restarting this process re-applies them, so
+the deployments that stopping it paused come back as they were.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from prefect import serve
+from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+from prefect.events import DeploymentEventTrigger
+
+from flows.drift_check import drift_check
+from flows.drift_report import drift_report
+from flows.reconcile import reconcile
+from flows.retrain import retrain
+from sentinel import events
+from sentinel.settings import Settings, load_settings
+
+# A second run while one is going would find no work: cancel it at once. (ENQUEUE re-polls every 30 s.)
+ONE_AT_A_TIME = ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW)
+
+
+def deployments(settings: Settings) -> list:
+    policy = settings.services
+    batch = {"batch_id": "{{ event.resource.name }}"}
+    return [
+        drift_check.to_deployment(
+            name="drift-check",
+            description="Measure every batch awaiting its drift check.",
+            triggers=[
+                # Batches whose taker checks drift itself (the watcher of `sentinel up`) are labelled
+                # "inline"; the deployment answers the others.
+                DeploymentEventTrigger(
+                    name="batch accepted",
+                    expect={events.BATCH_ACCEPTED},
+                    match={"sentinel.check": ["deployment", "reconcile"]},
+                    parameters=batch,
+                )
+            ],
+            tags=["sentinel"],
+        ),
+        retrain.to_deployment(
+            name="retrain",
+            description="Retrain on every unlearned batch, gate against the champion, register.",
+            triggers=[
+                # Reactive with a window: the first detection starts a run at once, the rest of the
+                # window's detections are absorbed (that run waits for the burst and learns them all).
+                DeploymentEventTrigger(name="drift detected", expect={events.DRIFT_DETECTED}, within=timedelta(seconds=policy.retrain_quiet_seconds * 3), parameters=batch)
+            ],
+            concurrency_limit=ONE_AT_A_TIME,
+            tags=["sentinel"],
+        ),
+        drift_report.to_deployment(name="drift-report", cron=policy.report_cron, description="Evidently drift report of the batches since the last one.", tags=["sentinel"]),
+        reconcile.to_deployment(
+            name="reconcile",
+            interval=timedelta(seconds=policy.reconcile_seconds),
+            concurrency_limit=ONE_AT_A_TIME,
+            description="Sweep for files, checks and retrains an event missed.",
+            tags=["sentinel"],
+        ),
+    ]
+
+
+def main() -> None:
+    serve(*deployments(load_settings()), print_starting_message=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,20 @@
+"""drift-check: measure every batch awaiting its drift check. Triggered by `sentinel.batch.accepted`;
+`sentinel up`'s watcher also calls it right after intake, in its own warm process."""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+
+from flows._project import project
+from sentinel import services
+
+
+@flow(name="drift-check", retries=2, retry_delay_seconds=15)
+def drift_check(batch_id: str | None = None) -> list[str]:
+    """`batch_id` names the batch whose event started the run; every pending batch is checked."""
+    with project() as app:
+        checked = services.check_pending(app)
+        for checked_id in checked:
+            row = app.ledger.batch(checked_id)
+            get_run_logger().info("batch %s (%s): drift %s", checked_id, row.file_name, row.drift_status)
+    return checked

@@ -1,0 +1,17 @@
+"""reconcile: on an interval, catch whatever an event missed (a file the watcher did not see, an event
+the server dropped, a run that crashed). Nothing waits longer than one interval."""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+
+from flows._project import project
+from sentinel import services
+
+
+@flow(name="reconcile")
+def reconcile() -> dict:
+    with project() as app:
+        done = services.reconcile(app)
+    get_run_logger().info("reconcile: %(files)d files taken in, %(checked)d batches checked, %(retrains)d retrains", done)
+    return done

@@ -1,0 +1,22 @@
+"""retrain: triggered by `sentinel.drift.detected`. One at a time (the deployment's concurrency limit
+and a lock), and it lets a burst of files settle first, so the burst becomes one retrain."""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+
+from flows._project import project
+from sentinel import services
+
+
+@flow(name="retrain", retries=1, retry_delay_seconds=30)
+def retrain(batch_id: str | None = None) -> list[dict]:
+    """`batch_id` names the batch whose drift started the run; every unlearned batch is learned."""
+    with project() as app:
+        runs = services.retrain_until_done(app)
+    outcomes = [{"run": r.run_name, "version": r.model_version, "decision": r.decision, "reason": r.reason} for r in runs]
+    for outcome in outcomes:
+        get_run_logger().info("%(run)s -> version %(version)s %(decision)s: %(reason)s", outcome)
+    if not runs:
+        get_run_logger().info("nothing to retrain: no unanswered drift, or another retrain holds the work")
+    return outcomes

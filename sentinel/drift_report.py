@@ -1,0 +1,114 @@
+"""The scheduled drift report: the batches since the last report, together, against the champion's
+reference. Evidently computes it; Sentinel saves the HTML under reports/, logs it to MLflow and adds the
+snapshot to a local Evidently workspace, whose dashboard shows drift and champion quality over time
+(`DO_NOT_TRACK=1 evidently ui --workspace <home>/evidently`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pandas as pd
+from evidently import BinaryClassification, DataDefinition, Dataset, Report
+from evidently.metrics import Accuracy, F1Score, ValueDrift
+
+from sentinel import drift, intake
+from sentinel.ledger import DriftReportRow
+from sentinel.services import Sentinel
+
+PROJECT = "sentinel"
+
+
+def unreported_batches(app: Sentinel) -> list:
+    reported = {b for report in app.ledger.drift_reports() for b in report.batch_ids}
+    return [b for b in app.ledger.batches(status="accepted") if b.drift_status in ("detected", "clear") and b.batch_id not in reported]
+
+
+def _dataset(frame: pd.DataFrame) -> Dataset:
+    definition = DataDefinition(
+        text_columns=["text"],
+        categorical_columns=["label", "prediction"],
+        numerical_columns=list(drift.DESCRIPTORS),
+        classification=[BinaryClassification(target="label", prediction_labels="prediction")],
+    )
+    return Dataset.from_pandas(frame, data_definition=definition)
+
+
+def build(current: pd.DataFrame, reference: pd.DataFrame):
+    """Drift of every signal plus the champion's accuracy and F1 on both sides. Both frames come from
+    `drift.with_descriptors` and carry the champion's `prediction`."""
+    metrics = [ValueDrift(column=name) for name in drift.SIGNALS] + [Accuracy(), F1Score()]
+    return Report(metrics).run(_dataset(current), _dataset(reference))
+
+
+def make_report(app: Sentinel, now: dt.datetime | None = None) -> dict | None:
+    """One report of the unreported batches, or None when there are none."""
+    batches = unreported_batches(app)
+    if not batches:
+        return None
+    champion = app.require_champion()
+    reference, _ = app.champion_reference(champion)
+    model = app.load_model(champion)
+    rows = pd.concat([intake.load_batch_frame(b.stored_path) for b in batches], ignore_index=True)
+    sampled = rows.sample(n=min(len(rows), app.settings.drift.reference_rows), random_state=app.settings.model.seed)
+    current = drift.with_descriptors(sampled)
+    current["prediction"] = model.predict(sampled[["text"]])
+    reference = reference.assign(prediction=model.predict(reference[["text"]]))
+    snapshot = build(current, reference)
+
+    now = now or dt.datetime.now(dt.timezone.utc)
+    html = app.settings.reports_dir / f"drift-report-{now:%Y%m%d-%H%M%S}.html"
+    html.parent.mkdir(parents=True, exist_ok=True)
+    snapshot.save_html(str(html))
+    snapshot_id = _add_to_workspace(app.settings.home / "evidently", snapshot, f"{len(batches)} batches vs v{champion.version}")
+    run_id = _log_to_mlflow(app, html, batches, snapshot, champion.version)
+    with app.ledger.transaction() as session:
+        session.add(DriftReportRow(batch_ids=[b.batch_id for b in batches], rows=len(rows), reference_version=champion.version, html_path=str(html), mlflow_run_id=run_id, snapshot_id=snapshot_id, made_at=now))
+    return {"batches": len(batches), "rows": len(rows), "html": str(html), "mlflow_run_id": run_id, "snapshot_id": snapshot_id, "reference_version": champion.version}
+
+
+def scores(snapshot) -> dict[str, float]:
+    """Each metric's value by a short name: text, label, the descriptors, accuracy, f1."""
+    named = {}
+    for metric in snapshot.dict()["metrics"]:
+        kind = metric["config"]["type"].rsplit(":", 1)[-1]
+        named[metric["config"].get("column") or kind.lower().replace("score", "")] = float(metric["value"])
+    return named
+
+
+def _log_to_mlflow(app: Sentinel, html: Path, batches: list, snapshot, reference_version: str) -> str:
+    import mlflow
+
+    experiment = app.registry.experiment_id(app.settings.drift_experiment)
+    with mlflow.start_run(experiment_id=experiment, run_name=f"drift-report-{html.stem.removeprefix('drift-report-')}") as run:
+        mlflow.set_tags({"sentinel.kind": "scheduled-report", "sentinel.reference_version": reference_version, "sentinel.batches": ",".join(b.batch_id for b in batches)[:5000]})
+        mlflow.log_metrics(scores(snapshot))
+        mlflow.log_artifact(str(html), artifact_path="reports")
+        return run.info.run_id
+
+
+def _add_to_workspace(path: Path, snapshot, name: str) -> str:
+    from evidently.sdk.models import PanelMetric
+    from evidently.sdk.panels import line_plot_panel
+    from evidently.ui.workspace import Workspace
+
+    workspace = Workspace(str(path))
+    found = workspace.search_project(PROJECT)
+    if found:
+        project = found[0]
+    else:
+        project = workspace.create_project(PROJECT, description="Sentinel's scheduled drift reports")
+        drift_metric = "ValueDrift"
+        panels = [
+            ("Text drift (domain classifier ROC AUC)", [PanelMetric(legend="text", metric=drift_metric, metric_labels={"column": "text"})]),
+            ("Label drift (Jensen-Shannon)", [PanelMetric(legend="label", metric=drift_metric, metric_labels={"column": "label"})]),
+            (
+                "Descriptor drift (normed Wasserstein)",
+                [PanelMetric(legend=name, metric=drift_metric, metric_labels={"column": name}) for name in drift.DESCRIPTORS],
+            ),
+            ("Champion quality on the new batches", [PanelMetric(legend="accuracy", metric="Accuracy"), PanelMetric(legend="F1", metric="F1Score")]),
+        ]
+        for title, values in panels:
+            project.dashboard.add_panel(line_plot_panel(title=title, values=values, size="half"))
+        project.save()
+    return str(workspace.add_run(project.id, snapshot, name=name).id)

@@ -1,0 +1,372 @@
+"""`sentinel up`: the Prefect server, the MLflow server, the served deployments and the watcher, on one
+machine, all bound to `services.host`, all stopped by Ctrl-C.
+
+Sentinel starts the servers as child processes rather than in-process because each owns its own event
+loop, workers and database; a child that dies is restarted. The state file under `.prefect/` tells
+`sentinel status` what is running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sentinel import intake
+from sentinel.errors import SentinelError
+from sentinel.settings import Settings
+
+STARTUP_SECONDS = 180.0
+
+
+def prefect_api_url(settings: Settings) -> str:
+    return settings.prefect_api_url or f"http://{settings.services.host}:{settings.services.prefect_port}/api"
+
+
+def mlflow_url(settings: Settings) -> str:
+    return f"http://{settings.services.host}:{settings.services.mlflow_port}"
+
+
+def running_settings(settings: Settings) -> Settings:
+    """The settings every process of `sentinel up` uses: Prefect and MLflow through their servers."""
+    return settings.model_copy(update={"prefect_api_url": prefect_api_url(settings), "mlflow_tracking_uri": mlflow_url(settings)})
+
+
+def child_env(settings: Settings) -> dict[str, str]:
+    """The environment of the servers, the flow runs, and this process: the Prefect client's own
+    settings, plus every Sentinel setting spelled out, so a flow run reads exactly these settings."""
+    env = {
+        "PREFECT_API_URL": settings.prefect_api_url,
+        "PREFECT_HOME": str(settings.prefect_home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_API_HOST": settings.services.host,
+        "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",  # the job runner costs seconds and GB we do not use
+        "DO_NOT_TRACK": "1",
+        "SENTINEL_HOME": str(settings.home),
+    }
+    for name, value in settings.model_dump(mode="json", exclude={"home"}).items():
+        env[f"SENTINEL_{name.upper()}"] = json.dumps(value) if isinstance(value, dict) else "" if value is None else str(value)
+    return env
+
+
+@dataclass
+class Service:
+    """One child process: how to start it and how to know it is ready."""
+
+    name: str
+    command: list[str]
+    url: str
+    ready: Callable[[], bool]
+    log_path: Path
+    process: subprocess.Popen | None = None
+    restarts: int = 0
+    started_at: float = field(default=0.0)
+
+    def start(self, env: dict[str, str]) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        # Its own process group: Ctrl-C reaches this supervisor, which stops the children in order.
+        self.process = subprocess.Popen(self.command, env=os.environ | env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        log.close()
+        self.started_at = time.monotonic()
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if not self.alive():
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)  # the group: a server's own workers go too
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+def http_ok(url: str, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status == 200
+    except (OSError, ValueError):
+        return False
+
+
+def _executable(name: str) -> str:
+    found = Path(sys.executable).parent / name
+    return str(found) if found.exists() else (shutil.which(name) or name)
+
+
+def plan(settings: Settings) -> list[Service]:
+    """The three children of `sentinel up`, in start order."""
+    logs = settings.prefect_home / "logs"
+    host = settings.services.host
+    api = settings.prefect_api_url
+    prefect = Service(
+        "prefect",
+        [_executable("prefect"), "server", "start", "--host", host, "--port", str(settings.services.prefect_port)],
+        api.removesuffix("/api"),
+        lambda: http_ok(f"{api}/health"),
+        logs / "prefect-server.log",
+    )
+    mlflow = Service(
+        "mlflow",
+        [
+            sys.executable, "-m", "mlflow", "server", "--host", host, "--port", str(settings.services.mlflow_port), "--workers", "1",
+            "--backend-store-uri", f"sqlite:///{settings.home / 'mlflow.db'}",
+            # Artifacts as plain local files, not proxied: `sentinel process`, `predict` and the tests read
+            # the same models whether or not the server runs. (Scale-out proxies them; see the README.)
+            "--default-artifact-root", settings.artifacts_dir.as_uri(), "--no-serve-artifacts",
+        ],  # fmt: skip
+        settings.mlflow_tracking_uri,
+        lambda: http_ok(f"{settings.mlflow_tracking_uri}/health"),
+        logs / "mlflow-server.log",
+    )
+    flows = Service("flows", [sys.executable, "-m", "deployments.serve"], f"{api.removesuffix('/api')}/deployments", lambda: deployments_status(settings) == "ready", logs / "flows.log")
+    return [prefect, mlflow, flows]
+
+
+DEPLOYMENTS = ("drift-check/drift-check", "retrain/retrain", "drift-report/drift-report", "reconcile/reconcile")
+
+
+def deployments_status(settings: Settings) -> str:
+    """"ready" when a runner polls for every deployment, else what is missing."""
+    missing = []
+    for name in DEPLOYMENTS:
+        try:
+            with urllib.request.urlopen(f"{settings.prefect_api_url}/deployments/name/{name}", timeout=2) as response:
+                found = json.load(response)
+        except (OSError, ValueError):
+            missing.append(name)
+            continue
+        if found.get("status") != "READY" or found.get("paused"):
+            missing.append(name)
+    return "ready" if not missing else "waiting for " + ", ".join(missing)
+
+
+def check_ports(settings: Settings) -> None:
+    for name, port in (("prefect_port", settings.services.prefect_port), ("mlflow_port", settings.services.mlflow_port)):
+        with socket.socket() as probe:
+            if probe.connect_ex((settings.services.host, port)) == 0:
+                raise SentinelError(
+                    f"port {port} on {settings.services.host} is taken (is `sentinel up` running already? see `sentinel status`); "
+                    f"stop what uses it or set SENTINEL_SERVICES__{name.upper()}"
+                )
+
+
+def wait_ready(services: list[Service], deadline: float) -> None:
+    waiting = list(services)
+    while waiting:
+        for service in list(waiting):
+            if not service.alive():
+                tail = service.log_path.read_text(errors="replace")[-1500:] if service.log_path.exists() else ""
+                raise SentinelError(f"{service.name} exited while starting; its log {service.log_path} ends with:\n{tail}")
+            if service.ready():
+                waiting.remove(service)
+        if waiting and time.monotonic() > deadline:
+            raise SentinelError(f"{', '.join(s.name for s in waiting)} not ready after {STARTUP_SECONDS:.0f} s; see the logs in {services[0].log_path.parent}")
+        time.sleep(0.3)
+
+
+# ---- the state file `sentinel status` reads -----------------------------------------------------
+def write_state(settings: Settings, services: list[Service]) -> None:
+    state = {
+        "supervisor_pid": os.getpid(),
+        "services": {s.name: {"pid": s.process.pid if s.process else None, "url": s.url} for s in services},
+    }
+    settings.state_path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = settings.state_path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(state, indent=2))
+    temporary.replace(settings.state_path)
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def status(settings: Settings) -> dict:
+    """What `sentinel status --json` prints: each service's health and URL, and the work waiting."""
+    from sentinel.ledger import Ledger
+
+    settings = running_settings(settings)
+    state = json.loads(settings.state_path.read_text()) if settings.state_path.exists() else {"services": {}}
+    supervisor = pid_alive(state.get("supervisor_pid"))
+    pids = {name: entry.get("pid") for name, entry in state["services"].items()}
+    services = {
+        "prefect": {"healthy": http_ok(f"{settings.prefect_api_url}/health"), "url": settings.prefect_api_url.removesuffix("/api")},
+        "mlflow": {"healthy": http_ok(f"{settings.mlflow_tracking_uri}/health"), "url": settings.mlflow_tracking_uri},
+        "flows": {"healthy": False, "url": f"{settings.prefect_api_url.removesuffix('/api')}/deployments"},
+        "watcher": {"healthy": supervisor, "url": str(settings.incoming_dir)},
+    }
+    if services["prefect"]["healthy"]:
+        detail = deployments_status(settings)
+        services["flows"]["healthy"] = detail == "ready" and pid_alive(pids.get("flows"))
+        services["flows"]["detail"] = detail
+    for name, pid in pids.items():
+        services.setdefault(name, {})["pid"] = pid
+    ledger = Ledger(settings.ledger_url)
+    try:
+        awaiting = len(ledger.batches_awaiting_drift_check())
+        unanswered = sum(1 for b in ledger.batches(status="accepted") if b.drift_status == "detected" and b.trained_in is None and not b.suspect_labels)
+    finally:
+        ledger.dispose()
+    pending = {"files": len(intake.pending_files(settings)), "drift_checks": awaiting, "unanswered_drift": unanswered}
+    return {"healthy": all(s["healthy"] for s in services.values()), "services": services, "pending": pending}
+
+
+# ---- the supervisor -----------------------------------------------------------------------------
+class Supervisor:
+    """Starts the children, restarts one that dies, stops them all in reverse order."""
+
+    def __init__(self, settings: Settings, say: Callable[[str], None]) -> None:
+        self.settings = settings
+        self.say = say
+        self.env = child_env(settings)
+        self.services = plan(settings)
+        self.stopping = threading.Event()
+
+    def start(self) -> None:
+        check_ports(self.settings)
+        deadline = time.monotonic() + STARTUP_SECONDS
+        servers, flows = self.services[:2], self.services[2]
+        for service in servers:
+            service.start(self.env)
+        write_state(self.settings, self.services)
+        wait_ready(servers, deadline)
+
+    def start_flows(self) -> None:
+        flows = self.services[2]
+        flows.start(self.env)
+        write_state(self.settings, self.services)
+        wait_ready([flows], time.monotonic() + STARTUP_SECONDS)
+
+    def watch_children(self) -> None:
+        """Restart a child that died (after a pause, so a crash loop does not spin)."""
+        while not self.stopping.wait(2.0):
+            for service in self.services:
+                if service.process is not None and not service.alive() and not self.stopping.is_set():
+                    service.restarts += 1
+                    self.say(f"{service.name} exited (code {service.process.returncode}); restarting it (restart {service.restarts})")
+                    time.sleep(min(30, 2 * service.restarts))
+                    if not self.stopping.is_set():
+                        service.start(self.env)
+                        write_state(self.settings, self.services)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        for service in reversed(self.services):
+            service.stop()
+        self.settings.state_path.unlink(missing_ok=True)
+
+
+def ensure_champion(app, say: Callable[[str], None]) -> None:
+    """A newcomer sees the loop work at once: without a champion, train one on the reference in the
+    settings, or on 5,000 of the demo's IMDB reviews."""
+    from sentinel import demo, services
+
+    if app.champion() is not None:
+        return
+    reference = app.settings.reference_csv
+    if reference is None:
+        reference = app.settings.home / "data" / "demo-reference.csv"
+        demo.reviews("imdb").head(5000).to_csv(reference, index=False)
+    say(f"no champion yet: training one on {reference} …")
+    model = services.bootstrap(app, Path(reference), actor="sentinel up")
+    say(f"champion: version {model.version}")
+
+
+def inline_check(app, say: Callable[[str], None]) -> Callable[[], list[str]]:
+    """The watcher's drift check: the drift-check flow, run here in a warm process so the verdict does
+    not wait for a runner to poll and a new process to import everything (5-8 s measured). Heartbeats
+    are off for these runs: they exist to spot a crashed run process, and joining their thread cost
+    ~1 s per run. If the Prefect server is down, the same check runs without it."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    from flows.drift_check import drift_check
+    from sentinel import services
+
+    flow = drift_check.with_options(retries=0)
+
+    def check() -> list[str]:
+        try:
+            with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+                return flow()
+        except Exception as error:
+            if not app.ledger.batches_awaiting_drift_check():
+                raise
+            say(f"drift-check flow failed ({type(error).__name__}: {error}); checking without Prefect")
+            return services.check_pending(app)
+
+    return check
+
+
+def follow_training(app, say: Callable[[str], None], stop: threading.Event) -> None:
+    """Print each retrain as it finishes; retrains run in the deployment's own processes."""
+    seen = len(app.ledger.training_runs())
+    while not stop.wait(2.0):
+        try:
+            runs = app.ledger.training_runs()
+        except Exception:
+            continue
+        for run in runs[seen:]:
+            say(f"retrain {run.run_name}: version {run.model_version} {run.decision} — {run.reason}")
+        seen = len(runs)
+
+
+def _stop_like_ctrl_c(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def run(settings: Settings, say: Callable[[str], None], notify: Callable[[str, object], None]) -> None:
+    """Everything, until Ctrl-C or SIGTERM."""
+    from sentinel.services import Sentinel
+    from sentinel.watcher import Watcher
+
+    settings = running_settings(settings)
+    settings.ensure_dirs()
+    os.environ.update(child_env(settings))  # before Prefect is imported in this process
+    # This console shows one line per event; the flow runs' own logs are in the Prefect UI.
+    os.environ.update({"PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING", "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"})
+    stop = threading.Event()
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):  # SIGINT too: a shell starting us in the background ignores it
+        signal.signal(stop_signal, _stop_like_ctrl_c)
+    supervisor = Supervisor(settings, say)
+    began = time.monotonic()
+    try:
+        supervisor.start()
+        app = Sentinel(settings)
+        ensure_champion(app, say)
+        supervisor.start_flows()
+        say(f"all services ready in {time.monotonic() - began:.0f} s")
+        for name, url in (("Prefect UI", supervisor.services[0].url), ("MLflow UI", supervisor.services[1].url)):
+            say(f"{name}: {url}")
+        say(f"drift reports: {settings.reports_dir}  (dashboards: DO_NOT_TRACK=1 evidently ui --workspace {settings.home / 'evidently'})")
+        say(f"drop labeled CSV files (text,label) into {settings.incoming_dir}; `sentinel status` in another shell; Ctrl-C stops everything")
+        threading.Thread(target=supervisor.watch_children, daemon=True, name="children").start()
+        threading.Thread(target=follow_training, args=(app, say, stop), daemon=True, name="training").start()
+        Watcher(app, check=inline_check(app, say) if settings.services.check_inline else None, notify=notify).run(stop)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop.set()
+        say("stopping …")
+        supervisor.stop()
