@@ -1,10 +1,10 @@
-# The two commands: `make demo` (later `make up`) and `make test`. Both create and use .venv/.
+# The two commands: `make up` and `make test`. Both create and use .venv/.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 export DO_NOT_TRACK := 1
 
-.PHONY: install demo process test test-fast bench clean
+.PHONY: install up demo process test test-fast bench clean
 
 $(BIN)/sentinel: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -12,6 +12,9 @@ $(BIN)/sentinel: pyproject.toml constraints.txt
 	touch $@
 
 install: $(BIN)/sentinel
+
+up: install  ## everything on this machine: Prefect and MLflow servers, the deployments, the watcher (Ctrl-C stops)
+	$(BIN)/sentinel up
 
 demo: install  ## the guided loop on real reviews, standalone
 	$(BIN)/sentinel demo
@@ -29,6 +32,7 @@ bench: install  ## figures as ratios against a floor measured in the same run
 	$(BIN)/python bench/drift_check.py
 	$(BIN)/python bench/retrain.py
 	$(BIN)/python bench/process_memory.py
+	$(BIN)/python bench/up.py
 
 clean:
-	rm -rf data/batches data/quarantine data/reference reports sentinel.db mlflow.db mlartifacts
+	rm -rf data/batches data/quarantine data/reference data/demo-reference.csv reports evidently sentinel.db* mlflow.db mlartifacts .prefect *.lock

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -28,3 +30,32 @@ def report(title: str, times: dict[str, list[float]], floor: str) -> None:
     for name, values in times.items():
         median = statistics.median(values)
         print(f"  {name:<44} median {median:7.3f} s  ({len(values)} runs, min {min(values):.3f})  ratio {median / base:5.2f}")
+
+
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                parent = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            tree.setdefault(parent, []).append(int(entry))
+    return tree
+
+
+def tree_kb(root: int) -> tuple[int, int]:
+    """(PSS, RSS) in kB summed over `root` and all its descendants."""
+    tree, pending, pss, rss = _children(), [root], 0, 0
+    while pending:
+        pid = pending.pop()
+        pending.extend(tree.get(pid, []))
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    pss += int(line.split()[1])
+                elif line.startswith("Rss:"):
+                    rss += int(line.split()[1])
+        except OSError:
+            continue
+    return pss, rss

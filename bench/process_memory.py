@@ -15,6 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import tree_kb  # noqa: E402
 from sentinel import demo  # noqa: E402
 
 FLOOR = """
@@ -25,40 +26,11 @@ training.fit(demo.reviews("imdb"), ModelParams())
 """
 
 
-def _children() -> dict[int, list[int]]:
-    tree: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                parent = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            tree.setdefault(parent, []).append(int(entry))
-    return tree
-
-
-def _tree_kb(root: int) -> tuple[int, int]:
-    """(PSS, RSS) in kB summed over `root` and all its descendants."""
-    tree, pending, pss, rss = _children(), [root], 0, 0
-    while pending:
-        pid = pending.pop()
-        pending.extend(tree.get(pid, []))
-        try:
-            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    pss += int(line.split()[1])
-                elif line.startswith("Rss:"):
-                    rss += int(line.split()[1])
-        except OSError:
-            continue
-    return pss, rss
-
-
 def peak_mb(args: list[str], env: dict) -> tuple[float, float]:
     process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     peak_pss = peak_rss = 0
     while process.poll() is None:
-        pss, rss = _tree_kb(process.pid)
+        pss, rss = tree_kb(process.pid)
         peak_pss, peak_rss = max(peak_pss, pss), max(peak_rss, rss)
         time.sleep(0.05)
     if process.returncode != 0:

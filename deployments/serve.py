@@ -1,7 +1,7 @@
 """Serve Sentinel's four deployments from one long-lived process: `python -m deployments.serve`.
 
-`sentinel up` starts this with the project's settings in the environment. The triggers, schedules and
-concurrency limits here are the same as in `prefect.yaml`; restarting this process re-applies them, so
+`sentinel up` starts this with the project's settings in the environment. The triggers and schedules
+here are the same as in `prefect.yaml`; restarting this process re-applies them, so
 the deployments that stopping it paused come back as they were.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from prefect import serve
-from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.events import DeploymentEventTrigger
 
 from flows.drift_check import drift_check
@@ -20,8 +19,9 @@ from flows.retrain import retrain
 from sentinel import events
 from sentinel.settings import Settings, load_settings
 
-# A second run while one is going would find no work: cancel it at once. (ENQUEUE re-polls every 30 s.)
-ONE_AT_A_TIME = ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW)
+# No deployment concurrency limits: a limit's slot is held by a lease the Prefect server keeps in memory,
+# and once a run was killed and the server restarted, the slot stayed taken and every later run was
+# cancelled. Each flow holds a file lock instead, and a second run leaves at once (see services).
 
 
 def deployments(settings: Settings) -> list:
@@ -32,12 +32,12 @@ def deployments(settings: Settings) -> list:
             name="drift-check",
             description="Measure every batch awaiting its drift check.",
             triggers=[
-                # Batches whose taker checks drift itself (the watcher of `sentinel up`) are labelled
-                # "inline"; the deployment answers the others.
+                # Batches whose taker checks drift itself (the watcher of `sentinel up`, reconcile) are
+                # labelled "taker"; the deployment answers the others.
                 DeploymentEventTrigger(
                     name="batch accepted",
                     expect={events.BATCH_ACCEPTED},
-                    match={"sentinel.check": ["deployment", "reconcile"]},
+                    match={"sentinel.check": "deployment"},
                     parameters=batch,
                 )
             ],
@@ -51,14 +51,12 @@ def deployments(settings: Settings) -> list:
                 # window's detections are absorbed (that run waits for the burst and learns them all).
                 DeploymentEventTrigger(name="drift detected", expect={events.DRIFT_DETECTED}, within=timedelta(seconds=policy.retrain_quiet_seconds * 3), parameters=batch)
             ],
-            concurrency_limit=ONE_AT_A_TIME,
             tags=["sentinel"],
         ),
         drift_report.to_deployment(name="drift-report", cron=policy.report_cron, description="Evidently drift report of the batches since the last one.", tags=["sentinel"]),
         reconcile.to_deployment(
             name="reconcile",
             interval=timedelta(seconds=policy.reconcile_seconds),
-            concurrency_limit=ONE_AT_A_TIME,
             description="Sweep for files, checks and retrains an event missed.",
             tags=["sentinel"],
         ),
@@ -66,7 +64,10 @@ def deployments(settings: Settings) -> list:
 
 
 def main() -> None:
-    serve(*deployments(load_settings()), print_starting_message=False)
+    settings = load_settings()
+    # Each run is a new process of a few hundred MB; a bound keeps a flood of events from exhausting
+    # memory (further runs wait their turn, and most find their work done).
+    serve(*deployments(settings), print_starting_message=False, limit=settings.services.flow_processes)
 
 
 if __name__ == "__main__":

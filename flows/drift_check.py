@@ -13,7 +13,8 @@ from sentinel import services
 def drift_check(batch_id: str | None = None) -> list[str]:
     """`batch_id` names the batch whose event started the run; every pending batch is checked."""
     with project() as app:
-        checked = services.check_pending(app)
+        # Whoever holds the drift lock checks every pending batch, this one included: wait only briefly.
+        checked = services.check_pending(app, timeout=5)
         for checked_id in checked:
             row = app.ledger.batch(checked_id)
             get_run_logger().info("batch %s (%s): drift %s", checked_id, row.file_name, row.drift_status)

@@ -176,6 +176,8 @@ def predict(
 def demo(
     batch_rows: Annotated[int, typer.Option(help="Rows per demo batch.")] = 1000,
     reference_rows: Annotated[int, typer.Option(help="IMDB rows the first champion is trained on.")] = 5000,
+    drop: Annotated[bool, typer.Option("--drop", help="Only drop the demo's files into data/incoming/, for a running `sentinel up`.")] = False,
+    pause: Annotated[float, typer.Option(help="Seconds between dropped files (with --drop).")] = 3.0,
 ):
     """The guided loop on real reviews: a champion from IMDB, stable IMDB batches, then Rotten Tomatoes."""
     from sentinel import demo as demo_data
@@ -184,6 +186,15 @@ def demo(
     sentinel = _open()
     incoming = sentinel.settings.incoming_dir
     imdb, rotten = demo_data.reviews("imdb"), demo_data.reviews("rotten_tomatoes")
+    if drop:
+        for name, frame in demo_data.batches(imdb, rotten, reference_rows, batch_rows):
+            if frame is None:
+                (incoming / name).write_text("text;label\ngreat movie;positive\n")
+            else:
+                demo_data.drop(frame, incoming, name)
+            console.print(f"dropped {incoming / name}")
+            time.sleep(pause)
+        return
     if sentinel.champion() is None:
         reference = sentinel.settings.home / "data" / "demo-reference.csv"
         imdb.head(reference_rows).to_csv(reference, index=False)
@@ -191,22 +202,19 @@ def demo(
         with console.status("training and calibrating the drift thresholds…"):
             services.bootstrap(sentinel, reference, actor="demo")
         console.print(f"champion version {sentinel.champion().version}; drift thresholds calibrated on stable splits of its training data")
-    fresh = imdb.iloc[reference_rows:].reset_index(drop=True)
+    files = demo_data.batches(imdb, rotten, reference_rows, batch_rows)
     steps = [
-        ("2. two stable IMDB batches: no drift, no retrain", [("imdb-a.csv", fresh.iloc[:batch_rows]), ("imdb-b.csv", fresh.iloc[batch_rows : 2 * batch_rows])]),
-        (
-            "3. Rotten Tomatoes arrives: a real domain shift, so a retrain and a gate decision",
-            [(f"rotten-{i}.csv", rotten.iloc[i * batch_rows : (i + 1) * batch_rows]) for i in range(3)],
-        ),
-        ("4. a batch whose labels were flipped upstream: flagged, never learned", [("flipped.csv", fresh.iloc[2 * batch_rows : 3 * batch_rows].assign(label=lambda f: 1 - f["label"]))]),
-        ("5. a broken file: quarantined with a reason", None),
+        ("2. two stable IMDB batches: no drift, no retrain", files[0:2]),
+        ("3. Rotten Tomatoes arrives: a real domain shift, so a retrain and a gate decision", files[2:5]),
+        ("4. a batch whose labels were flipped upstream: flagged, never learned", files[5:6]),
+        ("5. a broken file: quarantined with a reason", files[6:7]),
     ]
-    for title, files in steps:
+    for title, step in steps:
         console.rule(title)
-        if files is None:
-            (incoming / "broken.csv").write_text("text;label\ngreat movie;positive\n")
-        else:
-            for name, frame in files:
+        for name, frame in step:
+            if frame is None:
+                (incoming / name).write_text("text;label\ngreat movie;positive\n")
+            else:
                 demo_data.drop(frame, incoming, name)
         with console.status("processing…"):
             records = services.process(sentinel)
@@ -265,7 +273,7 @@ def watch():
         def check() -> list[str]:
             found = services.check_pending(sentinel)
             if services.retrain_due(sentinel):
-                services.retrain_until_done(sentinel)
+                services.retrain(sentinel)  # every file in the drop zone was taken in just before
             return found
     console.print(f"watching {sentinel.settings.incoming_dir} (Ctrl-C stops)")
     try:

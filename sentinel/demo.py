@@ -51,3 +51,16 @@ def drop(frame: pd.DataFrame, folder: Path, name: str) -> Path:
     target = folder / name
     temporary.replace(target)
     return target
+
+
+def batches(imdb: pd.DataFrame, rotten: pd.DataFrame, reference_rows: int, batch_rows: int) -> list[tuple[str, pd.DataFrame | None]]:
+    """The demo's files in order: two stable IMDB batches, three Rotten Tomatoes batches, one with its
+    labels flipped upstream, and a broken one (None: written as a semicolon-separated file)."""
+    fresh = imdb.iloc[reference_rows:].reset_index(drop=True)
+    return [
+        ("imdb-a.csv", fresh.iloc[:batch_rows]),
+        ("imdb-b.csv", fresh.iloc[batch_rows : 2 * batch_rows]),
+        *[(f"rotten-{i}.csv", rotten.iloc[i * batch_rows : (i + 1) * batch_rows]) for i in range(3)],
+        ("flipped.csv", fresh.iloc[2 * batch_rows : 3 * batch_rows].assign(label=lambda f: 1 - f["label"])),
+        ("broken.csv", None),
+    ]

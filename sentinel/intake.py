@@ -240,6 +240,14 @@ def ingest(path: Path, settings: Settings, ledger: Ledger) -> IntakeOutcome:
 
     known = _accepted_with_digest(ledger, sha256)
     if known:
+        earlier = ledger.batch(known)
+        written = dt.datetime.fromtimestamp(info.st_mtime, dt.timezone.utc)
+        received = earlier.received_at if earlier.received_at.tzinfo else earlier.received_at.replace(tzinfo=dt.timezone.utc)
+        if earlier.file_name == path.name and written <= received and Path(earlier.stored_path).with_suffix(".csv").exists():
+            # An intake stopped between its commit and the file's removal (a kill, a crash): the bytes are
+            # stored already, so finishing the move is all that is left. Not a duplicate drop.
+            path.unlink(missing_ok=True)
+            return IntakeOutcome(path.name, "accepted", known, earlier.rows, sha256, path=earlier.stored_path)
         return _record_duplicate(path, settings, ledger, batch_id, sha256, known)
 
     stored, original = store(batch_id, frame, raw, settings)

@@ -99,15 +99,15 @@ def bootstrap(app: Sentinel, reference_csv: Path, actor: str | None = None) -> M
 
 
 # ---- intake + drift -----------------------------------------------------------------------------
-def take_in(app: Sentinel, paths: list[Path] | None = None, checked_by: str = "deployment", settle_timeout: float = 30.0) -> list[intake.IntakeOutcome]:
+def take_in(app: Sentinel, paths: list[Path] | None = None, checks_drift: bool = True, settle_timeout: float = 30.0) -> list[intake.IntakeOutcome]:
     """Ingest every settled file in the drop zone; a file still being written is left for later. Each
-    outcome is announced; `checked_by` tells the drift-check deployment whether the caller checks drift
-    itself ("inline") or leaves it to the deployment."""
+    outcome is announced; the label `sentinel.check` says whether the caller checks drift itself
+    ("taker") or leaves it to the drift-check deployment ("deployment"), which answers only the latter."""
     with work_lock(app.settings, "intake"):  # two watchers, or a watcher and reconcile, never read one file twice
         outcomes = _take_in(app, paths, settle_timeout)
     for outcome in outcomes:
         if outcome.status == "accepted":
-            resource = events.batch_resource(outcome.batch_id) | {"sentinel.check": checked_by}
+            resource = events.batch_resource(outcome.batch_id) | {"sentinel.check": "taker" if checks_drift else "deployment"}
             events.emit(app.settings, events.BATCH_ACCEPTED, resource, {"file": outcome.file, "rows": outcome.rows})
         elif outcome.status in ("quarantined", "duplicate"):
             events.emit(app.settings, events.BATCH_QUARANTINED, events.batch_resource(outcome.batch_id), {"file": outcome.file, "status": outcome.status, "reason": outcome.reason})
@@ -153,9 +153,13 @@ def check_drift(app: Sentinel, batch_id: str) -> drift.DriftVerdict | None:
 
 def check_pending(app: Sentinel, timeout: float = 900.0) -> list[str]:
     """Check every batch awaiting its drift check, including those accepted meanwhile. A second caller
-    waits for the first and then finds nothing left, so a batch is measured once."""
+    waits (up to `timeout`) for the first and then finds nothing left, so a batch is measured once."""
     checked = []
-    with work_lock(app.settings, "drift").acquire(timeout=timeout):
+    try:
+        held = work_lock(app.settings, "drift").acquire(timeout=timeout)
+    except Timeout:
+        return checked  # someone else is checking, and takes every pending batch
+    with held:
         while pending := [b.batch_id for b in app.ledger.batches_awaiting_drift_check()]:
             app.require_champion()
             checked += [batch_id for batch_id in pending if check_drift(app, batch_id) is not None]
@@ -213,15 +217,25 @@ def wait_for_quiet(app: Sentinel, quiet_seconds: float, max_wait_seconds: float,
 
 def retrain_until_done(app: Sentinel, actor: str = "sentinel") -> list[TrainingRunRow]:
     """What the retrain deployment does: let a burst settle, retrain, and again while drift detected
-    meanwhile is still unanswered."""
+    meanwhile is still unanswered. A second caller leaves at once: the first one takes its work.
+
+    One at a time is enforced by a file lock, not by Prefect's deployment concurrency limit: the limit's
+    slot is held by a lease the server keeps in memory, and after a run was killed and the server
+    restarted, the slot stayed taken and every later run was cancelled ("Deployment concurrency limit
+    reached"). The operating system frees a file lock with the process that held it."""
     policy = app.settings.services
+    lock = work_lock(app.settings, "retrain")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return []
     runs = []
-    while retrain_due(app):
-        wait_for_quiet(app, policy.retrain_quiet_seconds, policy.retrain_max_wait_seconds)
-        run = retrain(app, actor)
-        if run is None:
-            break  # another process is retraining; it takes the pending work
-        runs.append(run)
+    try:
+        while retrain_due(app):
+            wait_for_quiet(app, policy.retrain_quiet_seconds, policy.retrain_max_wait_seconds)
+            runs.append(_retrain(app, actor))
+    finally:
+        lock.release()
     return runs
 
 
@@ -234,17 +248,19 @@ def retrain(app: Sentinel, actor: str = "sentinel") -> TrainingRunRow | None:
     except Timeout:
         return None
     try:
-        if not retrain_due(app):
-            return None
-        champion = app.require_champion()
-        data = training_data(app, champion)
-        run_name = "retrain-" + _name_batches(data.new_batches)
-        model = _train_and_register(app, data, run_name=run_name, champion=champion, actor=actor)
-        run = app.ledger.training_run(model.training_run_id)
-        _announce(app, run, model)
-        return run
+        return _retrain(app, actor) if retrain_due(app) else None
     finally:
         lock.release()
+
+
+def _retrain(app: Sentinel, actor: str) -> TrainingRunRow:
+    champion = app.require_champion()
+    data = training_data(app, champion)
+    run_name = "retrain-" + _name_batches(data.new_batches)
+    model = _train_and_register(app, data, run_name=run_name, champion=champion, actor=actor)
+    run = app.ledger.training_run(model.training_run_id)
+    _announce(app, run, model)
+    return run
 
 
 def _announce(app: Sentinel, run: TrainingRunRow, model: ModelRow) -> None:
@@ -258,8 +274,8 @@ def _announce(app: Sentinel, run: TrainingRunRow, model: ModelRow) -> None:
 def reconcile(app: Sentinel) -> dict:
     """Catch whatever an event missed: files still in the drop zone, batches never checked, drift that
     no retrain answered. Safe at any time: each step takes its lock and works from the ledger."""
-    taken = take_in(app, checked_by="reconcile")
-    checked = check_pending(app)
+    taken = take_in(app)
+    checked = check_pending(app, timeout=0)
     runs = retrain_until_done(app) if retrain_due(app) else []
     return {"files": len(taken), "checked": len(checked), "retrains": len(runs)}
 
@@ -424,7 +440,7 @@ def process(app: Sentinel) -> list[dict]:
     files = intake.pending_files(app.settings)
     if files or app.ledger.batches_awaiting_drift_check():
         drift.warm_up()  # the text worker starts while intake runs
-    outcomes = take_in(app, files, checked_by="inline")
+    outcomes = take_in(app, files)
     check_pending(app)
     if retrain_due(app):
         retrain(app)

@@ -82,6 +82,7 @@ class ServicePolicy(_Group):
     retrain_quiet_seconds: int = Field(10, description="A retrain waits until no drift check has been pending this long.")
     retrain_max_wait_seconds: int = Field(180, description="...but never longer than this, so a steady stream still retrains.")
     check_inline: bool = Field(True, description="The watcher checks drift itself right after intake (seconds, not a new process).")
+    flow_processes: int = Field(4, description="Flow runs the served deployments run at once; more wait their turn.")
 
 
 class Settings(BaseSettings):

@@ -155,6 +155,39 @@ def deployments_status(settings: Settings) -> str:
     return "ready" if not missing else "waiting for " + ", ".join(missing)
 
 
+def _command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def reap_orphans(settings: Settings, say: Callable[[str], None]) -> None:
+    """A supervisor that was killed (kill -9, a crash) leaves its children running and holding the ports.
+    Stop those, and only those: the PIDs recorded in our own state file whose command line still shows
+    the command we started (a recycled PID belongs to someone else)."""
+    if not settings.state_path.exists():
+        return
+    state = json.loads(settings.state_path.read_text())
+    if state.get("supervisor_pid") != os.getpid() and pid_alive(state.get("supervisor_pid")):
+        raise SentinelError(f"`sentinel up` is already running for {settings.home} (pid {state['supervisor_pid']}); see `sentinel status`")
+    markers = {"prefect": "prefect", "mlflow": "mlflow", "flows": "deployments.serve"}
+    for name, entry in state.get("services", {}).items():
+        pid = entry.get("pid")
+        if pid_alive(pid) and markers.get(name, "\0") in _command_line(pid):
+            say(f"stopping the {name} left running by a previous `sentinel up` (pid {pid})")
+            try:
+                os.killpg(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                continue
+            deadline = time.monotonic() + 15
+            while pid_alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            if pid_alive(pid):
+                os.killpg(pid, signal.SIGKILL)
+    settings.state_path.unlink(missing_ok=True)
+
+
 def check_ports(settings: Settings) -> None:
     for name, port in (("prefect_port", settings.services.prefect_port), ("mlflow_port", settings.services.mlflow_port)):
         with socket.socket() as probe:
@@ -245,9 +278,10 @@ class Supervisor:
         self.stopping = threading.Event()
 
     def start(self) -> None:
+        reap_orphans(self.settings, self.say)
         check_ports(self.settings)
         deadline = time.monotonic() + STARTUP_SECONDS
-        servers, flows = self.services[:2], self.services[2]
+        servers = self.services[:2]
         for service in servers:
             service.start(self.env)
         write_state(self.settings, self.services)

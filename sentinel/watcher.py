@@ -71,7 +71,7 @@ class Watcher:
         """Take in every settled file, then check drift of everything pending."""
         if intake.pending_files(self.app.settings):
             # Wait briefly for a file still being written: the next change or rescan comes back to it.
-            outcomes = services.take_in(self.app, checked_by="inline" if self.check else "deployment", settle_timeout=3.0)
+            outcomes = services.take_in(self.app, checks_drift=self.check is not None, settle_timeout=3.0)
             for outcome in outcomes:
                 self.notify("intake", outcome)
                 if outcome.status == "waiting":

@@ -4,7 +4,6 @@ PostgreSQL server: only URLs change."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,14 +15,9 @@ from sqlalchemy import create_engine, text
 from sentinel import demo, services
 from sentinel.services import Sentinel
 from tests.conftest import make_settings
+from tests.harness import free_port
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -107,6 +107,22 @@ def test_the_same_bytes_twice_are_a_duplicate_not_a_second_batch(settings, ledge
     assert (settings.quarantine_dir / "a-again.csv").exists()
 
 
+def test_a_file_left_behind_by_an_interrupted_intake_is_finished_not_called_a_duplicate(settings, ledger):
+    """Killed between the ledger commit and the file's removal: the next sweep sees the same file again."""
+    settings.intake.min_rows = 4
+    path = drop(settings, "a.csv", rows(6))
+    kept = path.read_bytes()
+    first = intake.ingest(path, settings, ledger)
+    path.write_bytes(kept)  # as if the removal never happened...
+    os.utime(path, (0, 0))  # ...the file is older than the batch it became
+    again = intake.ingest(path, settings, ledger)
+    assert (again.status, again.batch_id) == ("accepted", first.batch_id)
+    assert not path.exists() and len(ledger.batches()) == 1
+    # the same name with the same bytes dropped later is a real duplicate
+    again_later = intake.ingest(drop(settings, "a.csv", rows(6)), settings, ledger)
+    assert again_later.status == "duplicate"
+
+
 def test_rejected_file_is_moved_with_its_reason_never_deleted(settings, ledger):
     content = "text,label\nfine,1\n"
     outcome = intake.ingest(drop(settings, "tiny batch.csv", content), settings, ledger)

@@ -1,0 +1,225 @@
+"""`sentinel up` for real: a Prefect server and an MLflow server on free loopback ports, the served
+deployments, the watcher, real reviews dropped into the drop zone. The tests wait for the ledger to show
+the outcome, then check it against Prefect and MLflow. They share one running project, in order."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from sentinel import demo, services
+from sentinel.services import Sentinel
+from tests.harness import UpProcess, settled, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory, imdb):
+    home = tmp_path_factory.mktemp("up")
+    reference = home / "reference.csv"
+    imdb.head(3000).to_csv(reference, index=False)
+    project = UpProcess(
+        home,
+        SENTINEL_REFERENCE_CSV=str(reference),
+        SENTINEL_SERVICES__RECONCILE_SECONDS="15",
+        SENTINEL_SERVICES__RETRAIN_QUIET_SECONDS="3",
+        SENTINEL_SERVICES__RETRAIN_MAX_WAIT_SECONDS="60",
+    )
+    project.start()
+    yield project
+    project.stop()
+    assert project.process.returncode == 0, project.log()
+
+
+@pytest.fixture(scope="module")
+def fresh_imdb(imdb):
+    """IMDB rows no test has used yet, handed out in order."""
+    rows = imdb.iloc[3000:].reset_index(drop=True)
+    cursor = {"at": 0}
+
+    def take(n: int) -> pd.DataFrame:
+        start = cursor["at"]
+        cursor["at"] += n
+        return rows.iloc[start : start + n]
+
+    return take
+
+
+@pytest.fixture(scope="module")
+def fresh_rotten(rotten):
+    cursor = {"at": 0}
+
+    def take(n: int) -> pd.DataFrame:
+        start = cursor["at"]
+        cursor["at"] += n
+        return rotten.iloc[start : start + n]
+
+    return take
+
+
+def incoming(running: UpProcess) -> Path:
+    return running.settings.incoming_dir
+
+
+def exactly_once(running: UpProcess, files: set[str]) -> None:
+    """Each file became one batch, was checked once, and left the drop zone."""
+    ledger = running.ledger()
+    try:
+        rows = [b for b in ledger.batches() if b.file_name in files]
+        assert sorted(b.file_name for b in rows) == sorted(files), "a file was taken in twice or not at all"
+        assert all(b.status == "accepted" for b in rows), [(b.file_name, b.status, b.reason) for b in rows if b.status != "accepted"]
+        for row in rows:
+            assert len(ledger.drift_checks(row.batch_id)) == 1, f"{row.file_name} was checked {len(ledger.drift_checks(row.batch_id))} times"
+        assert not set(os.listdir(incoming(running))) & files
+    finally:
+        ledger.dispose()
+
+
+def no_retrain_waiting(running: UpProcess) -> bool:
+    ledger = running.ledger()
+    try:
+        unanswered = [b for b in ledger.batches(status="accepted") if b.drift_status == "detected" and b.trained_in is None and not b.suspect_labels]
+        return not unanswered and not ledger.batches_awaiting_drift_check()
+    finally:
+        ledger.dispose()
+
+
+def test_status_reports_every_service_healthy(running):
+    result = subprocess.run([sys.executable, "-m", "sentinel.cli", "status", "--json"], env=os.environ | running.env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["healthy"] is True
+    assert set(document["services"]) == {"prefect", "mlflow", "flows", "watcher"}
+    assert document["services"]["prefect"]["url"] == f"http://127.0.0.1:{running.env['SENTINEL_SERVICES__PREFECT_PORT']}"
+    assert all(service["healthy"] for service in document["services"].values())
+    assert document["pending"] == {"files": 0, "drift_checks": 0, "unanswered_drift": 0}
+    # the first champion was trained from the reference in the settings
+    app = Sentinel(running.settings)
+    assert app.champion().version == "1"
+    app.close()
+
+
+def test_dropped_files_get_verdicts_and_drift_retrains(running, fresh_imdb, fresh_rotten):
+    demo.drop(fresh_imdb(1000), incoming(running), "stable.csv")
+    demo.drop(fresh_rotten(2500), incoming(running), "rotten-a.csv")
+    demo.drop(fresh_rotten(2500), incoming(running), "rotten-b.csv")
+    files = {"stable.csv", "rotten-a.csv", "rotten-b.csv"}
+    ledger = running.ledger()
+    wait_for(lambda: settled(ledger, files), 120, "the three verdicts")
+    verdicts = {b.file_name: b.drift_status for b in ledger.batches() if b.file_name in files}
+    assert verdicts == {"stable.csv": "clear", "rotten-a.csv": "detected", "rotten-b.csv": "detected"}
+
+    # the drift event started the retrain deployment, which learned all three batches in one run
+    wait_for(lambda: no_retrain_waiting(running), 240, "the retrain")
+    runs = ledger.training_runs()
+    assert len(runs) == 2  # bootstrap + one retrain
+    learned = {ledger.batch(b).file_name for b in runs[-1].batch_ids}
+    assert learned == files
+    # the gate's answer depends on the data (here the reference slice may lose a little); it is recorded
+    # in the registry either way
+    from mlflow import MlflowClient
+
+    version = MlflowClient(running.settings.mlflow_tracking_uri).get_model_version(running.settings.registered_model, runs[-1].model_version)
+    assert version.tags["sentinel.decision"] == runs[-1].decision in ("promoted", "challenger", "rejected")
+    ledger.dispose()
+    wait_for(lambda: any(r["state_type"] == "COMPLETED" for r in running.flow_runs("retrain")), 60, "the retrain flow run to complete")
+
+    # the watcher's events reached the Prefect server, each with its batch as the resource
+    accepted = running.prefect("/events/filter", {"filter": {"event": {"name": ["sentinel.batch.accepted"]}}, "limit": 50})["events"]
+    assert {e["payload"]["file"] for e in accepted} >= files
+    assert all(e["resource"]["prefect.resource.id"].startswith("sentinel.batch.") for e in accepted)
+    exactly_once(running, files)
+
+
+def test_a_batch_left_to_the_drift_check_deployment_is_checked_by_it(running, fresh_imdb, tmp_path):
+    """A taker that does not check drift itself (another host, `check_inline = false`) announces the
+    batch; the drift-check deployment's event trigger answers it."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    path = tmp_path / "elsewhere.csv"
+    fresh_imdb(500).to_csv(path, index=False)
+    app = Sentinel(running.settings)
+    with temporary_settings(updates={PREFECT_API_URL: running.settings.prefect_api_url}):
+        [outcome] = services.take_in(app, [path], checks_drift=False)
+        from prefect.events.worker import EventsWorker
+
+        EventsWorker.drain_all()  # the event is sent before this test process moves on
+    assert outcome.status == "accepted"
+    # the event started a drift-check run for this batch; whichever of it and the watcher's periodic
+    # sweep came first measured the batch, once
+    def triggered_run_completed() -> bool:
+        return any(r["parameters"].get("batch_id") == outcome.batch_id and r["state_type"] == "COMPLETED" for r in running.flow_runs("drift-check"))
+
+    wait_for(triggered_run_completed, 120, "the triggered drift-check run")
+    assert app.ledger.batch(outcome.batch_id).drift_status != "pending"
+    assert len(app.ledger.drift_checks(outcome.batch_id)) == 1
+    app.close()
+
+
+def test_a_burst_of_100_files_is_taken_in_once_and_retrained_at_most_twice(running, fresh_imdb, fresh_rotten):
+    before = len(running.ledger().training_runs())
+    frames = [(f"burst-imdb-{i:03d}.csv", fresh_imdb(150)) for i in range(50)] + [(f"burst-rotten-{i:03d}.csv", fresh_rotten(60)) for i in range(50)]
+    staging = running.home / "staging"
+    staging.mkdir()
+    for name, frame in frames:
+        frame.to_csv(staging / name, index=False)
+    for name, _ in frames:  # all at once: a rename per file
+        (staging / name).rename(incoming(running) / name)
+    files = {name for name, _ in frames}
+    ledger = running.ledger()
+    wait_for(lambda: settled(ledger, files), 400, "100 verdicts")
+    wait_for(lambda: no_retrain_waiting(running), 400, "the burst's retrains")
+    exactly_once(running, files)
+    runs = ledger.training_runs()[before:]
+    assert 1 <= len(runs) <= 2, [r.run_name for r in runs]
+    for earlier, later in zip(runs, runs[1:]):
+        assert earlier.finished_at <= later.started_at, "two retrains overlapped"
+    ledger.dispose()
+
+
+def test_files_arriving_while_the_watcher_is_killed_are_each_taken_in_once(running, fresh_imdb):
+    files = [f"restart-{i:02d}.csv" for i in range(12)]
+
+    def producer():
+        for name in files:
+            demo.drop(fresh_imdb(100), incoming(running), name)
+            time.sleep(0.5)
+
+    thread = threading.Thread(target=producer)
+    thread.start()
+    time.sleep(2.0)
+    running.stop(signal.SIGKILL)  # no clean shutdown: the children are left running, and reaped by the next start
+    thread.join()
+    running.start()
+    ledger = running.ledger()
+    wait_for(lambda: settled(ledger, set(files)), 120, "the files dropped around the restart")
+    ledger.dispose()
+    exactly_once(running, set(files))
+
+
+def test_work_done_while_the_prefect_server_is_down_is_finished_when_it_returns(running, fresh_imdb, fresh_rotten):
+    server = running.service_pid("prefect")
+    os.killpg(server, signal.SIGKILL)
+    files = {"outage-stable.csv", "outage-rotten.csv"}
+    demo.drop(fresh_imdb(500), incoming(running), "outage-stable.csv")
+    demo.drop(fresh_rotten(2000), incoming(running), "outage-rotten.csv")
+    ledger = running.ledger()
+    # the watcher checks drift without the server; the retrain the lost event should have started
+    # comes from the restarted server's reconcile schedule
+    wait_for(lambda: settled(ledger, files), 120, "verdicts during the outage")
+    wait_for(lambda: running.service_pid("prefect") != server, 60, "the supervisor to restart the Prefect server")
+    wait_for(lambda: no_retrain_waiting(running), 300, "the retrain after the outage")
+    exactly_once(running, files)
+    rotten = next(b for b in ledger.batches() if b.file_name == "outage-rotten.csv")
+    assert rotten.drift_status == "detected" and rotten.trained_in is not None
+    ledger.dispose()

@@ -1,0 +1,119 @@
+"""The watcher and the drift report without servers: a real project (SQLite ledger and MLflow), a real
+drop zone watched by watchdog, real reviews."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from sentinel import demo, drift_report, services, up
+from sentinel.services import Sentinel
+from sentinel.settings import Settings
+from sentinel.watcher import Watcher
+from tests.conftest import make_settings
+from tests.harness import wait_for
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, imdb):
+    home = tmp_path_factory.mktemp("watched")
+    settings = make_settings(home, intake={"settle_seconds": 0.2, "min_rows": 20}, drift={"reference_rows": 1500, "calibration_draws": 4})
+    app = Sentinel(settings)
+    reference = home / "reference.csv"
+    imdb.head(2000).to_csv(reference, index=False)
+    services.bootstrap(app, reference)
+    yield app
+    app.close()
+
+
+@pytest.fixture
+def watching(project):
+    heard: list[tuple[str, object]] = []
+    stop = threading.Event()
+    watcher = Watcher(project, check=lambda: services.check_pending(project), notify=lambda kind, item: heard.append((kind, item)), rescan_seconds=1.0)
+    thread = threading.Thread(target=watcher.run, args=(stop,), daemon=True)
+    thread.start()
+    yield heard
+    stop.set()
+    watcher.wake.set()
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+
+
+def test_the_watcher_takes_in_and_checks_a_dropped_file_and_survives_a_broken_one(project, watching, imdb):
+    incoming = project.settings.incoming_dir
+    (incoming / "broken.csv").write_text("text;label\ngreat;1\n")
+    demo.drop(imdb.iloc[2000:2300], incoming, "good.csv")
+    wait_for(lambda: any(kind == "drift" for kind, _ in watching), 60, "a drift verdict")
+    outcomes = {item.file: item.status for kind, item in watching if kind == "intake"}
+    assert outcomes == {"broken.csv": "quarantined", "good.csv": "accepted"}
+    assert (project.settings.quarantine_dir / "broken.csv.reason.json").exists()
+    [check] = [item for kind, item in watching if kind == "drift"]
+    assert project.ledger.batch(check.batch_id).file_name == "good.csv"
+
+
+def test_a_file_still_being_written_is_read_only_once_complete(project, watching, imdb):
+    incoming = project.settings.incoming_dir
+    rows = imdb.iloc[2300:2500].to_csv(index=False).encode()
+    with open(incoming / "slow.csv", "wb") as handle:  # a producer writing in pieces, straight into the drop zone
+        for start in range(0, len(rows), len(rows) // 4 + 1):
+            handle.write(rows[start : start + len(rows) // 4 + 1])
+            handle.flush()
+            time.sleep(0.4)
+    wait_for(lambda: any(kind == "intake" and item.file == "slow.csv" and item.status != "waiting" for kind, item in watching), 60, "slow.csv")
+    [batch] = [b for b in project.ledger.batches() if b.file_name == "slow.csv"]
+    assert batch.status == "accepted" and batch.rows == 200
+
+
+def test_the_drift_report_covers_the_batches_since_the_last_one(project, rotten):
+    demo.drop(rotten.iloc[:300], project.settings.incoming_dir, "rotten.csv")
+    services.process(project)
+    # a review that tries to close Evidently's <script> element
+    hostile = rotten.iloc[300:400].assign(text=lambda f: f["text"] + " </script><script>alert(1)</script>")
+    demo.drop(hostile, project.settings.incoming_dir, "hostile.csv")
+    services.process(project)
+
+    made = drift_report.make_report(project)
+    assert made["batches"] == len([b for b in project.ledger.batches(status="accepted") if b.drift_status in ("detected", "clear")])
+    html = open(made["html"], encoding="utf-8").read()
+    assert "<script>alert(1)" not in html and "alert(1)" in html  # kept readable, made inert
+    assert drift_report.make_report(project) is None  # nothing new since
+
+    from evidently.ui.workspace import Workspace
+
+    workspace = Workspace(str(project.settings.home / "evidently"))
+    [evidently_project] = workspace.search_project(drift_report.PROJECT)
+    assert len(workspace.list_runs(evidently_project.id)) == 1
+    titles = [panel.title for panel in workspace.get_dashboard(evidently_project.id).panels]
+    assert any("Text drift" in t for t in titles) and any("Label drift" in t for t in titles) and any("quality" in t for t in titles)
+
+    from mlflow import MlflowClient
+
+    run = MlflowClient(project.settings.mlflow_tracking_uri).get_run(made["mlflow_run_id"])
+    assert run.data.tags["sentinel.kind"] == "scheduled-report"
+    assert {"text", "label", "accuracy", "f1"} <= set(run.data.metrics)
+
+
+def test_every_setting_reaches_the_flow_runs_through_the_environment(tmp_path, monkeypatch):
+    settings = up.running_settings(make_settings(tmp_path, gate={"margin": 0.03}, services={"prefect_port": 4999, "report_cron": "*/5 * * * *"}))
+    for key in [k for k in os.environ if k.startswith("SENTINEL_")]:
+        monkeypatch.delenv(key)
+    for key, value in up.child_env(settings).items():
+        monkeypatch.setenv(key, value)
+    assert Settings() == settings
+
+
+def test_status_without_sentinel_up_is_unhealthy_and_exits_1(tmp_path):
+    env = os.environ | {"SENTINEL_HOME": str(tmp_path), "SENTINEL_SERVICES__PREFECT_PORT": "9", "SENTINEL_SERVICES__MLFLOW_PORT": "9"}
+    result = subprocess.run([sys.executable, "-m", "sentinel.cli", "status", "--json"], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    document = json.loads(result.stdout)
+    assert document["healthy"] is False and not any(s["healthy"] for s in document["services"].values())
