@@ -8,6 +8,7 @@ import datetime as dt
 import getpass
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -99,12 +100,19 @@ def bootstrap(app: Sentinel, reference_csv: Path, actor: str | None = None) -> M
 
 
 # ---- intake + drift -----------------------------------------------------------------------------
-def take_in(app: Sentinel, paths: list[Path] | None = None, checks_drift: bool = True, settle_timeout: float = 30.0) -> list[intake.IntakeOutcome]:
+def take_in(
+    app: Sentinel,
+    paths: list[Path] | None = None,
+    checks_drift: bool = True,
+    settle_timeout: float = 30.0,
+    still_written: Callable[[Path], bool] = lambda path: False,
+) -> list[intake.IntakeOutcome]:
     """Ingest every settled file in the drop zone; a file still being written is left for later. Each
     outcome is announced; the label `sentinel.check` says whether the caller checks drift itself
-    ("taker") or leaves it to the drift-check deployment ("deployment"), which answers only the latter."""
+    ("taker") or leaves it to the drift-check deployment ("deployment"), which answers only the latter.
+    `still_written` is the watcher's knowledge of files a writer has not closed yet."""
     with work_lock(app.settings, "intake"):  # two watchers, or a watcher and reconcile, never read one file twice
-        outcomes = _take_in(app, paths, settle_timeout)
+        outcomes = _take_in(app, paths, settle_timeout, still_written)
     for outcome in outcomes:
         if outcome.status == "accepted":
             resource = events.batch_resource(outcome.batch_id) | {"sentinel.check": "taker" if checks_drift else "deployment"}
@@ -114,10 +122,11 @@ def take_in(app: Sentinel, paths: list[Path] | None = None, checks_drift: bool =
     return outcomes
 
 
-def _take_in(app: Sentinel, paths: list[Path] | None, settle_timeout: float) -> list[intake.IntakeOutcome]:
+def _take_in(app: Sentinel, paths: list[Path] | None, settle_timeout: float, still_written: Callable[[Path], bool]) -> list[intake.IntakeOutcome]:
     outcomes = []
     for path in paths if paths is not None else intake.pending_files(app.settings):
-        if path.is_file() and not path.is_symlink() and not intake.wait_until_settled(path, app.settings.intake.settle_seconds, settle_timeout):
+        regular = path.is_file() and not path.is_symlink()
+        if regular and (not intake.wait_until_settled(path, app.settings.intake.settle_seconds, settle_timeout) or still_written(path)):
             outcomes.append(intake.IntakeOutcome(path.name, "waiting", reason={"message": "the file is still being written"}))
             continue
         if not (path.exists() or path.is_symlink()):

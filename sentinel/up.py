@@ -55,8 +55,8 @@ def child_env(settings: Settings) -> dict[str, str]:
         "DO_NOT_TRACK": "1",
         "SENTINEL_HOME": str(settings.home),
     }
-    for name, value in settings.model_dump(mode="json", exclude={"home"}).items():
-        env[f"SENTINEL_{name.upper()}"] = json.dumps(value) if isinstance(value, dict) else "" if value is None else str(value)
+    for name, value in settings.model_dump(mode="json", exclude={"home"}, exclude_none=True).items():
+        env[f"SENTINEL_{name.upper()}"] = json.dumps(value) if isinstance(value, dict) else str(value)
     return env
 
 
