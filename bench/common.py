@@ -59,3 +59,19 @@ def tree_kb(root: int) -> tuple[int, int]:
         except OSError:
             continue
     return pss, rss
+
+
+def tree_breakdown(root: int) -> dict[str, int]:
+    """PSS in kB of `root` and its descendants, summed by what each process runs."""
+    tree, pending, found = _children(), [root], {}
+    while pending:
+        pid = pending.pop()
+        pending.extend(tree.get(pid, []))
+        try:
+            words = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            pss = next(int(line.split()[1]) for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines() if line.startswith("Pss:"))
+        except (OSError, StopIteration):
+            continue
+        label = " ".join(w.decode(errors="replace").rsplit("/", 1)[-1] for w in words[1:4] if w)
+        found[label] = found.get(label, 0) + pss
+    return found

@@ -23,7 +23,7 @@ import pandas as pd  # noqa: E402
 from evidently import DataDefinition, Dataset, Report  # noqa: E402
 from evidently.metrics import ValueDrift  # noqa: E402
 
-from bench.common import timed, tree_kb  # noqa: E402
+from bench.common import timed, tree_breakdown, tree_kb  # noqa: E402
 from sentinel import demo  # noqa: E402
 from tests.harness import UpProcess, settled, wait_for  # noqa: E402
 
@@ -31,13 +31,17 @@ ROUNDS = 11
 
 
 class PeakMemory(threading.Thread):
+    """Samples the tree every 0.2 s; keeps the peak and what each process held at that moment."""
+
     def __init__(self, root: int) -> None:
         super().__init__(daemon=True)
-        self.root, self.pss, self.rss, self.done = root, 0, 0, threading.Event()
+        self.root, self.pss, self.rss, self.at_peak, self.done = root, 0, 0, {}, threading.Event()
 
     def run(self) -> None:
         while not self.done.wait(0.2):
             pss, rss = tree_kb(self.root)
+            if pss > self.pss:
+                self.at_peak = tree_breakdown(self.root)
             self.pss, self.rss = max(self.pss, pss), max(self.rss, rss)
 
 
@@ -80,11 +84,7 @@ def main() -> None:
     wait_for(lambda: settled(ledger, set(names)), 900, "the burst's verdicts", poll=0.2)
     verdicts = time.perf_counter() - began
 
-    def answered() -> bool:
-        unanswered = [b for b in ledger.batches(status="accepted") if b.drift_status == "detected" and b.trained_in is None and not b.suspect_labels]
-        return not unanswered
-
-    wait_for(answered, 900, "the burst's retrains", poll=0.5)
+    wait_for(lambda: not ledger.unanswered_drift(), 900, "the burst's retrains", poll=0.5)
     decided = time.perf_counter() - began
     burst_runs = ledger.training_runs()[runs_before:]
     accepted = [b for b in ledger.batches() if b.file_name in set(names) and b.status == "accepted"]
@@ -102,7 +102,9 @@ def main() -> None:
     print(f"  burst of 100 files: {len(accepted)} accepted once, last verdict after {verdicts:.1f} s, last decision after {decided:.1f} s, {len(burst_runs)} retrains (target <= 2)")
     for run in burst_runs:
         print(f"    {run.run_name[:60]}: {len(run.batch_ids)} batches, {run.decision}")
-    print(f"  peak memory of the whole tree: {memory.pss / 1024:.0f} MB PSS, {memory.rss / 1024:.0f} MB RSS   (target <= 2048 MB)")
+    print(f"  peak memory of the whole tree: {memory.pss / 1024:.0f} MB PSS, {memory.rss / 1024:.0f} MB RSS   (target <= 2048 MB); at the peak:")
+    for label, kb in sorted(memory.at_peak.items(), key=lambda item: -item[1]):
+        print(f"    {kb / 1024:6.0f} MB  {label}")
     ledger.dispose()
 
 

@@ -6,15 +6,17 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 
 from flows._project import project
-from sentinel import services
 
 
 @flow(name="drift-check", retries=2, retry_delay_seconds=15)
-def drift_check(batch_id: str | None = None) -> list[str]:
-    """`batch_id` names the batch whose event started the run; every pending batch is checked."""
+def drift_check(batch_id: str | None = None, limit: int | None = None) -> list[str]:
+    """`batch_id` names the batch whose event started the run; every pending batch is checked (at most
+    `limit`, oldest first: the watcher checks one per run, so each verdict shows as it comes)."""
+    from sentinel import services
+
     with project() as app:
         # Whoever holds the drift lock checks every pending batch, this one included: wait only briefly.
-        checked = services.check_pending(app, timeout=5)
+        checked = services.check_pending(app, timeout=5, limit=limit)
         for checked_id in checked:
             row = app.ledger.batch(checked_id)
             get_run_logger().info("batch %s (%s): drift %s", checked_id, row.file_name, row.drift_status)

@@ -6,11 +6,12 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 
 from flows._project import project
-from sentinel import drift_report as reports
 
 
 @flow(name="drift-report", retries=1, retry_delay_seconds=60)
 def drift_report() -> dict | None:
+    from sentinel import drift_report as reports
+
     with project() as app:
         made = reports.make_report(app)
     if made is None:

@@ -6,11 +6,12 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 
 from flows._project import project
-from sentinel import services
 
 
 @flow(name="reconcile")
 def reconcile() -> dict:
+    from sentinel import services
+
     with project() as app:
         done = services.reconcile(app)
     get_run_logger().info("reconcile: %(files)d files taken in, %(checked)d batches checked, %(retrains)d retrains", done)

@@ -57,11 +57,21 @@ def _print_json(document) -> None:
 
 @app.command()
 @friendly
-def bootstrap(reference: Annotated[Path, typer.Option("--reference", help="Labeled CSV (text,label) to train the first champion on.")]):
+def bootstrap(
+    reference: Annotated[Optional[Path], typer.Option("--reference", help="Labeled CSV (text,label) to train the first champion on.")] = None,
+    demo_rows: Annotated[int, typer.Option("--demo", help="Instead of a file: this many IMDB reviews from the demo data.")] = 0,
+):
     """Train the first champion on a labeled CSV and make that data the drift reference."""
     from sentinel import services
 
     sentinel = _open()
+    if (reference is None) == (demo_rows <= 0):
+        raise SentinelError("give either --reference FILE.csv or --demo ROWS")
+    if reference is None:
+        from sentinel import demo as demo_data
+
+        reference = sentinel.settings.home / "data" / "demo-reference.csv"
+        demo_data.reviews("imdb").head(demo_rows).to_csv(reference, index=False)
     with console.status("training the first champion and calibrating drift thresholds…"):
         model = services.bootstrap(sentinel, reference)
     console.print(f"champion: version {model.version} of {sentinel.settings.registered_model}, trained on {reference.name}")
@@ -270,10 +280,10 @@ def watch():
         os.environ.setdefault("PREFECT_API_URL", sentinel.settings.prefect_api_url)
         check = services_up.inline_check(sentinel, console.print)
     else:
-        def check() -> list[str]:
-            found = services.check_pending(sentinel)
-            if services.retrain_due(sentinel):
-                services.retrain(sentinel)  # every file in the drop zone was taken in just before
+        def check(batch_id: str) -> list[str]:
+            found = services.check_pending(sentinel, limit=1)
+            if not sentinel.ledger.batches_awaiting_drift_check() and services.retrain_due(sentinel):
+                services.retrain(sentinel)  # the last check of this sweep: learn them all at once
             return found
     console.print(f"watching {sentinel.settings.incoming_dir} (Ctrl-C stops)")
     try:

@@ -197,6 +197,11 @@ def _collect(pending: _Worker | None):
         return None
 
 
+def work_in_process() -> None:
+    """Do every job in this process from now on: trades a few seconds for the worker's memory."""
+    _give_up_on_worker()
+
+
 def _give_up_on_worker() -> None:
     global _worker, _work_here
     if _worker is not None:

@@ -171,6 +171,14 @@ class Ledger:
             query = select(BatchRow).where(BatchRow.status == "accepted", BatchRow.drift_status == "pending")
             return list(session.scalars(query.order_by(BatchRow.received_at)))
 
+    def unanswered_drift(self) -> list[BatchRow]:
+        """Batches whose detected drift no retrain has answered yet (suspect labels are never learned)."""
+        with self._sessions() as session:
+            query = select(BatchRow).where(
+                BatchRow.status == "accepted", BatchRow.drift_status == "detected", BatchRow.trained_in.is_(None), BatchRow.suspect_labels.is_(False)
+            )
+            return list(session.scalars(query.order_by(BatchRow.received_at)))
+
     def drift_checks(self, batch_id: str | None = None) -> list[DriftCheckRow]:
         with self._sessions() as session:
             query = select(DriftCheckRow).order_by(DriftCheckRow.id)

@@ -105,14 +105,15 @@ def take_in(
     paths: list[Path] | None = None,
     checks_drift: bool = True,
     settle_timeout: float = 30.0,
-    still_written: Callable[[Path], bool] = lambda path: False,
+    file_state: Callable[[Path], str] = lambda path: "unknown",
 ) -> list[intake.IntakeOutcome]:
     """Ingest every settled file in the drop zone; a file still being written is left for later. Each
     outcome is announced; the label `sentinel.check` says whether the caller checks drift itself
     ("taker") or leaves it to the drift-check deployment ("deployment"), which answers only the latter.
-    `still_written` is the watcher's knowledge of files a writer has not closed yet."""
+    `file_state` is the watcher's knowledge of each file: "writing", "complete" (closed by its writer) or
+    "unknown"."""
     with work_lock(app.settings, "intake"):  # two watchers, or a watcher and reconcile, never read one file twice
-        outcomes = _take_in(app, paths, settle_timeout, still_written)
+        outcomes = _take_in(app, paths, settle_timeout, file_state)
     for outcome in outcomes:
         if outcome.status == "accepted":
             resource = events.batch_resource(outcome.batch_id) | {"sentinel.check": "taker" if checks_drift else "deployment"}
@@ -122,11 +123,14 @@ def take_in(
     return outcomes
 
 
-def _take_in(app: Sentinel, paths: list[Path] | None, settle_timeout: float, still_written: Callable[[Path], bool]) -> list[intake.IntakeOutcome]:
+def _take_in(app: Sentinel, paths: list[Path] | None, settle_timeout: float, file_state: Callable[[Path], str]) -> list[intake.IntakeOutcome]:
     outcomes = []
+    policy = app.settings.intake
     for path in paths if paths is not None else intake.pending_files(app.settings):
         regular = path.is_file() and not path.is_symlink()
-        if regular and (not intake.wait_until_settled(path, app.settings.intake.settle_seconds, settle_timeout) or still_written(path)):
+        settle = policy.closed_settle_seconds if file_state(path) == "complete" else policy.settle_seconds
+        # Looked at again after the wait: a writer may have opened the file meanwhile.
+        if regular and (not intake.wait_until_settled(path, settle, settle_timeout) or file_state(path) == "writing"):
             outcomes.append(intake.IntakeOutcome(path.name, "waiting", reason={"message": "the file is still being written"}))
             continue
         if not (path.exists() or path.is_symlink()):
@@ -160,18 +164,21 @@ def check_drift(app: Sentinel, batch_id: str) -> drift.DriftVerdict | None:
     return verdict
 
 
-def check_pending(app: Sentinel, timeout: float = 900.0) -> list[str]:
-    """Check every batch awaiting its drift check, including those accepted meanwhile. A second caller
-    waits (up to `timeout`) for the first and then finds nothing left, so a batch is measured once."""
-    checked = []
+def check_pending(app: Sentinel, timeout: float = 900.0, limit: int | None = None) -> list[str]:
+    """Check every batch awaiting its drift check (at most `limit`, oldest first), including those accepted
+    meanwhile. A second caller waits (up to `timeout`) for the first and then finds nothing left, so a
+    batch is measured once."""
+    checked: list[str] = []
     try:
         held = work_lock(app.settings, "drift").acquire(timeout=timeout)
     except Timeout:
         return checked  # someone else is checking, and takes every pending batch
     with held:
-        while pending := [b.batch_id for b in app.ledger.batches_awaiting_drift_check()]:
+        while (limit is None or len(checked) < limit) and (pending := app.ledger.batches_awaiting_drift_check()):
             app.require_champion()
-            checked += [batch_id for batch_id in pending if check_drift(app, batch_id) is not None]
+            for row in pending[: None if limit is None else limit - len(checked)]:
+                if check_drift(app, row.batch_id) is not None:
+                    checked.append(row.batch_id)
     return checked
 
 
@@ -203,7 +210,7 @@ def batches_to_learn(app: Sentinel, champion: ModelRow) -> list[BatchRow]:
 
 def retrain_due(app: Sentinel) -> bool:
     """A drift verdict that no retrain has answered yet."""
-    return any(b.drift_status == "detected" and b.trained_in is None and not b.suspect_labels for b in app.ledger.batches(status="accepted"))
+    return bool(app.ledger.unanswered_drift())
 
 
 def backlog(app: Sentinel) -> int:

@@ -259,7 +259,7 @@ def status(settings: Settings) -> dict:
     ledger = Ledger(settings.ledger_url)
     try:
         awaiting = len(ledger.batches_awaiting_drift_check())
-        unanswered = sum(1 for b in ledger.batches(status="accepted") if b.drift_status == "detected" and b.trained_in is None and not b.suspect_labels)
+        unanswered = len(ledger.unanswered_drift())
     finally:
         ledger.dispose()
     pending = {"files": len(intake.pending_files(settings)), "drift_checks": awaiting, "unanswered_drift": unanswered}
@@ -312,23 +312,22 @@ class Supervisor:
         self.settings.state_path.unlink(missing_ok=True)
 
 
-def ensure_champion(app, say: Callable[[str], None]) -> None:
+def ensure_champion(app, env: dict[str, str], say: Callable[[str], None]) -> None:
     """A newcomer sees the loop work at once: without a champion, train one on the reference in the
-    settings, or on 5,000 of the demo's IMDB reviews."""
-    from sentinel import demo, services
-
+    settings, or on 5,000 of the demo's IMDB reviews. In a child process: a fit leaves this long-lived
+    process's heap hundreds of MB larger for good."""
     if app.champion() is not None:
         return
     reference = app.settings.reference_csv
-    if reference is None:
-        reference = app.settings.home / "data" / "demo-reference.csv"
-        demo.reviews("imdb").head(5000).to_csv(reference, index=False)
-    say(f"no champion yet: training one on {reference} …")
-    model = services.bootstrap(app, Path(reference), actor="sentinel up")
-    say(f"champion: version {model.version}")
+    source = ["--reference", str(reference)] if reference else ["--demo", "5000"]
+    say(f"no champion yet: training one on {reference or '5,000 IMDB reviews from the demo data'} …")
+    trained = subprocess.run([sys.executable, "-m", "sentinel.cli", "bootstrap", *source], env=os.environ | env, capture_output=True, text=True)
+    if trained.returncode != 0:
+        raise SentinelError(f"the first champion could not be trained: {(trained.stderr or trained.stdout).strip()[-1500:]}")
+    say(trained.stdout.strip().splitlines()[-1])
 
 
-def inline_check(app, say: Callable[[str], None]) -> Callable[[], list[str]]:
+def inline_check(app, say: Callable[[str], None]) -> Callable[[str], list[str]]:
     """The watcher's drift check: the drift-check flow, run here in a warm process so the verdict does
     not wait for a runner to poll and a new process to import everything (5-8 s measured). Heartbeats
     are off for these runs: they exist to spot a crashed run process, and joining their thread cost
@@ -340,15 +339,15 @@ def inline_check(app, say: Callable[[str], None]) -> Callable[[], list[str]]:
 
     flow = drift_check.with_options(retries=0)
 
-    def check() -> list[str]:
+    def check(batch_id: str) -> list[str]:
         try:
             with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-                return flow()
+                return flow(batch_id=batch_id, limit=1)
         except Exception as error:
             if not app.ledger.batches_awaiting_drift_check():
                 raise
             say(f"drift-check flow failed ({type(error).__name__}: {error}); checking without Prefect")
-            return services.check_pending(app)
+            return services.check_pending(app, limit=1)
 
     return check
 
@@ -388,7 +387,7 @@ def run(settings: Settings, say: Callable[[str], None], notify: Callable[[str, o
     try:
         supervisor.start()
         app = Sentinel(settings)
-        ensure_champion(app, say)
+        ensure_champion(app, supervisor.env, say)
         supervisor.start_flows()
         say(f"all services ready in {time.monotonic() - began:.0f} s")
         for name, url in (("Prefect UI", supervisor.services[0].url), ("MLflow UI", supervisor.services[1].url)):
@@ -397,6 +396,10 @@ def run(settings: Settings, say: Callable[[str], None], notify: Callable[[str, o
         say(f"drop labeled CSV files (text,label) into {settings.incoming_dir}; `sentinel status` in another shell; Ctrl-C stops everything")
         threading.Thread(target=supervisor.watch_children, daemon=True, name="children").start()
         threading.Thread(target=follow_training, args=(app, say, stop), daemon=True, name="training").start()
+        if not settings.services.drift_worker:
+            from sentinel import drift
+
+            drift.work_in_process()
         Watcher(app, check=inline_check(app, say) if settings.services.check_inline else None, notify=notify).run(stop)
     except KeyboardInterrupt:
         pass

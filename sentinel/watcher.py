@@ -1,6 +1,8 @@
 """The drop-zone watcher: watchdog says when something changed in `data/incoming/`; the watcher then takes
-in every complete file (closed by its writer, and unchanged for `intake.settle_seconds`) and, when asked
-to, checks drift at once in its own warm process.
+in every complete file and, when asked to, checks drift at once in its own warm process. A file is
+complete when inotify saw its writer close it (or it was renamed in) and it then stayed unchanged for
+`intake.closed_settle_seconds`; a file the watcher knows nothing about must stay unchanged for
+`intake.settle_seconds`.
 
 watchdog's events only wake the loop; what is done is decided from the folder and the ledger. So an
 event watchdog misses, or a file that arrived while no watcher ran, is found by the next sweep (one at
@@ -10,9 +12,11 @@ start and one every `rescan_seconds`).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
@@ -23,43 +27,63 @@ from sentinel.services import Sentinel
 log = logging.getLogger(__name__)
 
 
+def _empty(path: str) -> bool:
+    try:
+        return os.path.getsize(path) == 0
+    except OSError:
+        return False
+
+
 class _DropZoneEvents(FileSystemEventHandler):
-    """Wakes the watcher, and tracks files created or written to but not yet closed (inotify's IN_CREATE or
-    IN_MODIFY without IN_CLOSE_WRITE): such a file is incomplete however long its writer pauses. A file
-    renamed into the drop zone was complete before the rename. An entry without news for `stale_after`
-    seconds is forgotten (a hard link is created and never written), and the settle check applies."""
+    """Wakes the watcher and remembers, per file, what inotify said last: "writing" (created empty, or
+    written to, and not closed yet: incomplete however long its writer pauses) or "complete" (closed
+    after writing, or renamed into the drop zone). A "writing" entry without news for `stale_after`
+    seconds is forgotten (its writer died), and the settle check alone decides."""
 
     def __init__(self, wake: threading.Event, stale_after: float = 60.0) -> None:
         self.wake = wake
         self.stale_after = stale_after
-        self._writing: dict[str, float] = {}
+        self._state: dict[str, tuple[str, float]] = {}
         self._guard = threading.Lock()
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         kind = event.event_type
+        if event.is_directory:
+            return
         with self._guard:
-            if kind in ("created", "modified") and not event.is_directory:
-                self._writing[event.src_path] = time.monotonic()
-            elif kind in ("closed", "deleted", "moved"):
-                self._writing.pop(event.src_path, None)
+            if kind == "modified" or (kind == "created" and _empty(event.src_path)):
+                self._state[event.src_path] = ("writing", time.monotonic())
+            elif kind == "closed":
+                self._state[event.src_path] = ("complete", time.monotonic())
+            elif kind == "moved":
+                self._state.pop(event.src_path, None)
+                self._state[event.dest_path] = ("complete", time.monotonic())
+            elif kind == "created":  # moved in from outside the drop zone: it has its content already
+                self._state[event.src_path] = ("complete", time.monotonic())
+            elif kind == "deleted":
+                self._state.pop(event.src_path, None)
         if kind in ("created", "modified", "moved", "closed"):
             self.wake.set()
 
-    def still_written(self) -> set[str]:
-        now = time.monotonic()
+    def state(self, path: Path) -> str:
+        """"writing", "complete" or "unknown" (not seen since the watcher started, or stale)."""
         with self._guard:
-            return {path for path, seen in self._writing.items() if now - seen < self.stale_after}
+            found = self._state.get(str(path))
+        if found is None or (found[0] == "writing" and time.monotonic() - found[1] > self.stale_after):
+            return "unknown"
+        return found[0]
 
 
 class Watcher:
-    """Runs until `stop` is set. `check` measures drift of every pending batch (the drift-check flow when a
-    Prefect server is up, `services.check_pending` standalone) and is skipped when None; `notify` hears
-    each intake outcome and each drift check, for a live display."""
+    """Runs until `stop` is set. `check(batch_id)` measures the oldest pending batch and returns the ids it
+    checked (the drift-check flow when a Prefect server is up, `services.check_pending` standalone); with
+    None, drift is left to the drift-check deployment. `notify` hears each intake outcome and each drift
+    check, for a live display."""
 
     def __init__(
         self,
         app: Sentinel,
-        check: Callable[[], object] | None = None,
+        check: Callable[[str], list[str]] | None = None,
         notify: Callable[[str, object], None] | None = None,
         rescan_seconds: float = 10.0,
     ) -> None:
@@ -93,18 +117,17 @@ class Watcher:
 
     def sweep(self) -> None:
         """Take in every settled file, then check drift of everything pending."""
-        open_for_writing = self.events.still_written()
-        ready = [p for p in intake.pending_files(self.app.settings) if str(p) not in open_for_writing]
+        ready = [p for p in intake.pending_files(self.app.settings) if self.events.state(p) != "writing"]
         if ready:
-            # Wait briefly for a file that still changes: the next change or rescan comes back to it. A
-            # file opened after this sweep began is caught by the second look, after the settle wait.
-            outcomes = services.take_in(
-                self.app, ready, checks_drift=self.check is not None, settle_timeout=3.0, still_written=lambda path: str(path) in self.events.still_written()
-            )
+            # Wait briefly for a file that still changes: the next change or rescan comes back to it.
+            outcomes = services.take_in(self.app, ready, checks_drift=self.check is not None, settle_timeout=3.0, file_state=self.events.state)
             for outcome in outcomes:
                 self.notify("intake", outcome)
                 if outcome.status == "waiting":
                     self.wake.set()
-        if self.check is not None and self.app.ledger.batches_awaiting_drift_check():
-            for batch_id in self.check() or []:
+        while self.check is not None and (pending := self.app.ledger.batches_awaiting_drift_check()):
+            checked = self.check(pending[0].batch_id)  # the oldest; one at a time, so progress shows
+            for batch_id in checked:
                 self.notify("drift", self.app.ledger.drift_checks(batch_id)[-1])
+            if not checked:
+                break  # another process holds the drift lock and checks them

@@ -45,7 +45,6 @@ class UpProcess:
             "SENTINEL_HOME": str(home),
             "SENTINEL_SERVICES__PREFECT_PORT": str(free_port()),
             "SENTINEL_SERVICES__MLFLOW_PORT": str(free_port()),
-            "SENTINEL_INTAKE__SETTLE_SECONDS": "0.2",
         } | env
         self.process: subprocess.Popen | None = None
         self.starts = 0

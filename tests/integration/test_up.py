@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pandas as pd
@@ -88,8 +89,7 @@ def exactly_once(running: UpProcess, files: set[str]) -> None:
 def no_retrain_waiting(running: UpProcess) -> bool:
     ledger = running.ledger()
     try:
-        unanswered = [b for b in ledger.batches(status="accepted") if b.drift_status == "detected" and b.trained_in is None and not b.suspect_labels]
-        return not unanswered and not ledger.batches_awaiting_drift_check()
+        return not ledger.unanswered_drift() and not ledger.batches_awaiting_drift_check()
     finally:
         ledger.dispose()
 
@@ -223,3 +223,22 @@ def test_work_done_while_the_prefect_server_is_down_is_finished_when_it_returns(
     rotten = next(b for b in ledger.batches() if b.file_name == "outage-rotten.csv")
     assert rotten.drift_status == "detected" and rotten.trained_in is not None
     ledger.dispose()
+
+
+def test_prefect_yaml_deploys_the_same_four_deployments_onto_a_work_pool(running):
+    """Last: it re-points the served deployments at a work pool. What a Prefect user runs."""
+    env = os.environ | running.env | {"PREFECT_API_URL": running.settings.prefect_api_url, "SENTINEL_REPO": str(Path(__file__).resolve().parents[2])}
+    prefect = [str(Path(sys.executable).parent / "prefect")]
+    repo = Path(__file__).resolve().parents[2]
+    created = subprocess.run([*prefect, "work-pool", "create", "sentinel", "--type", "process"], env=env, cwd=repo, capture_output=True, text=True, timeout=120)
+    assert created.returncode == 0, created.stdout + created.stderr
+    deployed = subprocess.run([*prefect, "--no-prompt", "deploy", "--prefect-file", "deployments/prefect.yaml", "--all"], env=env, cwd=repo, capture_output=True, text=True, timeout=300)
+    assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-3000:]
+    for name in ("drift-check/drift-check", "retrain/retrain", "drift-report/drift-report", "reconcile/reconcile"):
+        with urllib.request.urlopen(f"{running.settings.prefect_api_url}/deployments/name/{name}", timeout=10) as response:
+            deployment = json.load(response)
+        assert deployment["work_pool_name"] == "sentinel", name
+    automations = running.prefect("/automations/filter", {})
+    triggers = {a["name"]: a["trigger"] for a in automations}
+    batch_trigger = next(t for n, t in triggers.items() if "batch accepted" in n or t.get("expect") == ["sentinel.batch.accepted"])
+    assert batch_trigger["match"]["sentinel.check"] == "deployment"

@@ -38,7 +38,7 @@ def project(tmp_path_factory, imdb):
 def watching(project):
     heard: list[tuple[str, object]] = []
     stop = threading.Event()
-    watcher = Watcher(project, check=lambda: services.check_pending(project), notify=lambda kind, item: heard.append((kind, item)), rescan_seconds=1.0)
+    watcher = Watcher(project, check=lambda batch_id: services.check_pending(project, limit=1), notify=lambda kind, item: heard.append((kind, item)), rescan_seconds=1.0)
     thread = threading.Thread(target=watcher.run, args=(stop,), daemon=True)
     thread.start()
     assert watcher.watching.wait(10)
