@@ -11,11 +11,8 @@ from flows._project import project
 @flow(name="retrain", retries=1, retry_delay_seconds=30)
 def retrain(batch_id: str | None = None) -> list[dict]:
     """`batch_id` names the batch whose drift started the run; every unlearned batch is learned."""
-    from sentinel import drift, services
+    from sentinel import services
 
-    # Beside `sentinel up`'s warm drift worker, a second one for this run would hold ~270 MB to save a
-    # promotion ~5 s; the drift reference is built here after the fit instead.
-    drift.work_in_process()
     with project() as app:
         runs = services.retrain_until_done(app)
     outcomes = [{"run": r.run_name, "version": r.model_version, "decision": r.decision, "reason": r.reason} for r in runs]
