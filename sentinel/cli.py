@@ -139,23 +139,148 @@ def batches(as_json: JsonFlag = False, quarantined: Annotated[bool, typer.Option
 
 @app.command()
 @friendly
-def models(as_json: JsonFlag = False):
-    """Every registered version with its aliases, decision, metrics and the batches it learned."""
-    from sentinel import services
+def models(
+    as_json: JsonFlag = False,
+    role: Annotated[Optional[str], typer.Option(help="Only versions with this role or alias (champion, challenger, rejected, …).")] = None,
+    decision: Annotated[Optional[str], typer.Option(help="Only versions with this gate decision (promoted, challenger, rejected).")] = None,
+):
+    """Every registered version: aliases, role, the gate's decision and its numbers, the drift that caused
+    it, the batches it learned, and a person's review."""
+    from sentinel import operations, services
 
     sentinel = _open()
-    records = services.model_records(sentinel)
+    records = operations.filter_records(services.model_records(sentinel), role, decision)
     if as_json:
         _print_json(records)
         return
     table = Table(title=f"{sentinel.settings.registered_model} versions")
-    for column in ("version", "aliases", "decision", "F1 new", "F1 champion", "delta [CI]", "p", "F1 reference", "rows", "reason"):
+    for column in ("version", "aliases", "role", "decision", "F1 new", "F1 ref", "delta [CI]", "p", "drift text/label", "batches", "created", "review", "reason"):
         table.add_column(column, overflow="fold")
     for r in records:
         t = r["tags"]
-        ci = f"{t.get('f1_delta', '-')} [{t.get('ci_low', '')}, {t.get('ci_high', '')}]" if "f1_delta" in t else "-"
-        table.add_row(r["version"], ",".join(r["aliases"]) or "-", t.get("decision", "-"), t.get("f1_new", "-"), t.get("f1_champion", "-"), ci, t.get("p_value", "-"), t.get("f1_reference", "-"), t.get("trained_rows", "-"), t.get("reason", ""))
+        ci = f"{_num(t.get('f1_delta'), '+.3f')} [{_num(t.get('ci_low'), '+.3f')}, {_num(t.get('ci_high'), '+.3f')}]" if "f1_delta" in t else "-"
+        drift_scores = f"{_num(t.get('drift_text'))}/{_num(t.get('drift_label'))}" if "drift_text" in t else "-"
+        review = f"{t['review']} by {t.get('reviewed_by', '?')}" if "review" in t else "-"
+        reason = t.get("override") or t.get("reason", "")
+        table.add_row(
+            r["version"], ",".join(r["aliases"]) or "-", t.get("role", "-"), t.get("decision", "-"), _num(t.get("f1_new")), _num(t.get("f1_reference")),
+            ci, _num(t.get("p_value"), ".2g"), drift_scores, str(len(r["new_batches"]) or len(r["batches"])), r["created_at"][:16], review, reason,
+        )  # fmt: skip
     console.print(table)
+
+
+def _num(value, spec: str = ".3f") -> str:
+    try:
+        return format(float(value), spec)
+    except (TypeError, ValueError):
+        return "-"
+
+
+@app.command()
+@friendly
+def show(version: Annotated[str, typer.Argument(help="A version number.")], as_json: JsonFlag = False):
+    """The lineage of one version: batch files → drift checks → retrain run → gate → alias moves."""
+    from sentinel import operations
+
+    found = operations.lineage(_open(), version)
+    if as_json:
+        _print_json(found)
+        return
+    tags = found["tags"]
+    console.print(f"[bold]{found['model']} version {found['version']}[/bold]  aliases: {', '.join(found['aliases']) or '-'}  role: {tags.get('role', '-')}", highlight=False)
+    for batch in found["new_batches"]:
+        console.print(f"  batch {batch['batch_id']}  {batch['file']}  {batch['rows']} rows  received {batch['received_at'][:19]}", highlight=False)
+        for check in batch["drift_checks"]:
+            verdict = "drift: " + ", ".join(check["fired"]) if check["detected"] else "no drift"
+            console.print(f"    drift check against v{check['against_version']}: {verdict}  (MLflow {check['mlflow_run']})", highlight=False)
+    if found["retrain"]:
+        run = found["retrain"]
+        console.print(f"  retrain {run['run_name']}: {run['trained_rows']} rows  (MLflow {run['mlflow_run']})", highlight=False)
+        console.print(f"  gate: {found['gate']['decision']} — {found['gate']['reason']}", highlight=False)
+    if tags.get("review"):
+        console.print(f"  review: {tags['review']} by {tags.get('reviewed_by')}: {tags.get('review_note', '')}", highlight=False)
+    for move in found["alias_moves"]:
+        console.print(f"  {move['at'][:19]}  {move['alias']}: {move['from'] or '-'} → {move['to'] or '-'}  by {move['by']}: {move['reason']}", highlight=False)
+
+
+@app.command()
+@friendly
+def history(as_json: JsonFlag = False):
+    """Every alias move, newest first: from, to, why, and by whom (Sentinel or a person)."""
+    from sentinel import operations
+
+    moves = operations.history(_open())
+    if as_json:
+        _print_json(moves)
+        return
+    table = Table(title="alias moves, newest first")
+    for column in ("when", "alias", "from", "to", "by", "why"):
+        table.add_column(column, overflow="fold")
+    for m in moves:
+        table.add_row(m["at"][:19], m["alias"], m["from"] or "-", m["to"] or "-", m["by"], m["reason"])
+    console.print(table)
+
+
+Reason = Annotated[str, typer.Option("--reason", help="Why; kept in the ledger and on the version's tags.")]
+By = Annotated[Optional[str], typer.Option("--by", help="Who; default the OS user.")]
+
+
+@app.command()
+@friendly
+def promote(version: Annotated[str, typer.Argument(help="The version to make champion.")], reason: Reason, by: By = None):
+    """Make a version champion by hand (the gate is overruled; `sentinel rollback` undoes it)."""
+    from sentinel import operations, services
+
+    done = operations.promote(_open(), version, reason, by or services.os_user())
+    console.print(f"version {done['version']} is champion (was {done['previous_champion'] or 'none'})")
+
+
+@app.command()
+@friendly
+def reject(version: Annotated[str, typer.Argument(help="The version to reject.")], reason: Reason, by: By = None):
+    """Reject a version: it loses the challenger alias and its new batches are not offered to a retrain."""
+    from sentinel import operations, services
+
+    done = operations.reject(_open(), version, reason, by or services.os_user())
+    console.print(f"version {done['version']} rejected")
+
+
+@app.command()
+@friendly
+def rollback(reason: Reason, by: By = None):
+    """Give the champion alias back to the previous champion."""
+    from sentinel import operations, services
+
+    done = operations.rollback(_open(), reason, by or services.os_user())
+    console.print(f"version {done['version']} is champion again (version {done['rolled_back']} rolled back)")
+
+
+@app.command()
+@friendly
+def review(
+    version: Annotated[str, typer.Argument(help="The version reviewed.")],
+    approve: Annotated[bool, typer.Option("--approve", help="Sign it off.")] = False,
+    reject_it: Annotated[bool, typer.Option("--reject", help="Do not sign it off.")] = False,
+    note: Annotated[str, typer.Option("--note", help="What you looked at.")] = "",
+    by: By = None,
+):
+    """Record a person's review on the version's tags (sentinel.review, review_note, reviewed_by)."""
+    from sentinel import operations, services
+
+    if approve == reject_it:
+        raise SentinelError("give exactly one of --approve or --reject")
+    done = operations.review(_open(), version, approve, note, by or services.os_user())
+    console.print(f"version {done['version']}: review {done['review']} by {done['reviewed_by']}")
+
+
+@app.command()
+@friendly
+def requeue(file: Annotated[str, typer.Argument(help="The name of a file in data/quarantine/ (fixed, usually).")]):
+    """Put a quarantined file back into data/incoming/ to be taken in again."""
+    from sentinel import operations
+
+    target = operations.requeue(_open(), file)
+    console.print(f"moved back to {target}")
 
 
 @app.command()

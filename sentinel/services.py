@@ -413,17 +413,17 @@ def _fit_gate_register(
                 # Someone moved the champion while we trained: our comparison is stale, so do not overwrite.
                 outcome, reason = "challenger", f"champion moved to version {current} during the run; compare again"
                 app.registry.set_tags(version, {"role": "challenger", "decision": outcome, "reason": reason})
-                _move_alias(app, "challenger", version, actor, reason)
+                move_alias(app, "challenger", version, actor, reason)
                 with app.ledger.transaction() as session:
                     session.get(ModelRow, (settings.registered_model, version)).decision = outcome
                     session.get(TrainingRunRow, run_row.id).decision = outcome
             else:
-                _move_alias(app, "champion", version, actor, reason)
+                move_alias(app, "champion", version, actor, reason)
                 if app.registry.alias_version("challenger") == version:
                     app.registry.delete_alias("challenger")
     elif outcome == "challenger":
         with promotion_lock(settings):
-            _move_alias(app, "challenger", version, actor, reason)
+            move_alias(app, "challenger", version, actor, reason)
     return app.ledger.model(settings.registered_model, version)
 
 
@@ -438,7 +438,7 @@ def _drift_scores(app: Sentinel, batch_ids: tuple[str, ...]) -> dict[str, float]
     return scores
 
 
-def _move_alias(app: Sentinel, alias: str, version: str | None, actor: str, reason: str) -> None:
+def move_alias(app: Sentinel, alias: str, version: str | None, actor: str, reason: str) -> None:
     """Move an alias in MLflow and record the move in the ledger. Call inside `promotion_lock`."""
     previous = app.registry.alias_version(alias)
     if version is None:

@@ -1,0 +1,164 @@
+"""What an operator does, through the `sentinel` command, on a real ledger and a real MLflow registry:
+read versions, lineage and alias history; promote, reject, roll back, review; requeue a fixed file.
+Every refusal is one line and exit code 1; every --json document is parsed and checked."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sentinel import demo, operations, services
+from sentinel.services import Sentinel
+from tests.conftest import make_settings
+
+pytestmark = pytest.mark.slow
+
+
+def sentinel(home: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
+    env = os.environ | {"SENTINEL_HOME": str(home), "SENTINEL_INTAKE__SETTLE_SECONDS": "0.05", "COLUMNS": "200"}
+    result = subprocess.run([sys.executable, "-m", "sentinel.cli", *args], env=env, capture_output=True, text=True, timeout=600)
+    if ok and result.returncode != 0:
+        raise AssertionError(f"sentinel {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def refused(home: Path, *args: str) -> str:
+    result = sentinel(home, *args, ok=False)
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
+    return lines[0]
+
+
+def as_json(home: Path, *args: str):
+    return json.loads(sentinel(home, *args, "--json").stdout)
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory, imdb, rotten) -> Path:
+    """Version 1 trained on IMDB; version 2 retrained after Rotten Tomatoes drifted, whatever the gate said."""
+    home = tmp_path_factory.mktemp("operated")
+    reference = home / "reference.csv"
+    imdb.head(2500).to_csv(reference, index=False)
+    sentinel(home, "bootstrap", "--reference", str(reference))
+    demo.drop(rotten.iloc[:2000], home / "data" / "incoming", "rotten.csv")
+    sentinel(home, "process")
+    return home
+
+
+def champion(home: Path) -> str | None:
+    return next((m["version"] for m in as_json(home, "models") if "champion" in m["aliases"]), None)
+
+
+def test_models_lists_each_version_with_its_decision_and_filters(home):
+    records = as_json(home, "models")
+    assert [r["version"] for r in records] == ["1", "2"]
+    assert records[0]["tags"]["decision"] == "promoted"
+    second = records[1]["tags"]
+    assert second["decision"] in ("promoted", "challenger", "rejected")
+    assert {"f1_new", "f1_champion", "f1_delta", "ci_low", "ci_high", "p_value", "drift_text", "batches", "trained_rows"} <= set(second)
+    chosen = as_json(home, "models", "--decision", second["decision"])
+    assert "2" in [r["version"] for r in chosen] and all(r["tags"]["decision"] == second["decision"] for r in chosen)
+    assert [r["version"] for r in as_json(home, "models", "--role", "champion")] == [champion(home)]
+
+
+def test_refusals_are_one_line_and_exit_1(home):
+    assert "unknown version 99" in refused(home, "promote", "99", "--reason", "x")
+    current = champion(home)
+    assert "champion already" in refused(home, "promote", current, "--reason", "x")
+    assert "is the champion" in refused(home, "reject", current, "--reason", "x")
+    assert "exactly one of --approve or --reject" in refused(home, "review", "1")
+    assert "unknown version 7" in refused(home, "show", "7")
+    assert "not in" in refused(home, "requeue", "never-dropped.csv")
+
+
+def test_promote_then_rollback_and_the_history_tells_it(home):
+    if champion(home) != "2":
+        sentinel(home, "promote", "2", "--reason", "reviewed the Rotten Tomatoes numbers", "--by", "ana")
+        assert champion(home) == "2"
+    sentinel(home, "rollback", "--reason", "customers complain", "--by", "ben")
+    assert champion(home) == "1"
+    moves = as_json(home, "history")
+    assert moves[0]["alias"] == "champion" and (moves[0]["from"], moves[0]["to"]) == ("2", "1")
+    assert moves[0]["by"] == "ben" and "customers complain" in moves[0]["reason"]
+    assert [m["at"] for m in moves] == sorted((m["at"] for m in moves), reverse=True)
+    # version 1 was the first champion: nothing before it
+    assert "no previous champion" in refused(home, "rollback", "--reason", "again")
+    # the registry agrees with the ledger, and tags say who overruled what
+    app = Sentinel(make_settings(home))
+    assert app.registry.alias_version("champion") == "1"
+    info = {v.version: v.tags for v in app.registry.versions()}
+    assert info["2"]["sentinel.role"] == "rolled-back" and "ben" in info["2"]["sentinel.override"]
+    app.close()
+    # the table a person reads
+    table = sentinel(home, "history").stdout
+    assert "customers complain" in table and "ben" in table and "champion" in table
+
+
+def test_reject_and_review_write_tags_and_the_ledger(home):
+    sentinel(home, "reject", "2", "--reason", "labels from a vendor we dropped", "--by", "ana")
+    sentinel(home, "review", "1", "--approve", "--note", "checked the reference slice", "--by", "cho")
+    records = {r["version"]: r for r in as_json(home, "models")}
+    assert records["2"]["tags"]["role"] == "rejected" and "challenger" not in records["2"]["aliases"]
+    assert records["1"]["tags"]["review"] == "approved" and records["1"]["tags"]["reviewed_by"] == "cho"
+    assert records["1"]["tags"]["review_note"] == "checked the reference slice"
+    app = Sentinel(make_settings(home))
+    assert app.ledger.model(app.settings.registered_model, "2").decision == "rejected"
+    assert not services.batches_to_learn(app, app.require_champion())  # its batch is not offered again
+    app.close()
+    table = sentinel(home, "models").stdout
+    assert "approved by cho" in table and "rejected" in table
+
+
+def test_show_gives_the_whole_lineage_of_a_version(home):
+    found = as_json(home, "show", "2")
+    assert found["version"] == "2"
+    [batch] = found["new_batches"]
+    assert batch["file"] == "rotten.csv" and batch["rows"] == 2000
+    [check] = batch["drift_checks"]
+    assert check["detected"] and check["against_version"] == "1" and check["fired"]
+    assert check["mlflow_run"] and Path(check["report"]).exists()
+    assert found["retrain"]["run_name"].startswith("retrain-") and found["retrain"]["mlflow_run"]
+    assert found["gate"]["decision"] in ("promoted", "challenger", "rejected") and found["gate"]["comparison"]["f1_new"] > 0
+    assert any(m["reason"].startswith("rollback: ") for m in found["alias_moves"])
+    text = sentinel(home, "show", "2").stdout
+    assert "rotten.csv" in text and "gate:" in text
+
+
+def test_a_quarantined_file_is_requeued_after_its_fix(home, imdb):
+    incoming = home / "data" / "incoming"
+    broken = imdb.iloc[3000:3300]
+    (incoming / "semicolons.csv").write_text(broken.to_csv(index=False, sep=";"))
+    sentinel(home, "process")
+    [listed] = [r for r in as_json(home, "batches", "--quarantined") if r["file"] == "semicolons.csv"]
+    assert listed["reason"]["fix"]
+    quarantined = home / "data" / "quarantine" / "semicolons.csv"
+    quarantined.write_text(broken.to_csv(index=False))  # the person fixes it in place
+    sentinel(home, "requeue", "semicolons.csv")
+    assert (incoming / "semicolons.csv").exists() and not quarantined.exists()
+    assert list((home / "data" / "quarantine").glob("semicolons.csv.reason.json.requeued-*"))
+    [record] = as_json(home, "process")
+    assert record["status"] == "accepted"
+
+
+def test_operations_on_a_postgresql_ledger(tmp_path, postgres_url, imdb, rotten):
+    settings = make_settings(tmp_path, ledger_url=postgres_url, intake={"settle_seconds": 0.05})
+    app = Sentinel(settings)
+    reference = tmp_path / "reference.csv"
+    imdb.head(2000).to_csv(reference, index=False)
+    services.bootstrap(app, reference)
+    demo.drop(rotten.iloc[2000:3500], settings.incoming_dir, "rotten.csv")
+    services.process(app)
+    if app.registry.alias_version("champion") != "2":
+        operations.promote(app, "2", "by hand", "ana")
+    operations.rollback(app, "back", "ben")
+    assert app.registry.alias_version("champion") == "1"
+    moves = operations.history(app)
+    assert (moves[0]["from"], moves[0]["to"], moves[0]["by"]) == ("2", "1", "ben")
+    assert operations.lineage(app, "2")["new_batches"][0]["file"] == "rotten.csv"
+    app.close()
