@@ -15,6 +15,7 @@ from prefect.events import DeploymentEventTrigger
 from flows.drift_check import drift_check
 from flows.drift_report import drift_report
 from flows.reconcile import reconcile
+from deployments import notifications
 from flows.retrain import retrain
 from sentinel import events
 from sentinel.settings import Settings, load_settings
@@ -65,6 +66,7 @@ def deployments(settings: Settings) -> list:
 
 def main() -> None:
     settings = load_settings()
+    notifications.configure(settings)
     # Each run is a new process of a few hundred MB; a bound keeps a flood of events from exhausting
     # memory (further runs wait their turn, and most find their work done).
     serve(*deployments(settings), print_starting_message=False, limit=settings.services.flow_processes)

@@ -84,6 +84,7 @@ class ServicePolicy(_Group):
     retrain_max_wait_seconds: int = Field(180, description="...but never longer than this, so a steady stream still retrains.")
     check_inline: bool = Field(True, description="The watcher checks drift itself right after intake (seconds, not a new process).")
     flow_processes: int = Field(4, description="Flow runs the served deployments run at once; more wait their turn.")
+    notify_webhook_url: str = Field("", description="Prefect automations post promotions, rejections, quarantined files and failed runs here; empty: none.")
     drift_worker: bool = Field(False, description="Drift work of `sentinel up` (watcher, flow runs) uses worker processes: ~0.5 s faster per check, ~250 MB more each.")
 
 

@@ -4,6 +4,7 @@ the outcome, then check it against Prefect and MLflow. They share one running pr
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import signal
@@ -24,17 +25,45 @@ from tests.harness import UpProcess, settled, wait_for
 pytestmark = pytest.mark.slow
 
 
+class Webhook:
+    """A loopback HTTP endpoint that keeps what Prefect's notifications post to it."""
+
+    def __init__(self) -> None:
+        received = self.received = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (the http.server API)
+                received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
 @pytest.fixture(scope="module")
-def running(tmp_path_factory, imdb):
+def webhook():
+    hook = Webhook()
+    yield hook
+    hook.server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory, imdb, webhook):
     home = tmp_path_factory.mktemp("up")
     reference = home / "reference.csv"
     imdb.head(3000).to_csv(reference, index=False)
     project = UpProcess(
         home,
+        SENTINEL_SERVICES__NOTIFY_WEBHOOK_URL=webhook.url,
         SENTINEL_REFERENCE_CSV=str(reference),
         SENTINEL_SERVICES__RECONCILE_SECONDS="15",
         SENTINEL_SERVICES__RETRAIN_QUIET_SECONDS="3",
-        SENTINEL_SERVICES__RETRAIN_MAX_WAIT_SECONDS="60",
+        SENTINEL_SERVICES__RETRAIN_MAX_WAIT_SECONDS="600",
     )
     project.start()
     yield project
@@ -141,6 +170,40 @@ def test_dropped_files_get_verdicts_and_drift_retrains(running, fresh_imdb, fres
     exactly_once(running, files)
 
 
+def test_a_quarantined_file_and_a_decision_are_notified_through_prefect_automations(running, webhook):
+    (incoming(running) / "wrong-columns.csv").write_text("review,score\ngreat,5\n" * 60)
+
+    def notified() -> bool:
+        return any("wrong-columns.csv" in m["subject"] for m in webhook.received)
+
+    wait_for(notified, 120, "the quarantine notification")
+    [message] = [m for m in webhook.received if "wrong-columns.csv" in m["subject"]]
+    assert "quarantined" in message["subject"] and "text" in message["text"]  # the reason names the missing column
+    # the retrain of the earlier test ended in a decision; promotions and rejections are notified too
+    decisions = [m for m in webhook.received if "champion" in m["subject"] or "rejected" in m["subject"]]
+    ledger = running.ledger()
+    gate_said = ledger.training_runs()[1].decision
+    ledger.dispose()
+    assert bool(decisions) == (gate_said in ("promoted", "rejected")), (gate_said, webhook.received)
+
+    # a failed run of one of Sentinel's deployments: the event Prefect emits, with the run's tag related
+    from prefect.events import emit_event
+    from prefect.events.worker import EventsWorker
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: running.settings.prefect_api_url}):
+        emit_event(
+            "prefect.flow-run.Failed",
+            resource={"prefect.resource.id": "prefect.flow-run.00000000-0000-0000-0000-000000000001", "prefect.resource.name": "tired-otter"},
+            related=[{"prefect.resource.id": "prefect.tag.sentinel", "prefect.resource.role": "tag"}],
+            payload={"validated_state": {"type": "FAILED", "message": "MLflow server unreachable"}},
+        )
+        EventsWorker.drain_all()
+    wait_for(lambda: any("tired-otter" in m["subject"] for m in webhook.received), 120, "the failed-run notification")
+    [failed] = [m for m in webhook.received if "tired-otter" in m["subject"]]
+    assert "MLflow server unreachable" in failed["text"]
+
+
 def test_a_batch_left_to_the_drift_check_deployment_is_checked_by_it(running, fresh_imdb, tmp_path):
     """A taker that does not check drift itself (another host, `check_inline = false`) announces the
     batch; the drift-check deployment's event trigger answers it."""
@@ -166,7 +229,14 @@ def test_a_batch_left_to_the_drift_check_deployment_is_checked_by_it(running, fr
     app.close()
 
 
+def settled_retrains(running: UpProcess) -> bool:
+    """No drift waits for a retrain and no retrain run is still going."""
+    active = [r for r in running.flow_runs("retrain") if r["state_type"] in ("SCHEDULED", "PENDING", "RUNNING")]
+    return no_retrain_waiting(running) and not active
+
+
 def test_a_burst_of_100_files_is_taken_in_once_and_retrained_at_most_twice(running, fresh_imdb, fresh_rotten):
+    wait_for(lambda: settled_retrains(running), 300, "the earlier tests' retrains")  # count only the burst's
     before = len(running.ledger().training_runs())
     frames = [(f"burst-imdb-{i:03d}.csv", fresh_imdb(150)) for i in range(50)] + [(f"burst-rotten-{i:03d}.csv", fresh_rotten(60)) for i in range(50)]
     staging = running.home / "staging"
