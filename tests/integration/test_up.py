@@ -71,10 +71,8 @@ def running(tmp_path_factory, imdb, webhook):
     assert project.process.returncode == 0, project.log()
 
 
-@pytest.fixture(scope="module")
-def fresh_imdb(imdb):
-    """IMDB rows no test has used yet, handed out in order."""
-    rows = imdb.iloc[3000:].reset_index(drop=True)
+def handed_out(rows: pd.DataFrame):
+    """Rows no test has used yet, handed out in order, so every dropped file has new bytes."""
     cursor = {"at": 0}
 
     def take(n: int) -> pd.DataFrame:
@@ -86,15 +84,13 @@ def fresh_imdb(imdb):
 
 
 @pytest.fixture(scope="module")
+def fresh_imdb(imdb):
+    return handed_out(imdb.iloc[3000:].reset_index(drop=True))  # the first 3,000 trained the champion
+
+
+@pytest.fixture(scope="module")
 def fresh_rotten(rotten):
-    cursor = {"at": 0}
-
-    def take(n: int) -> pd.DataFrame:
-        start = cursor["at"]
-        cursor["at"] += n
-        return rotten.iloc[start : start + n]
-
-    return take
+    return handed_out(rotten)
 
 
 def incoming(running: UpProcess) -> Path:

@@ -49,3 +49,35 @@ def test_reopening_an_existing_ledger_keeps_its_rows(ledger):
     again = Ledger(ledger.url)
     assert again.batch("b1").sha256 == "a"
     again.dispose()
+
+
+@pytest.mark.postgres
+def test_the_promotion_lock_serializes_hosts_that_share_a_postgresql_ledger(postgres_url):
+    """Two hosts have two lock files; the advisory lock in their shared database still lets one in."""
+    import threading
+    import time
+
+    from sentinel.registry import LockTimeout, advisory_lock
+
+    order: list[str] = []
+    holding = threading.Event()
+
+    def first():
+        with advisory_lock(postgres_url, "sentinel.promotion.m", timeout=5):
+            order.append("first in")
+            holding.set()
+            time.sleep(1.0)
+            order.append("first out")
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    holding.wait(10)
+    with pytest.raises(LockTimeout):
+        with advisory_lock(postgres_url, "sentinel.promotion.m", timeout=0.2):
+            pass
+    with advisory_lock(postgres_url, "sentinel.promotion.m", timeout=10):
+        order.append("second in")
+    thread.join()
+    assert order == ["first in", "first out", "second in"]
+    with advisory_lock(postgres_url, "sentinel.promotion.other-model", timeout=0.2):
+        pass  # another model's lock is another key
