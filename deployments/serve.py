@@ -12,10 +12,10 @@ from datetime import timedelta
 from prefect import serve
 from prefect.events import DeploymentEventTrigger
 
+from deployments import notifications
 from flows.drift_check import drift_check
 from flows.drift_report import drift_report
 from flows.reconcile import reconcile
-from deployments import notifications
 from flows.retrain import retrain
 from sentinel import events
 from sentinel.settings import Settings, load_settings
