@@ -442,6 +442,24 @@ def status(as_json: JsonFlag = False):
 
 @app.command()
 @friendly
+def doctor(as_json: JsonFlag = False):
+    """Check that the ledger, the stored files and the MLflow registry agree. Exit 1 when they do not."""
+    from sentinel import doctor as checkup
+
+    found = checkup.examine(_open())
+    if as_json:
+        _print_json(found)
+    else:
+        for check in found["checks"]:
+            console.print(("[green]ok[/green]  " if check["ok"] else "[red]NO[/red]  ") + check["name"], highlight=False)
+            for problem in check["problems"]:
+                console.print(f"      {problem}", highlight=False)
+    if not found["ok"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+@friendly
 def report(as_json: JsonFlag = False):
     """Make the scheduled drift report now: the batches since the last one against the reference."""
     from sentinel import drift_report

@@ -162,3 +162,29 @@ def test_operations_on_a_postgresql_ledger(tmp_path, postgres_url, imdb, rotten)
     assert (moves[0]["from"], moves[0]["to"], moves[0]["by"]) == ("2", "1", "ben")
     assert operations.lineage(app, "2")["new_batches"][0]["file"] == "rotten.csv"
     app.close()
+
+
+def test_doctor_finds_where_the_ledger_files_and_registry_disagree(tmp_path, imdb):
+    settings = make_settings(tmp_path, intake={"settle_seconds": 0.05})
+    app = Sentinel(settings)
+    reference = tmp_path / "reference.csv"
+    imdb.head(1500).to_csv(reference, index=False)
+    services.bootstrap(app, reference)
+    demo.drop(imdb.iloc[1500:1800], settings.incoming_dir, "stable.csv")
+    services.process(app)
+    healthy = sentinel(tmp_path, "doctor", "--json")
+    assert json.loads(healthy.stdout)["ok"] is True
+
+    [batch] = [b for b in app.ledger.batches() if b.file_name == "stable.csv"]
+    Path(batch.stored_path).unlink()  # a file lost behind the ledger's back
+    (settings.batches_dir / "20261126-000000-abcdef.parquet").write_bytes(b"")  # a store whose commit never came
+    app.registry.set_alias("challenger", "1")  # an alias moved in MLflow only
+    result = sentinel(tmp_path, "doctor", "--json", ok=False)
+    assert result.returncode == 1
+    problems = {c["name"]: c["problems"] for c in json.loads(result.stdout)["checks"]}
+    assert any(batch.batch_id in p for p in problems["accepted batches are on disk"])
+    assert any("20261126-000000-abcdef" in p for p in problems["every stored batch is in the ledger"])
+    assert any("alias challenger" in p for p in problems["MLflow's aliases agree with the ledger's alias history"])
+    assert problems["every registered version is in the ledger"] == []
+    assert "NO" in sentinel(tmp_path, "doctor", ok=False).stdout
+    app.close()
