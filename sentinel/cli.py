@@ -442,18 +442,21 @@ def status(as_json: JsonFlag = False):
 
 @app.command()
 @friendly
-def doctor(as_json: JsonFlag = False):
+def doctor(
+    as_json: JsonFlag = False,
+    repair: Annotated[bool, typer.Option("--repair", help="Mend what can be mended safely (files are moved aside, never deleted).")] = False,
+):
     """Check that the ledger, the stored files and the MLflow registry agree. Exit 1 when they do not."""
     from sentinel import doctor as checkup
 
-    found = checkup.examine(_open())
+    found = checkup.examine(_open(), repair=repair)
     if as_json:
         _print_json(found)
     else:
         for check in found["checks"]:
             console.print(("[green]ok[/green]  " if check["ok"] else "[red]NO[/red]  ") + check["name"], highlight=False)
-            for problem in check["problems"]:
-                console.print(f"      {problem}", highlight=False)
+            for line in [f"repaired: {r}" for r in check["repaired"]] + check["problems"]:
+                console.print(f"      {line}", highlight=False)
     if not found["ok"]:
         raise typer.Exit(1)
 

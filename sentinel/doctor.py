@@ -1,5 +1,6 @@
 """`sentinel doctor`: do the ledger, the files and the registry agree? Each check names what disagrees and
-what a person (or a future `--repair`) should do about it. Read-only.
+what to do about it; `--repair` does what can be done safely, moving files aside (never deleting them)
+and recording every alias it touches in the ledger.
 
 A crash can leave the three out of step at a few known points: batch files stored but the ledger row
 never committed; a version registered in MLflow but never recorded in the ledger; an alias moved in
@@ -8,8 +9,11 @@ MLflow but not in the ledger's history (or the other way round).
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from sentinel import intake
 
 from sentinel.services import Sentinel
 
@@ -18,6 +22,7 @@ from sentinel.services import Sentinel
 class Check:
     name: str
     problems: list[str] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -25,6 +30,9 @@ class Check:
 
     def as_dict(self) -> dict:
         return asdict(self) | {"ok": self.ok}
+
+
+DOCTOR = "sentinel doctor"
 
 
 def batches_on_disk(app: Sentinel) -> Check:
@@ -47,20 +55,26 @@ def stored_without_ledger(app: Sentinel) -> Check:
     return check
 
 
+def _unknown_versions(app: Sentinel) -> list:
+    """Registered versions the ledger does not know, except those an earlier --repair retired."""
+    return [
+        info
+        for info in app.registry.versions()
+        if app.ledger.model(app.settings.registered_model, info.version) is None and not (info.tags.get("sentinel.role") == "incomplete" and not info.aliases)
+    ]
+
+
 def versions_in_ledger(app: Sentinel) -> Check:
     check = Check("every registered version is in the ledger")
-    for info in app.registry.versions():
-        if app.ledger.model(app.settings.registered_model, info.version) is None:
-            roles = f" and holds {', '.join(info.aliases)}" if info.aliases else ""
-            check.problems.append(f"version {info.version} is registered in MLflow but not in the ledger{roles} (a retrain stopped after registering)")
+    for info in _unknown_versions(app):
+        roles = f" and holds {', '.join(info.aliases)}" if info.aliases else ""
+        check.problems.append(f"version {info.version} is registered in MLflow but not in the ledger{roles} (a retrain stopped after registering)")
     return check
 
 
 def aliases_agree(app: Sentinel) -> Check:
     check = Check("MLflow's aliases agree with the ledger's alias history")
-    latest: dict[str, str | None] = {}
-    for move in app.ledger.alias_moves(app.settings.registered_model):  # newest first
-        latest.setdefault(move.alias, move.to_version)
+    latest = _last_moves(app)
     for alias in ("champion", "challenger"):
         in_mlflow = app.registry.alias_version(alias)
         if in_mlflow != latest.get(alias):
@@ -71,9 +85,102 @@ def aliases_agree(app: Sentinel) -> Check:
     return check
 
 
-CHECKS = (batches_on_disk, stored_without_ledger, versions_in_ledger, aliases_agree)
+# ---- repairs: each returns what it did -----------------------------------------------------------
+def rebuild_batches(app: Sentinel) -> list[str]:
+    """A lost parquet copy is rebuilt from the batch's original bytes, which are kept beside it."""
+    done = []
+    lenient = app.settings.intake.model_copy(update={"max_text_chars": 10**7, "min_rows": 1, "min_class_share": 0.0})
+    for batch in app.ledger.batches(status="accepted"):
+        stored = Path(batch.stored_path or "")
+        original = stored.with_suffix(".csv")
+        if not stored.is_file() and original.is_file():
+            frame = intake.parse_batch(original.read_bytes(), lenient)
+            frame.to_parquet(stored, index=False)
+            done.append(f"rebuilt {stored} from {original}")
+    return done
 
 
-def examine(app: Sentinel) -> dict:
-    checks = [run(app) for run in CHECKS]
+def set_aside_orphans(app: Sentinel) -> list[str]:
+    """Stored copies with no ledger row are moved to quarantine/orphaned/: the intake that wrote them
+    never committed, and the dropped file they came from is taken in again."""
+    known = {b.batch_id for b in app.ledger.batches()}
+    aside = app.settings.quarantine_dir / "orphaned"
+    done = []
+    for path in sorted(app.settings.batches_dir.glob("*")) if app.settings.batches_dir.exists() else []:
+        if path.is_file() and path.stem not in known and not path.name.startswith("."):
+            aside.mkdir(parents=True, exist_ok=True)
+            os.replace(path, aside / path.name)
+            done.append(f"moved {path.name} to {aside}")
+    return done
+
+
+def retire_unknown_versions(app: Sentinel) -> list[str]:
+    """A version the ledger does not know was never gated to the end: it loses any alias (the champion
+    goes back to the ledger's last champion) and is tagged as such."""
+    from filelock import Timeout
+
+    from sentinel.registry import promotion_lock
+    from sentinel.services import move_alias, work_lock
+
+    done = []
+    retraining = work_lock(app.settings, "retrain")
+    try:
+        retraining.acquire(timeout=0)  # a running retrain registers first and records next: not ours to touch
+    except Timeout:
+        return ["skipped: a retrain is running; run doctor again when it is done"]
+    with retraining, promotion_lock(app.settings):
+        last = _last_moves(app)
+        for info in _unknown_versions(app):
+            for alias in info.aliases:
+                move_alias(app, alias, last.get(alias), DOCTOR, f"version {info.version} is not in the ledger (interrupted retrain)")
+                done.append(f"alias {alias}: version {info.version} -> {last.get(alias)}")
+            app.registry.set_tags(info.version, {"role": "incomplete", "reason": "registered, but its retrain stopped before the ledger recorded it"})
+            done.append(f"tagged version {info.version} incomplete")
+    return done
+
+
+def adopt_mlflow_aliases(app: Sentinel) -> list[str]:
+    """An alias moved in MLflow alone (a person in the MLflow UI, or a stop between the two writes) is
+    taken as the truth and written into the ledger's history; a new champion gets its drift reference."""
+    from sentinel import operations
+    from sentinel.ledger import AliasMoveRow, utcnow
+    from sentinel.registry import promotion_lock
+
+    done = []
+    with promotion_lock(app.settings):
+        last = _last_moves(app)
+        for alias in ("champion", "challenger"):
+            current = app.registry.alias_version(alias)
+            if current == last.get(alias) or (current and app.ledger.model(app.settings.registered_model, current) is None):
+                continue
+            with app.ledger.transaction() as session:
+                session.add(AliasMoveRow(model_name=app.settings.registered_model, alias=alias, from_version=last.get(alias), to_version=current, actor=DOCTOR, reason="moved in MLflow only; recorded by doctor", moved_at=utcnow()))
+            done.append(f"recorded alias {alias}: {last.get(alias)} -> {current}")
+    champion = app.champion()
+    if champion is not None and not (champion.reference_path and Path(champion.reference_path).is_file()):
+        operations.ensure_reference(app, champion)
+        done.append(f"built the drift reference of champion version {champion.version}")
+    return done
+
+
+def _last_moves(app: Sentinel) -> dict[str, str | None]:
+    latest: dict[str, str | None] = {}
+    for move in app.ledger.alias_moves(app.settings.registered_model):  # newest first
+        latest.setdefault(move.alias, move.to_version)
+    return latest
+
+
+CHECKS = ((batches_on_disk, rebuild_batches), (stored_without_ledger, set_aside_orphans), (versions_in_ledger, retire_unknown_versions), (aliases_agree, adopt_mlflow_aliases))
+
+
+def examine(app: Sentinel, repair: bool = False) -> dict:
+    """Every check; with `repair`, each failing check is repaired and run again."""
+    checks = []
+    for check, mend in CHECKS:
+        found = check(app)
+        if repair and not found.ok:
+            done = mend(app)
+            found = check(app)
+            found.repaired = done
+        checks.append(found)
     return {"ok": all(c.ok for c in checks), "checks": [c.as_dict() for c in checks]}

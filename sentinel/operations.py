@@ -40,7 +40,7 @@ def _previous_champion(app: Sentinel) -> str | None:
     return reigns[-2] if len(reigns) >= 2 else None
 
 
-def _ensure_reference(app: Sentinel, row: ModelRow) -> None:
+def ensure_reference(app: Sentinel, row: ModelRow) -> None:
     """A version that was never champion has no drift reference yet: build it from its own training rows,
     with the accuracy it reaches on their held-out rows, as a promotion by the gate would."""
     if row.reference_path and Path(row.reference_path).exists():
@@ -64,7 +64,7 @@ def promote(app: Sentinel, version: str, reason: str, actor: str) -> dict:
     row = resolve_version(app, version=version)
     if app.registry.alias_version("champion") == row.version:
         raise SentinelError(f"version {row.version} is the champion already")
-    _ensure_reference(app, row)
+    ensure_reference(app, row)
     with promotion_lock(app.settings):
         previous = app.registry.alias_version("champion")
         if previous == row.version:

@@ -187,4 +187,21 @@ def test_doctor_finds_where_the_ledger_files_and_registry_disagree(tmp_path, imd
     assert any("alias challenger" in p for p in problems["MLflow's aliases agree with the ledger's alias history"])
     assert problems["every registered version is in the ledger"] == []
     assert "NO" in sentinel(tmp_path, "doctor", ok=False).stdout
+
+    # a version registered by a retrain that stopped before the ledger recorded it, and made champion
+    client = app.registry.client
+    source = client.get_model_version_download_uri(settings.registered_model, "1")
+    stray = client.create_model_version(settings.registered_model, source=source).version
+    app.registry.set_alias("champion", str(stray))
+
+    repaired = json.loads(sentinel(tmp_path, "doctor", "--repair", "--json").stdout)
+    assert repaired["ok"] is True, repaired
+    assert Path(batch.stored_path).exists()  # rebuilt from the original bytes
+    assert (settings.quarantine_dir / "orphaned" / "20261126-000000-abcdef.parquet").exists()  # set aside, not deleted
+    assert app.registry.alias_version("champion") == "1"
+    assert {v.version: v.tags for v in app.registry.versions()}[str(stray)]["sentinel.role"] == "incomplete"
+    moves = operations.history(app)
+    assert any(m["alias"] == "challenger" and m["to"] == "1" and m["by"] == "sentinel doctor" for m in moves)
+    assert any(m["alias"] == "champion" and m["from"] == str(stray) and m["to"] == "1" for m in moves)
+    assert json.loads(sentinel(tmp_path, "doctor", "--json").stdout)["ok"] is True
     app.close()
