@@ -73,8 +73,6 @@ def promote(app: Sentinel, version: str, reason: str, actor: str) -> dict:
         if app.registry.alias_version("challenger") == row.version:
             move_alias(app, "challenger", None, actor, f"promoted to champion: {reason}")
         app.registry.set_tags(row.version, {"role": "champion", "override": f"promoted by {actor}: {reason}", "override_at": _now()})
-        if previous:
-            app.registry.set_tags(previous, {"role": "former-champion"})
     events.emit(app.settings, events.MODEL_PROMOTED, events.model_resource(row.model_name, row.version), {"by": actor, "reason": reason, "previous": previous})
     return {"version": row.version, "previous_champion": previous, "by": actor, "reason": reason}
 

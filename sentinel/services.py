@@ -439,12 +439,15 @@ def _drift_scores(app: Sentinel, batch_ids: tuple[str, ...]) -> dict[str, float]
 
 
 def move_alias(app: Sentinel, alias: str, version: str | None, actor: str, reason: str) -> None:
-    """Move an alias in MLflow and record the move in the ledger. Call inside `promotion_lock`."""
+    """Move an alias in MLflow and record the move in the ledger. Call inside `promotion_lock`. The version
+    that loses the alias stops carrying its role in its tags, so the registry page stays true."""
     previous = app.registry.alias_version(alias)
     if version is None:
         app.registry.delete_alias(alias)
     else:
         app.registry.set_alias(alias, version)
+    if previous and previous != version:
+        app.registry.set_tags(previous, {"role": f"former-{alias}"})
     with app.ledger.transaction() as session:
         session.add(AliasMoveRow(model_name=app.settings.registered_model, alias=alias, from_version=previous, to_version=version, actor=actor, reason=reason, moved_at=utcnow()))
 
