@@ -13,6 +13,7 @@ from typing import Annotated, Optional
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from sentinel.errors import SentinelError
@@ -33,7 +34,7 @@ def friendly(command):
         try:
             return command(*args, **kwargs)
         except (SentinelError, TamperedModel) as error:
-            errors.print(f"[red]error:[/red] {error}", highlight=False)
+            errors.print(f"[red]error:[/red] {escape(str(error))}", highlight=False)
             raise typer.Exit(1) from None
         except ValidationError as error:
             first = error.errors()[0]
@@ -112,12 +113,12 @@ def _batch_table(records: list[dict], title: str) -> None:
         status = r["status"] if r["status"] == "accepted" else f"[red]{r['status']}[/red]"
         if r.get("suspect_labels"):
             status += " [red](suspect labels)[/red]"
-        table.add_row(r.get("batch_id") or "-", r["file"], str(r.get("rows", 0)), status, _drift_summary(r), r.get("model_version") or "-", r.get("decision") or "-")
+        table.add_row(r.get("batch_id") or "-", escape(r["file"]), str(r.get("rows", 0)), status, _drift_summary(r), r.get("model_version") or "-", r.get("decision") or "-")
     console.print(table)
     for r in records:
         if r.get("reason") and r["status"] != "accepted":
             reason = r["reason"]
-            console.print(f"  {r['file']}: {reason.get('message')} -> {reason.get('fix', '')}", highlight=False)
+            console.print(escape(f"  {r['file']}: {reason.get('message')} -> {reason.get('fix', '')}"), highlight=False)
 
 
 @app.command()
@@ -160,8 +161,8 @@ def models(
         t = r["tags"]
         ci = f"{_num(t.get('f1_delta'), '+.3f')} [{_num(t.get('ci_low'), '+.3f')}, {_num(t.get('ci_high'), '+.3f')}]" if "f1_delta" in t else "-"
         drift_scores = f"{_num(t.get('drift_text'))}/{_num(t.get('drift_label'))}" if "drift_text" in t else "-"
-        review = f"{t['review']} by {t.get('reviewed_by', '?')}" if "review" in t else "-"
-        reason = t.get("override") or t.get("reason", "")
+        review = escape(f"{t['review']} by {t.get('reviewed_by', '?')}") if "review" in t else "-"
+        reason = escape(t.get("override") or t.get("reason", ""))
         table.add_row(
             r["version"], ",".join(r["aliases"]) or "-", t.get("role", "-"), t.get("decision", "-"), _num(t.get("f1_new")), _num(t.get("f1_reference")),
             ci, _num(t.get("p_value"), ".2g"), drift_scores, str(len(r["new_batches"]) or len(r["batches"])), r["created_at"][:16], review, reason,
@@ -189,18 +190,18 @@ def show(version: Annotated[str, typer.Argument(help="A version number.")], as_j
     tags = found["tags"]
     console.print(f"[bold]{found['model']} version {found['version']}[/bold]  aliases: {', '.join(found['aliases']) or '-'}  role: {tags.get('role', '-')}", highlight=False)
     for batch in found["new_batches"]:
-        console.print(f"  batch {batch['batch_id']}  {batch['file']}  {batch['rows']} rows  received {batch['received_at'][:19]}", highlight=False)
+        console.print(f"  batch {batch['batch_id']}  {escape(batch['file'])}  {batch['rows']} rows  received {batch['received_at'][:19]}", highlight=False)
         for check in batch["drift_checks"]:
             verdict = "drift: " + ", ".join(check["fired"]) if check["detected"] else "no drift"
             console.print(f"    drift check against v{check['against_version']}: {verdict}  (MLflow {check['mlflow_run']})", highlight=False)
     if found["retrain"]:
         run = found["retrain"]
         console.print(f"  retrain {run['run_name']}: {run['trained_rows']} rows  (MLflow {run['mlflow_run']})", highlight=False)
-        console.print(f"  gate: {found['gate']['decision']} — {found['gate']['reason']}", highlight=False)
+        console.print(f"  gate: {found['gate']['decision']} — {escape(found['gate']['reason'] or '')}", highlight=False)
     if tags.get("review"):
-        console.print(f"  review: {tags['review']} by {tags.get('reviewed_by')}: {tags.get('review_note', '')}", highlight=False)
+        console.print(escape(f"  review: {tags['review']} by {tags.get('reviewed_by')}: {tags.get('review_note', '')}"), highlight=False)
     for move in found["alias_moves"]:
-        console.print(f"  {move['at'][:19]}  {move['alias']}: {move['from'] or '-'} → {move['to'] or '-'}  by {move['by']}: {move['reason']}", highlight=False)
+        console.print(escape(f"  {move['at'][:19]}  {move['alias']}: {move['from'] or '-'} → {move['to'] or '-'}  by {move['by']}: {move['reason']}"), highlight=False)
 
 
 @app.command()
@@ -217,7 +218,7 @@ def history(as_json: JsonFlag = False):
     for column in ("when", "alias", "from", "to", "by", "why"):
         table.add_column(column, overflow="fold")
     for m in moves:
-        table.add_row(m["at"][:19], m["alias"], m["from"] or "-", m["to"] or "-", m["by"], m["reason"])
+        table.add_row(m["at"][:19], m["alias"], m["from"] or "-", m["to"] or "-", escape(m["by"]), escape(m["reason"] or ""))
     console.print(table)
 
 
@@ -303,7 +304,7 @@ def predict(
     if "accuracy" in result:
         console.print(f"accuracy {result['accuracy']:.4f}  F1 {result['f1']:.4f}")
     for p in result["predictions"][:10]:
-        console.print(f"  {p['label']}  {p['probability']:.3f}  {p['text'][:80]}", highlight=False)
+        console.print(f"  {p['label']}  {p['probability']:.3f}  {escape(p['text'][:80])}", highlight=False)
 
 
 @app.command()
@@ -365,16 +366,17 @@ def _progress(kind: str, item) -> None:
     stamp = time.strftime("%H:%M:%S")
     if kind == "intake":
         if item.status == "accepted":
-            console.print(f"{stamp} [green]accepted[/green] {item.file}: {item.rows} rows → batch {item.batch_id}", highlight=False)
+            console.print(f"{stamp} [green]accepted[/green] {escape(item.file)}: {item.rows} rows → batch {item.batch_id}", highlight=False)
         elif item.status != "waiting":
             reason = (item.reason or {}).get("message", "")
-            console.print(f"{stamp} [yellow]{item.status}[/yellow] {item.file}: {reason}", highlight=False)
+            color = "red" if item.status == "error" else "yellow"
+            console.print(f"{stamp} [{color}]{item.status}[/{color}] {escape(item.file)}: {escape(reason)}", highlight=False)
     elif kind == "drift":
         fired = [f"{s['name']} {s['score']:.3f} > {s['threshold']:.3f}" for s in item.signals if s["drifted"]]
         verdict = "[red]drift detected[/red] (" + ", ".join(fired) + ")" if item.detected else "[green]no drift[/green]"
         console.print(f"{stamp} batch {item.batch_id}: {verdict}", highlight=False)
     elif kind == "error":
-        errors.print(f"{stamp} [red]error:[/red] {item}", highlight=False)
+        errors.print(f"{stamp} [red]error:[/red] {escape(str(item))}", highlight=False)
 
 
 @app.command()
@@ -456,7 +458,7 @@ def doctor(
         for check in found["checks"]:
             console.print(("[green]ok[/green]  " if check["ok"] else "[red]NO[/red]  ") + check["name"], highlight=False)
             for line in [f"repaired: {r}" for r in check["repaired"]] + check["problems"]:
-                console.print(f"      {line}", highlight=False)
+                console.print(escape(f"      {line}"), highlight=False)
     if not found["ok"]:
         raise typer.Exit(1)
 

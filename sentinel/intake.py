@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import errno
 import hashlib
 import io
 import json
 import os
+import re
+import shutil
 import stat
 import time
 import uuid
@@ -25,8 +28,14 @@ from sentinel.ledger import BatchDigest, BatchRow, Ledger
 from sentinel.settings import IntakePolicy, Settings
 
 LABELS = {"0": 0, "1": 1, "negative": 0, "positive": 1}
+BOMS = ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"), (b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16"))
+# A cell a spreadsheet would run: = + - or @, then a function call, a DDE pipe or a sheet reference
+# (`=HYPERLINK(...)`, `+cmd|' /C calc'!A0`, `@SUM(A1)`). Reviews that merely start with one of those
+# characters ("===spoilers===", "- great cast") are text and pass.
+FORMULA = re.compile(r"^\s*[=+\-@]\s*[A-Za-z_][\w.]*\s*(\(|\||!\$?[A-Za-z]{1,3}\$?\d)")
 REQUIRED = ("text", "label")
 SHOWN = 10  # how many offending rows a reason lists
+MAX_HEADER_CHARS = 10_000  # far beyond any real header, far below the csv module's field limit
 
 
 @dataclass(frozen=True)
@@ -51,7 +60,7 @@ class IntakeOutcome:
     """What happened to one dropped file."""
 
     file: str
-    status: str  # accepted | quarantined | duplicate | waiting
+    status: str  # accepted | quarantined | duplicate | waiting | error (left in the drop zone, tried again)
     batch_id: str | None = None
     rows: int = 0
     sha256: str | None = None
@@ -82,6 +91,20 @@ def wait_until_settled(path: Path, settle_seconds: float, timeout: float = 30.0)
     return False
 
 
+def shown(value: str, limit: int = 80) -> str:
+    """A value from a file, safe to put in a reason a person reads in a terminal: control characters
+    (escape sequences could rewrite the operator's screen) are written as escapes, and it is shortened."""
+    value = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(value))
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+def display_name(path: Path) -> str:
+    """A file's name as the ledger and reasons record it: a name that is not valid UTF-8 (undecodable
+    bytes arrive as surrogates, which no database accepts) or holds control characters is escaped."""
+    name = path.name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return shown(name, limit=200)
+
+
 def _rows(mask: pd.Series) -> list[int]:
     return [int(i) + 1 for i in mask[mask].index[:SHOWN]]
 
@@ -90,8 +113,12 @@ def parse_batch(raw: bytes, policy: IntakePolicy) -> pd.DataFrame:
     """Validate a batch file's bytes and return its rows with `label` as 0/1. Raises RejectedFile."""
     if not raw.strip():
         raise RejectedFile(Problem("the file is empty", "export the batch again with a header `text,label`"))
-    if b"\x00" in raw[:65536]:
-        raise RejectedFile(Problem("the file is binary (it holds NUL bytes), not a CSV", "save the batch as a UTF-8 CSV"))
+    for bom, encoding in BOMS:
+        if raw.startswith(bom):
+            raise RejectedFile(Problem(f"the file is {encoding}, not UTF-8", "re-save the file with UTF-8 encoding"))
+    if b"\x00" in raw:  # anywhere: a NUL deep in the file would otherwise end up inside a review
+        line = raw[: raw.index(b"\x00")].count(b"\n") + 1
+        raise RejectedFile(Problem(f"the file is binary (a NUL byte at line {line}), not a CSV", "save the batch as a UTF-8 CSV"))
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
@@ -100,7 +127,7 @@ def parse_batch(raw: bytes, policy: IntakePolicy) -> pd.DataFrame:
             Problem(
                 f"the file is not UTF-8: byte 0x{raw[error.start]:02x} at line {line} cannot be decoded",
                 "re-save the file with UTF-8 encoding",
-                values=[raw[max(0, error.start - 20) : error.start + 20].decode("utf-8", "replace")],
+                values=[shown(raw[max(0, error.start - 20) : error.start + 20].decode("utf-8", "replace"))],
             )
         ) from None
     try:
@@ -108,9 +135,12 @@ def parse_batch(raw: bytes, policy: IntakePolicy) -> pd.DataFrame:
     except pd.errors.EmptyDataError:
         raise RejectedFile(Problem("the file has no header", "the first line must name the columns, e.g. `text,label`")) from None
     except (pd.errors.ParserError, csv.Error) as error:
-        raise RejectedFile(Problem(f"the CSV cannot be parsed: {error}", "check quoting and the number of commas on that line")) from None
+        raise RejectedFile(Problem(f"the CSV cannot be parsed: {str(error).strip()}", "check quoting and the number of commas on that line")) from None
 
-    header = [c.strip().lower() for c in next(csv.reader(io.StringIO(text.split("\n", 1)[0])), [])]
+    first_line = re.split(r"\r\n|\r|\n", text, maxsplit=1)[0]
+    if len(first_line) > MAX_HEADER_CHARS:
+        raise RejectedFile(Problem(f"the first line is {len(first_line):,} characters long; it cannot be a header", "the first line must name the columns, e.g. `text,label`"))
+    header = [c.strip().lower() for c in next(csv.reader(io.StringIO(first_line)), [])]
     if len(set(header)) != len(header):
         twice = sorted({c for c in header if header.count(c) > 1})
         raise RejectedFile(Problem(f"the header names column(s) {', '.join(twice)} twice", "give every column a distinct name", column=twice[0]))
@@ -122,7 +152,7 @@ def parse_batch(raw: bytes, policy: IntakePolicy) -> pd.DataFrame:
         for delimiter, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "pipes")):
             if len(columns) == 1 and delimiter in header:
                 raise RejectedFile(
-                    Problem(f"the columns are separated by {name}, not commas", "save the file as comma-separated", values=[header[:200]])
+                    Problem(f"the columns are separated by {name}, not commas", "save the file as comma-separated", values=[shown(header)])
                 )
         raise RejectedFile(
             Problem(
@@ -143,7 +173,7 @@ def parse_batch(raw: bytes, policy: IntakePolicy) -> pd.DataFrame:
                 "use 0 or negative, 1 or positive",
                 column="label",
                 rows=_rows(unknown),
-                values=sorted(set(frame.loc[unknown, "label"].head(SHOWN))),
+                values=sorted({shown(v) for v in frame.loc[unknown, "label"].head(SHOWN)}),
             )
         )
     empty = frame["text"].str.strip() == ""
@@ -151,6 +181,18 @@ def parse_batch(raw: bytes, policy: IntakePolicy) -> pd.DataFrame:
         raise RejectedFile(
             Problem(f"{int(empty.sum())} row(s) have an empty text", "remove those rows or fill in the review", column="text", rows=_rows(empty))
         )
+    if policy.refuse_formulas:
+        formulas = frame["text"].str.match(FORMULA)
+        if formulas.any():
+            raise RejectedFile(
+                Problem(
+                    f"{int(formulas.sum())} row(s) have a text that a spreadsheet would run as a formula",
+                    "check where the file came from; if the reviews are genuine, put an apostrophe before the leading = + - @",
+                    column="text",
+                    rows=_rows(formulas),
+                    values=[shown(v) for v in frame.loc[formulas, "text"].head(SHOWN)],
+                )
+            )
     too_long = frame["text"].str.len() > policy.max_text_chars
     if too_long.any():
         raise RejectedFile(
@@ -163,7 +205,7 @@ def parse_batch(raw: bytes, policy: IntakePolicy) -> pd.DataFrame:
         )
     if len(frame) < policy.min_rows:
         raise RejectedFile(
-            Problem(f"only {len(frame)} rows; a batch needs at least {policy.min_rows} for a drift test", "merge it with other reviews into a larger batch")
+            Problem(f"only {len(frame)} row(s); a batch needs at least {policy.min_rows} for a drift test", "merge it with other reviews into a larger batch")
         )
     minority = min(labels.mean(), 1 - labels.mean())
     if minority < policy.min_class_share:
@@ -180,31 +222,79 @@ def parse_batch(raw: bytes, policy: IntakePolicy) -> pd.DataFrame:
     return frame[keep].reset_index(drop=True)
 
 
-def _free_name(folder: Path, name: str, suffix: str) -> Path:
+REASON_SUFFIX = ".reason.json"
+# Bytes in one file name on Linux file systems, less what a quarantined name may gain: its reason's suffix
+# and the temporary name the reason is written under first.
+NAME_BUDGET = 255 - len(REASON_SUFFIX) - len("..tmp")
+
+
+def _quarantine_target(folder: Path, name: str, batch_id: str) -> Path:
+    """Where a rejected file goes: its own name if neither it nor its reason file would replace anything
+    there and the reason file's name still fits, else `<stem>-<batch id>.<ext>` with the stem shortened."""
     target = folder / name
-    if target.exists() or target.is_symlink():
-        stem, dot, ext = name.partition(".")
-        target = folder / f"{stem}-{suffix}{dot}{ext}"
-    return target
+    if len(name.encode()) <= NAME_BUDGET and not (target.exists() or target.is_symlink() or Path(f"{target}{REASON_SUFFIX}").exists()):
+        return target
+    stem, dot, ext = name.partition(".")
+    tail = f"-{batch_id}{dot}{ext}"
+    if len(tail.encode()) > NAME_BUDGET // 2:
+        tail = f"-{batch_id}"  # an absurd extension is not worth keeping
+    budget = NAME_BUDGET - len(tail.encode())
+    return folder / (stem.encode()[:budget].decode(errors="ignore") + tail)
 
 
 def quarantine(path: Path, problem: Problem, settings: Settings, batch_id: str, sha256: str | None) -> Path:
     """Move the file (never delete it) and write its reason beside it. A symlink is moved as a link,
-    never followed; a directory or FIFO is moved as it is."""
+    never followed; a directory or FIFO is moved as it is. If the reason cannot be written (a full disk),
+    the file goes back where it was: a quarantined file always has its reason."""
     settings.quarantine_dir.mkdir(parents=True, exist_ok=True)
-    target = _free_name(settings.quarantine_dir, path.name, batch_id)
-    os.replace(path, target)
-    reason = {"file": path.name, "batch_id": batch_id, "sha256": sha256, **asdict(problem), "quarantined_at": dt.datetime.now(dt.timezone.utc).isoformat()}
-    Path(f"{target}.reason.json").write_text(json.dumps(reason, indent=2))
+    target = _quarantine_target(settings.quarantine_dir, display_name(path), batch_id)  # a printable name
+    reason = {"file": display_name(path), "batch_id": batch_id, "sha256": sha256, **asdict(problem), "quarantined_at": dt.datetime.now(dt.timezone.utc).isoformat()}
+    _move(path, target)
+    try:
+        _write_atomically(Path(f"{target}{REASON_SUFFIX}"), lambda p: p.write_text(json.dumps(reason, indent=2)))
+    except BaseException:
+        _move(target, path)
+        raise
     return target
 
 
+def release(path: Path, quarantined: Path) -> None:
+    """Undo `quarantine` (the ledger could not record it): the file goes back, its reason is dropped."""
+    _move(quarantined, path)
+    Path(f"{quarantined}{REASON_SUFFIX}").unlink(missing_ok=True)
+
+
+def _move(source: Path, target: Path) -> None:
+    """Rename; across file systems (a drop zone on its own mount), copy then remove the source, and
+    remove a partial copy if the copy fails, so the source is the one whole version left."""
+    try:
+        os.replace(source, target)
+    except OSError as error:
+        if error.errno != errno.EXDEV:
+            raise
+        try:
+            shutil.move(source, target)  # links are recreated, not followed
+        except BaseException:
+            if not (source.exists() or source.is_symlink()):
+                raise  # the source is gone: the copy is all there is, keep it
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target, ignore_errors=True)
+            else:
+                target.unlink(missing_ok=True)
+            raise
+
+
 def _write_atomically(target: Path, write) -> None:
+    """Write to a temporary name, sync, then rename: a full disk or a kill leaves no half-written batch."""
     temporary = target.with_name(f".{target.name}.tmp")
-    write(temporary)
-    with open(temporary, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(temporary, target)
+    try:
+        write(temporary)
+        with open(temporary, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def store(batch_id: str, frame: pd.DataFrame, raw: bytes, settings: Settings) -> tuple[Path, Path]:
@@ -225,7 +315,7 @@ def ingest(path: Path, settings: Settings, ledger: Ledger) -> IntakeOutcome:
     info = path.lstat()
     if not stat.S_ISREG(info.st_mode):
         kind = "symbolic link" if stat.S_ISLNK(info.st_mode) else "directory" if stat.S_ISDIR(info.st_mode) else "special file"
-        problem = Problem(f"{path.name} is a {kind}, not a regular file; it was not followed or read", "drop the CSV file itself")
+        problem = Problem(f"{display_name(path)} is a {kind}, not a regular file; it was not followed or read", "drop the CSV file itself")
         return _record_rejection(path, problem, settings, ledger, batch_id, None, "quarantined")
     if info.st_size > policy.max_bytes:
         problem = Problem(f"the file is {info.st_size:,} bytes; the limit is {policy.max_bytes:,}", "split it into smaller batches")
@@ -243,17 +333,22 @@ def ingest(path: Path, settings: Settings, ledger: Ledger) -> IntakeOutcome:
         earlier = ledger.batch(known)
         written = dt.datetime.fromtimestamp(info.st_mtime, dt.timezone.utc)
         received = earlier.received_at if earlier.received_at.tzinfo else earlier.received_at.replace(tzinfo=dt.timezone.utc)
-        if earlier.file_name == path.name and written <= received and Path(earlier.stored_path).with_suffix(".csv").exists():
+        if earlier.file_name == display_name(path) and written <= received and Path(earlier.stored_path).with_suffix(".csv").exists():
             # An intake stopped between its commit and the file's removal (a kill, a crash): the bytes are
             # stored already, so finishing the move is all that is left. Not a duplicate drop.
             path.unlink(missing_ok=True)
-            return IntakeOutcome(path.name, "accepted", known, earlier.rows, sha256, path=earlier.stored_path)
+            return IntakeOutcome(display_name(path), "accepted", known, earlier.rows, sha256, path=earlier.stored_path)
         return _record_duplicate(path, settings, ledger, batch_id, sha256, known)
 
-    stored, original = store(batch_id, frame, raw, settings)
+    try:
+        stored, original = store(batch_id, frame, raw, settings)
+    except BaseException:
+        for leftover in (settings.batches_dir / f"{batch_id}.parquet", settings.batches_dir / f"{batch_id}.csv"):
+            leftover.unlink(missing_ok=True)  # the parquet copy may be complete when the csv copy fails
+        raise
     try:
         with ledger.transaction() as session:
-            session.add(BatchRow(batch_id=batch_id, file_name=path.name, sha256=sha256, rows=len(frame), status="accepted", stored_path=str(stored)))
+            session.add(BatchRow(batch_id=batch_id, file_name=display_name(path), sha256=sha256, rows=len(frame), status="accepted", stored_path=str(stored)))
             session.flush()
             session.add(BatchDigest(sha256=sha256, batch_id=batch_id))
     except IntegrityError:
@@ -262,7 +357,7 @@ def ingest(path: Path, settings: Settings, ledger: Ledger) -> IntakeOutcome:
         original.unlink(missing_ok=True)
         return _record_duplicate(path, settings, ledger, batch_id, sha256, _accepted_with_digest(ledger, sha256))
     path.unlink(missing_ok=True)  # its bytes live on as data/batches/<batch_id>.csv
-    return IntakeOutcome(path.name, "accepted", batch_id, len(frame), sha256, path=str(stored))
+    return IntakeOutcome(display_name(path), "accepted", batch_id, len(frame), sha256, path=str(stored))
 
 
 def _accepted_with_digest(ledger: Ledger, sha256: str) -> str | None:
@@ -281,28 +376,68 @@ def _record_rejection(
 ) -> IntakeOutcome:
     target = quarantine(path, problem, settings, batch_id, sha256)
     reason = asdict(problem)
-    with ledger.transaction() as session:
-        session.add(
-            BatchRow(
-                batch_id=batch_id,
-                file_name=path.name,
-                sha256=sha256 or "",
-                status=status,
-                reason=reason,
-                stored_path=str(target),
-                drift_status="none",
-                duplicate_of=duplicate_of,
+    try:
+        with ledger.transaction() as session:
+            session.add(
+                BatchRow(
+                    batch_id=batch_id,
+                    file_name=display_name(path),
+                    sha256=sha256 or "",
+                    status=status,
+                    reason=reason,
+                    stored_path=str(target),
+                    drift_status="none",
+                    duplicate_of=duplicate_of,
+                )
             )
-        )
-    return IntakeOutcome(path.name, status, batch_id, 0, sha256, reason, str(target))
+    except BaseException:
+        release(path, target)  # tried again later, from the drop zone, rather than set aside unrecorded
+        raise
+    return IntakeOutcome(display_name(path), status, batch_id, 0, sha256, reason, str(target))
+
+
+FIXES = {
+    errno.ENOSPC: "free space on the disk that holds {folder}; the file stays in the drop zone and is taken in again",
+    errno.EDQUOT: "raise the disk quota for {folder}; the file stays in the drop zone and is taken in again",
+    errno.EROFS: "mount {folder} read-write; the file stays in the drop zone and is taken in again",
+    errno.EACCES: "let the user running Sentinel write to {folder}; the file stays in the drop zone",
+    errno.EPERM: "let the user running Sentinel write to {folder}; the file stays in the drop zone",
+}
+
+
+def unwritable(settings: Settings) -> dict | None:
+    """Why intake cannot move files out of the drop zone or store them, if it cannot: checked before a
+    file is read, so a read-only drop zone leaves every file as it is rather than half-taken."""
+    for folder in (settings.incoming_dir, settings.batches_dir, settings.quarantine_dir):
+        folder = folder if folder.exists() else folder.parent  # created at the first use
+        if not os.access(folder, os.W_OK):
+            code = errno.EROFS if os.statvfs(folder).f_flag & os.ST_RDONLY else errno.EACCES
+            state = "read-only" if code == errno.EROFS else "not writable"
+            return {"message": f"{folder} is {state}: intake is paused", "fix": FIXES[code].format(folder=folder)}
+    return None
+
+
+def failure(error: Exception, settings: Settings) -> dict:
+    """A reason for a file whose intake failed through no fault of its own."""
+    if isinstance(error, OSError) and error.errno in FIXES:
+        folder = Path(error.filename).parent if error.filename else settings.home
+        return {"message": f"could not take the file in: {error.strerror} ({folder})", "fix": FIXES[error.errno].format(folder=folder)}
+    return {"message": f"could not take the file in: {type(error).__name__}: {shown(str(error), 300)}", "fix": "see the log; the file stays in the drop zone and is taken in again"}
 
 
 def pending_files(settings: Settings) -> list[Path]:
     """Files waiting in the drop zone, oldest first; hidden and temporary files are a writer's business."""
     if not settings.incoming_dir.exists():
         return []
-    entries = [p for p in settings.incoming_dir.iterdir() if not p.name.startswith(".") and not p.name.endswith((".tmp", ".part", ".crdownload"))]
-    return sorted(entries, key=lambda p: (p.lstat().st_mtime, p.name))
+    entries = []
+    for path in settings.incoming_dir.iterdir():
+        if path.name.startswith(".") or path.name.endswith((".tmp", ".part", ".crdownload")):
+            continue
+        try:
+            entries.append((path.lstat().st_mtime, path.name, path))
+        except FileNotFoundError:
+            continue  # taken by another watcher meanwhile
+    return [path for _, _, path in sorted(entries)]
 
 
 def load_batch_frame(stored_path: str) -> pd.DataFrame:

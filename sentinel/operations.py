@@ -197,13 +197,13 @@ def requeue(app: Sentinel, name: str) -> Path:
     """Put a quarantined file (fixed by a person, or not) back into the drop zone under its own name;
     its reason stays in quarantine, renamed, so nothing is lost."""
     source = app.settings.quarantine_dir / Path(name).name
-    reason_file = Path(f"{source}.reason.json")
+    reason_file = Path(f"{source}{intake.REASON_SUFFIX}")
     if not (source.exists() or source.is_symlink()) or not reason_file.exists():
         raise SentinelError(f"{Path(name).name} is not in {app.settings.quarantine_dir}; see `sentinel batches --quarantined`")
     reason = json.loads(reason_file.read_text())
     if reason.get("values") and "already accepted" in reason.get("message", ""):
         raise SentinelError(f"{source.name} is a duplicate of batch {reason['values'][0]}, which is learned already; nothing to requeue")
-    target = app.settings.incoming_dir / reason.get("file", source.name)
+    target = app.settings.incoming_dir / Path(reason.get("file") or source.name).name  # never a path out of the drop zone
     if target.exists():
         raise SentinelError(f"{target} exists already; move or rename it first")
     os.replace(source, target)

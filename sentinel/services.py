@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import hashlib
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ from sentinel import drift, events, gate, intake, training
 from sentinel.errors import SentinelError
 from sentinel.ledger import AliasMoveRow, BatchDigest, BatchRow, DriftCheckRow, Ledger, ModelRow, TrainingRunRow, utcnow
 from sentinel.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def work_lock(settings: Settings, name: str) -> FileLock:
@@ -126,16 +129,25 @@ def take_in(
 def _take_in(app: Sentinel, paths: list[Path] | None, settle_timeout: float, file_state: Callable[[Path], str]) -> list[intake.IntakeOutcome]:
     outcomes = []
     policy = app.settings.intake
-    for path in paths if paths is not None else intake.pending_files(app.settings):
+    paths = paths if paths is not None else intake.pending_files(app.settings)
+    if paths and (problem := intake.unwritable(app.settings)):
+        # Taking a file in moves it out of the drop zone; where that cannot happen, nothing is read.
+        log.error("intake paused: %s", problem["message"])
+        return [intake.IntakeOutcome(intake.display_name(path), "error", reason=problem) for path in paths]
+    for path in paths:
         regular = path.is_file() and not path.is_symlink()
         settle = policy.closed_settle_seconds if file_state(path) == "complete" else policy.settle_seconds
         # Looked at again after the wait: a writer may have opened the file meanwhile.
         if regular and (not intake.wait_until_settled(path, settle, settle_timeout) or file_state(path) == "writing"):
-            outcomes.append(intake.IntakeOutcome(path.name, "waiting", reason={"message": "the file is still being written"}))
+            outcomes.append(intake.IntakeOutcome(intake.display_name(path), "waiting", reason={"message": "the file is still being written"}))
             continue
         if not (path.exists() or path.is_symlink()):
             continue  # taken by another watcher meanwhile
-        outcomes.append(intake.ingest(path, app.settings, app.ledger))
+        try:
+            outcomes.append(intake.ingest(path, app.settings, app.ledger))
+        except Exception as error:  # one file's trouble (a full disk, a database hiccup) never stops the rest
+            log.exception("intake of %s failed; it stays in the drop zone and is tried again", intake.display_name(path))
+            outcomes.append(intake.IntakeOutcome(intake.display_name(path), "error", reason=intake.failure(error, app.settings)))
     return outcomes
 
 

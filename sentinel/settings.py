@@ -30,6 +30,7 @@ class IntakePolicy(_Group):
     min_rows: int = Field(50, description="Fewer rows give no meaningful drift test.")
     max_text_chars: int = Field(100_000, description="A longer single review is almost surely a broken file.")
     min_class_share: float = Field(0.02, description="A batch whose minority label is rarer than this is one-class.")
+    refuse_formulas: bool = Field(True, description="Quarantine a batch whose texts a spreadsheet would run as formulas (=..., @SUM(...), +cmd|...).")
     settle_seconds: float = Field(1.0, description="A file must be unchanged this long before it is read.")
     closed_settle_seconds: float = Field(0.2, description="...or this long, once the watcher saw its writer close it (inotify).")
 

@@ -30,11 +30,13 @@ def build_pipeline(params: ModelParams) -> Pipeline:
     return Pipeline([("features", ColumnTransformer([("tfidf", vectorizer, "text")])), ("classifier", classifier)])
 
 
-def holdout_mask(batch_id: str, rows: int, share: float) -> np.ndarray:
-    """Which rows of a batch are held out, forever: derived from the batch id alone, so every retrain
-    agrees and a held-out row is never trained on by any model."""
-    seed = int(hashlib.sha256(batch_id.encode()).hexdigest()[:16], 16)
-    return np.random.default_rng(seed).random(rows) < share
+def holdout_mask(frame: pd.DataFrame, share: float) -> np.ndarray:
+    """Which rows of a batch are held out, forever: derived from the batch's rows alone, so every retrain
+    agrees, a held-out row is never trained on by any model, and the same data always splits the same
+    way (a batch id carries a random part; seeding from it made retrains irreproducible)."""
+    rows = pd.util.hash_pandas_object(frame[["text", "label"]].astype({"label": "int64"}), index=False).to_numpy()
+    seed = int(hashlib.sha256(rows.tobytes()).hexdigest()[:16], 16)
+    return np.random.default_rng(seed).random(len(frame)) < share
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,7 @@ def split(frames: dict[str, pd.DataFrame], share: float) -> tuple[pd.DataFrame, 
     """Training rows and held-out rows of several batches, each row tagged with its batch."""
     train, held = [], []
     for batch_id, frame in frames.items():
-        mask = holdout_mask(batch_id, len(frame), share)
+        mask = holdout_mask(frame, share)
         tagged = frame[["text", "label"]].assign(batch_id=batch_id)
         train.append(tagged[~mask])
         held.append(tagged[mask])

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -72,6 +74,41 @@ def test_a_file_still_being_written_is_read_only_once_complete(project, watching
     wait_for(lambda: any(kind == "intake" and item.file == "slow.csv" and item.status != "waiting" for kind, item in watching), 60, "slow.csv")
     [batch] = [b for b in project.ledger.batches() if b.file_name == "slow.csv"]
     assert batch.status == "accepted" and batch.rows == 200
+
+
+def test_the_watcher_survives_the_whole_hostile_corpus_and_odd_entries(project, watching, imdb, tmp_path):
+    """Every corpus file, a symlink out of the drop zone, a directory and a FIFO arrive at once with one
+    good batch last: each bad entry is set aside with its reason, the good one is checked, nothing is
+    followed, and the watcher keeps running."""
+    incoming, quarantine = project.settings.incoming_dir, project.settings.quarantine_dir
+    corpus = Path(__file__).parents[1] / "corpus" / "hostile"
+    secret = tmp_path / "outside.csv"
+    secret.write_text("text,label\n" + "outside the drop zone,1\n" * 60)
+    names = set()
+    for source in sorted(corpus.iterdir()):
+        shutil.copyfile(source, incoming / f"corpus-{source.name}")
+        names.add(f"corpus-{source.name}")
+    (incoming / "link-out.csv").symlink_to(secret)
+    (incoming / "a-folder").mkdir()
+    os.mkfifo(incoming / "a-pipe.csv")
+    names |= {"link-out.csv", "a-folder", "a-pipe.csv"}
+    time.sleep(0.3)
+    demo.drop(imdb.iloc[2500:2800], incoming, "after-the-corpus.csv")
+
+    def settled():
+        seen = {item.file: item.status for kind, item in watching if kind == "intake" and item.status != "waiting"}
+        return seen if names | {"after-the-corpus.csv"} <= set(seen) else None
+
+    seen = wait_for(settled, 120, "every entry taken in")
+    assert {name: seen[name] for name in names} == dict.fromkeys(names, "quarantined")
+    assert seen["after-the-corpus.csv"] == "accepted"
+    [good] = [b for b in project.ledger.batches() if b.file_name == "after-the-corpus.csv"]
+    wait_for(lambda: project.ledger.drift_checks(good.batch_id), 60, "the good batch's drift check")
+    assert not [p for p in incoming.iterdir() if not p.name.startswith(".")]
+    for name in names:
+        assert (quarantine / name).exists() or (quarantine / name).is_symlink() or (quarantine / name).is_fifo()
+        assert (quarantine / f"{name}.reason.json").exists()
+    assert secret.read_text().count("\n") == 61 and (quarantine / "link-out.csv").is_symlink()
 
 
 def test_the_drift_report_covers_the_batches_since_the_last_one(project, rotten):

@@ -35,7 +35,7 @@ def rows(n: int = 6, label=lambda i: i % 2) -> str:
         (rows().replace("review number 2 was fine", "  ", 1).encode(), "empty text", "text"),
         ("text,label\ncafé,1\n".encode("latin-1"), "not UTF-8", None),
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00IHDR", "binary", None),
-        (rows(3).encode(), "only 3 rows", None),
+        (rows(3).encode(), "only 3 row(s)", None),
         (rows(10, label=lambda i: 1).encode(), "one-class", "label"),
         (b'text,label\n"unterminated,1\nmore,0\n', "cannot be parsed", None),
         (b"text,label\nwaytoolong,1\nb,0\nc,1\nd,0\n", "longer than", "text"),
@@ -130,7 +130,7 @@ def test_rejected_file_is_moved_with_its_reason_never_deleted(settings, ledger):
     moved = settings.quarantine_dir / "tiny batch.csv"
     assert moved.read_text() == content
     reason = json.loads(Path(f"{moved}.reason.json").read_text())
-    assert "only 1 rows" in reason["message"] and reason["fix"] and reason["file"] == "tiny batch.csv"
+    assert "only 1 row(s)" in reason["message"] and reason["fix"] and reason["file"] == "tiny batch.csv"
     assert ledger.batch(outcome.batch_id).status == "quarantined"
 
 

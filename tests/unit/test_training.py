@@ -9,10 +9,12 @@ from sentinel import training
 from sentinel.settings import ModelParams
 
 
-def test_holdout_is_fixed_by_the_batch_id():
-    a = training.holdout_mask("batch-1", 10_000, 0.2)
-    assert np.array_equal(a, training.holdout_mask("batch-1", 10_000, 0.2))
-    assert not np.array_equal(a, training.holdout_mask("batch-2", 10_000, 0.2))
+def test_holdout_is_fixed_by_the_rows_alone(imdb):
+    batch = imdb.iloc[:10_000]
+    a = training.holdout_mask(batch, 0.2)
+    # the same rows split the same way wherever they come from: a parquet round trip keeps int8 labels
+    assert np.array_equal(a, training.holdout_mask(batch.astype({"label": "int8"}).reset_index(drop=True), 0.2))
+    assert not np.array_equal(a, training.holdout_mask(imdb.iloc[10_000:20_000], 0.2))
     assert abs(a.mean() - 0.2) < 0.02
 
 
@@ -25,7 +27,7 @@ def test_assemble_never_trains_on_held_out_rows(imdb):
     assert set(data.holdout_new["batch_id"]) == {"b1", "b2"}
     assert len(data.holdout_reference) == 150
     assert data.learned_batches == ("ref", "b1", "b2") and data.new_batches == ("b1", "b2")
-    held_reference = int(training.holdout_mask("ref", 1000, 0.2).sum())
+    held_reference = int(training.holdout_mask(imdb.iloc[:1000], 0.2).sum())
     assert len(data.train) + len(data.holdout_new) + held_reference == 2000  # every row is somewhere, once
 
 
