@@ -356,8 +356,24 @@ def ingest(path: Path, settings: Settings, ledger: Ledger) -> IntakeOutcome:
         stored.unlink(missing_ok=True)
         original.unlink(missing_ok=True)
         return _record_duplicate(path, settings, ledger, batch_id, sha256, _accepted_with_digest(ledger, sha256))
+    except BaseException:
+        _discard_unrecorded(ledger, batch_id, stored, original)
+        raise
     path.unlink(missing_ok=True)  # its bytes live on as data/batches/<batch_id>.csv
     return IntakeOutcome(display_name(path), "accepted", batch_id, len(frame), sha256, path=str(stored))
+
+
+def _discard_unrecorded(ledger: Ledger, batch_id: str, *copies: Path) -> None:
+    """The ledger refused a batch (a full disk, a lost connection); the file is still in the drop zone.
+    Drop the batch's copies unless the commit went through after all; when the ledger cannot even be
+    asked, keep them for `sentinel doctor --repair` to set aside."""
+    try:
+        recorded = ledger.batch(batch_id) is not None
+    except Exception:
+        return
+    if not recorded:
+        for copy in copies:
+            copy.unlink(missing_ok=True)
 
 
 def _accepted_with_digest(ledger: Ledger, sha256: str) -> str | None:

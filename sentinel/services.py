@@ -356,18 +356,23 @@ def _fit_gate_register(
         challenger_new = training.evaluate(model, data.holdout_new)
         challenger_ref = training.evaluate(model, data.holdout_reference)
         mlflow.log_metrics(challenger_new.metrics("new") | challenger_ref.metrics("reference"))
-        if champion is None:
-            decision = None
-        else:
-            champion_model = app.load_model(champion)
+        def judge(champion_version: str) -> gate.Decision:
+            """The gate: this run's model against a champion, on the same held-out rows."""
+            champion_model = app.load_model(app.ledger.model(settings.registered_model, champion_version))
             champion_new = training.evaluate(champion_model, data.holdout_new)
             champion_ref = training.evaluate(champion_model, data.holdout_reference)
-            mlflow.log_metrics(champion_new.metrics("champion_new") | champion_ref.metrics("champion_reference"))
-            decision = gate.decide(
+            if mlflow.active_run():
+                mlflow.log_metrics(champion_new.metrics("champion_new") | champion_ref.metrics("champion_reference"))
+            return gate.decide(
                 gate.SliceScores(champion_new.y_true, champion_new.y_pred, challenger_new.y_pred),
                 gate.SliceScores(champion_ref.y_true, champion_ref.y_pred, challenger_ref.y_pred),
                 settings.gate,
             )
+
+        if champion is None:
+            decision = None
+        else:
+            decision = judge(champion.version)
             mlflow.log_metrics({k: v for k, v in decision.as_dict().items() if isinstance(v, float)})
             mlflow.set_tag("sentinel.decision", decision.decision)
         reporting.log_curves(challenger_new if challenger_new.rows else challenger_ref)
@@ -387,7 +392,7 @@ def _fit_gate_register(
             "f1_reference": challenger_ref.f1,
         }
         if decision is not None:
-            tags |= {k: getattr(decision, k) for k in ("f1_new", "f1_champion", "f1_delta", "ci_low", "ci_high", "p_value")}
+            tags |= decision_tags(decision)
         version = app.registry.register(model_uri, tags | {"model_sha256": digest})
 
     with app.ledger.transaction() as session:
@@ -418,25 +423,47 @@ def _fit_gate_register(
         with app.ledger.transaction() as session:
             row = session.get(ModelRow, (settings.registered_model, version))
             row.reference_path, row.calibration = str(path), calibration.__dict__
-        with promotion_lock(settings):
-            current = app.registry.alias_version("champion")
-            expected_champion = champion.version if champion else None
-            if current != expected_champion:
-                # Someone moved the champion while we trained: our comparison is stale, so do not overwrite.
-                outcome, reason = "challenger", f"champion moved to version {current} during the run; compare again"
-                app.registry.set_tags(version, {"role": "challenger", "decision": outcome, "reason": reason})
-                move_alias(app, "challenger", version, actor, reason)
-                with app.ledger.transaction() as session:
-                    session.get(ModelRow, (settings.registered_model, version)).decision = outcome
-                    session.get(TrainingRunRow, run_row.id).decision = outcome
-            else:
-                move_alias(app, "champion", version, actor, reason)
-                if app.registry.alias_version("challenger") == version:
-                    app.registry.delete_alias("challenger")
+        claim_champion(app, version, champion.version if champion else None, judge, actor, reason, run_row.id)
     elif outcome == "challenger":
         with promotion_lock(settings):
             move_alias(app, "challenger", version, actor, reason)
     return app.ledger.model(settings.registered_model, version)
+
+
+def decision_tags(decision: gate.Decision) -> dict:
+    return {k: getattr(decision, k) for k in ("f1_new", "f1_champion", "f1_delta", "ci_low", "ci_high", "p_value")}
+
+
+def claim_champion(
+    app: Sentinel, version: str, compared_with: str | None, judge: Callable[[str], gate.Decision], actor: str, reason: str, run_id: int | None = None
+) -> str:
+    """The compare-and-set MLflow lacks for the champion alias. Under the promotion lock, `version` (which
+    beat `compared_with`) becomes champion if the champion is still `compared_with`. If another version
+    took it meanwhile (a concurrent retrain, a person), `judge` compares with that one and its decision
+    stands, so the later model must beat the newer champion too. Returns the outcome."""
+    from sentinel.registry import promotion_lock
+
+    with promotion_lock(app.settings):
+        current = app.registry.alias_version("champion")
+        outcome = "promoted"
+        if current not in (compared_with, None, version):
+            decision = judge(current)
+            outcome = decision.decision
+            reason = f"compared again with version {current}, champion since this run began: {decision.reason}"
+            app.registry.set_tags(version, {"role": "champion" if outcome == "promoted" else outcome, "decision": outcome, "reason": reason} | decision_tags(decision))
+            with app.ledger.transaction() as session:
+                session.get(ModelRow, (app.settings.registered_model, version)).decision = outcome
+                if run_id is not None:
+                    run = session.get(TrainingRunRow, run_id)
+                    run.decision, run.reason, run.comparison = outcome, reason, decision.as_dict()
+        if outcome == "promoted":
+            if current != version:
+                move_alias(app, "champion", version, actor, reason)
+            if app.registry.alias_version("challenger") == version:
+                app.registry.delete_alias("challenger")
+        elif outcome == "challenger":
+            move_alias(app, "challenger", version, actor, reason)
+    return outcome
 
 
 def _drift_scores(app: Sentinel, batch_ids: tuple[str, ...]) -> dict[str, float]:
@@ -451,13 +478,15 @@ def _drift_scores(app: Sentinel, batch_ids: tuple[str, ...]) -> dict[str, float]
 
 
 def move_alias(app: Sentinel, alias: str, version: str | None, actor: str, reason: str) -> None:
-    """Move an alias in MLflow and record the move in the ledger. Call inside `promotion_lock`. The version
-    that loses the alias stops carrying its role in its tags, so the registry page stays true."""
+    """Move an alias in MLflow and record the move in the ledger. Call inside `promotion_lock`. The role
+    tag follows the alias (the version that gains it takes the role, the one that loses it becomes
+    `former-…`), so the registry page stays true."""
     previous = app.registry.alias_version(alias)
     if version is None:
         app.registry.delete_alias(alias)
     else:
         app.registry.set_alias(alias, version)
+        app.registry.set_tags(version, {"role": alias})
     if previous and previous != version:
         app.registry.set_tags(previous, {"role": f"former-{alias}"})
     with app.ledger.transaction() as session:
