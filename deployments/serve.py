@@ -8,6 +8,7 @@ the deployments that stopping it paused come back as they were.
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 from prefect import serve
 from prefect.events import DeploymentEventTrigger
@@ -25,11 +26,17 @@ from sentinel.settings import Settings, load_settings
 # cancelled. Each flow holds a file lock instead, and a second run leaves at once (see services).
 
 
-def deployments(settings: Settings) -> list:
+def deployments(settings: Settings, source: Path | None = None) -> list:
+    """The four deployments. With `source` (a checkout of this repository), each flow is loaded from it,
+    so a work pool's workers can run it from there; without, they are served from this process."""
     policy = settings.services
     batch = {"batch_id": "{{ event.resource.name }}"}
+
+    def loaded(flow, entrypoint: str):
+        return flow if source is None else flow.from_source(source=str(source), entrypoint=entrypoint)
+
     return [
-        drift_check.to_deployment(
+        loaded(drift_check, "flows/drift_check.py:drift_check").to_deployment(
             name="drift-check",
             description="Measure every batch awaiting its drift check.",
             triggers=[
@@ -44,7 +51,7 @@ def deployments(settings: Settings) -> list:
             ],
             tags=["sentinel"],
         ),
-        retrain.to_deployment(
+        loaded(retrain, "flows/retrain.py:retrain").to_deployment(
             name="retrain",
             description="Retrain on every unlearned batch, gate against the champion, register.",
             triggers=[
@@ -54,8 +61,8 @@ def deployments(settings: Settings) -> list:
             ],
             tags=["sentinel"],
         ),
-        drift_report.to_deployment(name="drift-report", cron=policy.report_cron, description="Evidently drift report of the batches since the last one.", tags=["sentinel"]),
-        reconcile.to_deployment(
+        loaded(drift_report, "flows/drift_report.py:drift_report").to_deployment(name="drift-report", cron=policy.report_cron, description="Evidently drift report of the batches since the last one.", tags=["sentinel"]),
+        loaded(reconcile, "flows/reconcile.py:reconcile").to_deployment(
             name="reconcile",
             interval=timedelta(seconds=policy.reconcile_seconds),
             description="Sweep for files, checks and retrains an event missed.",

@@ -2,19 +2,23 @@
 what to do about it; `--repair` does what can be done safely, moving files aside (never deleting them)
 and recording every alias it touches in the ledger.
 
-A crash can leave the three out of step at a few known points: batch files stored but the ledger row
-never committed; a version registered in MLflow but never recorded in the ledger; an alias moved in
-MLflow but not in the ledger's history (or the other way round).
+A crash can leave the three out of step at a few known points (`sentinel.failpoints` names them): batch
+files stored but the ledger row never committed; a rejected file quarantined but not recorded; a version
+registered in MLflow but never recorded in the ledger; a promotion decided and recorded but the alias
+never moved; an alias moved in MLflow but not in the ledger's history (or the other way round).
 """
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from sentinel import intake
-
+from sentinel.ledger import ModelRow
 from sentinel.services import Sentinel
 
 
@@ -33,6 +37,27 @@ class Check:
 
 
 DOCTOR = "sentinel doctor"
+RETRAINING = "skipped: a retrain is running; run doctor again when it is done"
+
+
+@contextmanager
+def no_retrain_running(app: Sentinel) -> Iterator[bool]:
+    """Holds the retrain lock if it is free (True), else yields False at once: a running retrain writes
+    MLflow first and the ledger next, so what it has half-written is not doctor's to mend."""
+    from filelock import Timeout
+
+    from sentinel.services import work_lock
+
+    lock = work_lock(app.settings, "retrain")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.release()
 
 
 def batches_on_disk(app: Sentinel) -> Check:
@@ -52,6 +77,42 @@ def stored_without_ledger(app: Sentinel) -> Check:
     for path in sorted(folder.glob("*.parquet")) if folder.exists() else []:
         if path.stem not in known:
             check.problems.append(f"{path} has no ledger row (an intake stopped before its commit; its file is still in the drop zone or quarantine)")
+    return check
+
+
+def _unrecorded_quarantine(app: Sentinel) -> list[Path]:
+    """Quarantined files whose rejection never reached the ledger (their reason names the batch id)."""
+    folder = app.settings.quarantine_dir
+    found = []
+    for reason_file in sorted(folder.glob(f"*{intake.REASON_SUFFIX}")) if folder.exists() else []:
+        try:
+            batch_id = json.loads(reason_file.read_text()).get("batch_id")
+        except (OSError, ValueError):
+            continue  # not one of ours
+        if batch_id and app.ledger.batch(batch_id) is None:
+            found.append(Path(str(reason_file).removesuffix(intake.REASON_SUFFIX)))
+    return found
+
+
+def quarantine_in_ledger(app: Sentinel) -> Check:
+    check = Check("every quarantined file is in the ledger")
+    for path in _unrecorded_quarantine(app):
+        check.problems.append(f"{path} has no ledger row (an intake stopped after moving it)")
+    return check
+
+
+def _stranded_promotions(app: Sentinel) -> list:
+    """Versions the gate promoted that never held the champion alias: a retrain stopped between its
+    ledger commit and the alias move."""
+    crowned = {m.to_version for m in app.ledger.alias_moves(app.settings.registered_model) if m.alias == "champion"}
+    crowned.add(app.registry.alias_version("champion"))
+    return [m for m in app.ledger.models(app.settings.registered_model) if m.decision == "promoted" and m.version not in crowned]
+
+
+def promotions_completed(app: Sentinel) -> Check:
+    check = Check("every version the gate promoted was made champion")
+    for model in _stranded_promotions(app):
+        check.problems.append(f"version {model.version} passed the gate but never became champion (a retrain stopped before moving the alias)")
     return check
 
 
@@ -114,28 +175,55 @@ def set_aside_orphans(app: Sentinel) -> list[str]:
     return done
 
 
+def release_unrecorded_quarantine(app: Sentinel) -> list[str]:
+    """A quarantined file the ledger never heard of goes back to the drop zone, to be judged again."""
+    done = []
+    for path in _unrecorded_quarantine(app):
+        target = app.settings.incoming_dir / path.name
+        intake.release(target, path)
+        done.append(f"moved {path.name} back to {app.settings.incoming_dir}")
+    return done
+
+
+def complete_promotions(app: Sentinel) -> list[str]:
+    """Finish a promotion the gate decided: the compare-and-set makes the version champion if the champion
+    is still the one it beat; otherwise it becomes challenger, to be compared again."""
+    with no_retrain_running(app) as idle:
+        return [_complete(app, model) for model in _stranded_promotions(app)] if idle else [RETRAINING]
+
+
+def _complete(app: Sentinel, model: ModelRow) -> str:
+    from sentinel import gate
+    from sentinel.services import claim_champion
+
+    run = app.ledger.training_run(model.training_run_id) if model.training_run_id else None
+    compared_with = (run.comparison or {}).get("champion_version") if run else None
+
+    def stale(current: str) -> gate.Decision:
+        return gate.Decision.unmeasured("challenger", f"version {current} became champion before version {model.version}'s promotion was completed; compare again")
+
+    outcome = claim_champion(app, model.version, compared_with, stale, DOCTOR, run.reason if run else "completed by doctor", model.training_run_id)
+    return f"version {model.version}: {outcome}"
+
+
 def retire_unknown_versions(app: Sentinel) -> list[str]:
     """A version the ledger does not know was never gated to the end: it loses any alias (the champion
     goes back to the ledger's last champion) and is tagged as such."""
-    from filelock import Timeout
-
     from sentinel.registry import promotion_lock
-    from sentinel.services import move_alias, work_lock
+    from sentinel.services import move_alias
 
     done = []
-    retraining = work_lock(app.settings, "retrain")
-    try:
-        retraining.acquire(timeout=0)  # a running retrain registers first and records next: not ours to touch
-    except Timeout:
-        return ["skipped: a retrain is running; run doctor again when it is done"]
-    with retraining, promotion_lock(app.settings):
-        last = _last_moves(app)
-        for info in _unknown_versions(app):
-            for alias in info.aliases:
-                move_alias(app, alias, last.get(alias), DOCTOR, f"version {info.version} is not in the ledger (interrupted retrain)")
-                done.append(f"alias {alias}: version {info.version} -> {last.get(alias)}")
-            app.registry.set_tags(info.version, {"role": "incomplete", "reason": "registered, but its retrain stopped before the ledger recorded it"})
-            done.append(f"tagged version {info.version} incomplete")
+    with no_retrain_running(app) as idle:
+        if not idle:
+            return [RETRAINING]
+        with promotion_lock(app.settings):
+            last = _last_moves(app)
+            for info in _unknown_versions(app):
+                for alias in info.aliases:
+                    move_alias(app, alias, last.get(alias), DOCTOR, f"version {info.version} is not in the ledger (interrupted retrain)")
+                    done.append(f"alias {alias}: version {info.version} -> {last.get(alias)}")
+                app.registry.set_tags(info.version, {"role": "incomplete", "reason": "registered, but its retrain stopped before the ledger recorded it"})
+                done.append(f"tagged version {info.version} incomplete")
     return done
 
 
@@ -170,7 +258,14 @@ def _last_moves(app: Sentinel) -> dict[str, str | None]:
     return latest
 
 
-CHECKS = ((batches_on_disk, rebuild_batches), (stored_without_ledger, set_aside_orphans), (versions_in_ledger, retire_unknown_versions), (aliases_agree, adopt_mlflow_aliases))
+CHECKS = (
+    (batches_on_disk, rebuild_batches),
+    (stored_without_ledger, set_aside_orphans),
+    (quarantine_in_ledger, release_unrecorded_quarantine),
+    (versions_in_ledger, retire_unknown_versions),
+    (promotions_completed, complete_promotions),
+    (aliases_agree, adopt_mlflow_aliases),
+)
 
 
 def examine(app: Sentinel, repair: bool = False) -> dict:

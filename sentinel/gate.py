@@ -38,6 +38,12 @@ class Decision:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def unmeasured(cls, decision: str, reason: str) -> Decision:
+        """A decision taken without a comparison (its numbers are NaN), e.g. by `sentinel doctor`."""
+        nan = float("nan")
+        return cls(decision, reason, nan, nan, nan, nan, nan, nan, nan, nan, 0, 0)
+
 
 def f1(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
     """F1 of the positive class along the last axis, so a whole bootstrap is computed at once."""

@@ -24,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy.exc import IntegrityError
 
+from sentinel import failpoints
 from sentinel.ledger import BatchDigest, BatchRow, Ledger
 from sentinel.settings import IntakePolicy, Settings
 
@@ -346,6 +347,7 @@ def ingest(path: Path, settings: Settings, ledger: Ledger) -> IntakeOutcome:
         for leftover in (settings.batches_dir / f"{batch_id}.parquet", settings.batches_dir / f"{batch_id}.csv"):
             leftover.unlink(missing_ok=True)  # the parquet copy may be complete when the csv copy fails
         raise
+    failpoints.reach("intake.stored")
     try:
         with ledger.transaction() as session:
             session.add(BatchRow(batch_id=batch_id, file_name=display_name(path), sha256=sha256, rows=len(frame), status="accepted", stored_path=str(stored)))
@@ -359,6 +361,7 @@ def ingest(path: Path, settings: Settings, ledger: Ledger) -> IntakeOutcome:
     except BaseException:
         _discard_unrecorded(ledger, batch_id, stored, original)
         raise
+    failpoints.reach("intake.recorded")
     path.unlink(missing_ok=True)  # its bytes live on as data/batches/<batch_id>.csv
     return IntakeOutcome(display_name(path), "accepted", batch_id, len(frame), sha256, path=str(stored))
 
@@ -391,6 +394,7 @@ def _record_rejection(
     path: Path, problem: Problem, settings: Settings, ledger: Ledger, batch_id: str, sha256: str | None, status: str, duplicate_of: str | None = None
 ) -> IntakeOutcome:
     target = quarantine(path, problem, settings, batch_id, sha256)
+    failpoints.reach("quarantine.moved")
     reason = asdict(problem)
     try:
         with ledger.transaction() as session:

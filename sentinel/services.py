@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 from filelock import FileLock, Timeout
 
-from sentinel import drift, events, gate, intake, training
+from sentinel import drift, events, failpoints, gate, intake, training
 from sentinel.errors import SentinelError
 from sentinel.ledger import AliasMoveRow, BatchDigest, BatchRow, DriftCheckRow, Ledger, ModelRow, TrainingRunRow, utcnow
 from sentinel.settings import Settings
@@ -163,6 +163,7 @@ def check_drift(app: Sentinel, batch_id: str) -> drift.DriftVerdict | None:
     report = app.settings.reports_dir / "drift" / f"drift-{batch_id}.html"
     verdict = drift.measure(frame, reference, calibration, lambda f: model.predict(f[["text"]]), app.settings.drift, report)
     run_id = _log_drift_run(app, batch_id, champion.version, verdict, report)
+    failpoints.reach("drift.logged")
     with app.ledger.transaction() as session:
         batch = session.get(BatchRow, batch_id, with_for_update=True)
         if batch.drift_status != "pending":
@@ -394,6 +395,7 @@ def _fit_gate_register(
         if decision is not None:
             tags |= decision_tags(decision)
         version = app.registry.register(model_uri, tags | {"model_sha256": digest})
+        failpoints.reach("retrain.registered")
 
     with app.ledger.transaction() as session:
         run_row = TrainingRunRow(
@@ -406,7 +408,7 @@ def _fit_gate_register(
             model_version=version,
             decision=outcome,
             reason=reason,
-            comparison=decision.as_dict() if decision else {"f1_reference": challenger_ref.f1, "accuracy_reference": challenger_ref.accuracy},
+            comparison=decision.as_dict() | {"champion_version": champion.version} if decision else {"f1_reference": challenger_ref.f1, "accuracy_reference": challenger_ref.accuracy},
         )
         session.add(run_row)
         session.flush()
@@ -414,6 +416,7 @@ def _fit_gate_register(
             session.get(BatchRow, batch_id).trained_in = run_row.id
         session.add(ModelRow(model_name=settings.registered_model, version=version, mlflow_run_id=run.info.run_id, training_run_id=run_row.id, batch_ids=list(data.learned_batches), artifact_sha256=digest, decision=outcome))
 
+    failpoints.reach("retrain.recorded")
     if outcome == "promoted":
         held = [e for e in (challenger_new, challenger_ref) if e.rows]
         expected = sum(e.accuracy * e.rows for e in held) / sum(e.rows for e in held)
@@ -431,7 +434,9 @@ def _fit_gate_register(
 
 
 def decision_tags(decision: gate.Decision) -> dict:
-    return {k: getattr(decision, k) for k in ("f1_new", "f1_champion", "f1_delta", "ci_low", "ci_high", "p_value")}
+    """The gate's numbers as version tags; a number it did not measure is left out, not written as nan."""
+    numbers = {k: getattr(decision, k) for k in ("f1_new", "f1_champion", "f1_delta", "ci_low", "ci_high", "p_value")}
+    return {k: v for k, v in numbers.items() if v == v}
 
 
 def claim_champion(
@@ -455,7 +460,7 @@ def claim_champion(
                 session.get(ModelRow, (app.settings.registered_model, version)).decision = outcome
                 if run_id is not None:
                     run = session.get(TrainingRunRow, run_id)
-                    run.decision, run.reason, run.comparison = outcome, reason, decision.as_dict()
+                    run.decision, run.reason, run.comparison = outcome, reason, decision.as_dict() | {"champion_version": current}
         if outcome == "promoted":
             if current != version:
                 move_alias(app, "champion", version, actor, reason)
@@ -487,6 +492,7 @@ def move_alias(app: Sentinel, alias: str, version: str | None, actor: str, reaso
     else:
         app.registry.set_alias(alias, version)
         app.registry.set_tags(version, {"role": alias})
+    failpoints.reach("alias.moved")
     if previous and previous != version:
         app.registry.set_tags(previous, {"role": f"former-{alias}"})
     with app.ledger.transaction() as session:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
@@ -87,6 +88,15 @@ class ServicePolicy(_Group):
     flow_processes: int = Field(4, description="Flow runs the served deployments run at once; more wait their turn.")
     notify_webhook_url: str = Field("", description="Prefect automations post promotions, rejections, quarantined files and failed runs here; empty: none.")
     drift_worker: bool = Field(False, description="Drift work of `sentinel up` (watcher, flow runs) uses worker processes: ~0.5 s faster per check, ~250 MB more each.")
+    # Scale-out: each of these moves one part off the embedded defaults (see the README's section on
+    # running across machines).
+    mlflow_backend_store: str = Field("", description="The MLflow server's backend store; empty: sqlite:///<home>/mlflow.db. E.g. postgresql+psycopg://user@host:5432/mlflow")
+    mlflow_artifacts_destination: str = Field(
+        "", description="Empty: artifacts are local files under <home>/mlartifacts. A URI (file:///shared/…, s3://…): the MLflow server stores them there and proxies them."
+    )
+    prefect_database_url: str = Field("", description="The Prefect server's database; empty: SQLite under .prefect/. E.g. postgresql+asyncpg://user@host:5432/prefect")
+    flow_runner: Literal["serve", "workers"] = Field("serve", description="serve: one process serves the deployments. workers: they are deployed onto the process work pool `sentinel`, run by `workers` Prefect workers.")
+    workers: int = Field(2, ge=1, description="Prefect workers `sentinel up` starts when flow_runner is workers.")
 
 
 class Settings(BaseSettings):

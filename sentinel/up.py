@@ -19,7 +19,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sentinel import intake
@@ -69,6 +69,7 @@ class Service:
     url: str
     ready: Callable[[], bool]
     log_path: Path
+    env: dict[str, str] = field(default_factory=dict)  # its own, over the shared environment
     process: subprocess.Popen | None = None
     restarts: int = 0
 
@@ -76,7 +77,7 @@ class Service:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         # Its own process group: Ctrl-C reaches this supervisor, which stops the children in order.
-        self.process = subprocess.Popen(self.command, env=os.environ | env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        self.process = subprocess.Popen(self.command, env=os.environ | env | self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         log.close()
 
     def alive(self) -> bool:
@@ -107,32 +108,57 @@ def _executable(name: str) -> str:
 
 
 def plan(settings: Settings) -> list[Service]:
-    """The three children of `sentinel up`, in start order."""
+    """The children of `sentinel up`, in start order: the two servers, then what runs the flows (the serve
+    process, or `services.workers` Prefect workers polling the `sentinel` work pool)."""
     logs = settings.prefect_home / "logs"
-    host = settings.services.host
+    policy = settings.services
     api = settings.prefect_api_url
     prefect = Service(
         "prefect",
-        [_executable("prefect"), "server", "start", "--host", host, "--port", str(settings.services.prefect_port)],
+        [_executable("prefect"), "server", "start", "--host", policy.host, "--port", str(policy.prefect_port)],
         api.removesuffix("/api"),
         lambda: http_ok(f"{api}/health"),
         logs / "prefect-server.log",
+        env={"PREFECT_SERVER_DATABASE_CONNECTION_URL": policy.prefect_database_url} if policy.prefect_database_url else {},
     )
+    if policy.mlflow_artifacts_destination:
+        # Proxied: clients send and fetch artifacts through the server and need no access to the store.
+        artifacts = ["--serve-artifacts", "--artifacts-destination", policy.mlflow_artifacts_destination]
+    else:
+        # Plain local files: `sentinel process`, `predict` and the tests read the same models whether or
+        # not the server runs.
+        artifacts = ["--default-artifact-root", settings.artifacts_dir.as_uri(), "--no-serve-artifacts"]
     mlflow = Service(
         "mlflow",
         [
-            sys.executable, "-m", "mlflow", "server", "--host", host, "--port", str(settings.services.mlflow_port), "--workers", "1",
-            "--backend-store-uri", f"sqlite:///{settings.home / 'mlflow.db'}",
-            # Artifacts as plain local files, not proxied: `sentinel process`, `predict` and the tests read
-            # the same models whether or not the server runs. (Scale-out proxies them; see the README.)
-            "--default-artifact-root", settings.artifacts_dir.as_uri(), "--no-serve-artifacts",
+            sys.executable, "-m", "mlflow", "server", "--host", policy.host, "--port", str(policy.mlflow_port), "--workers", "1",
+            "--backend-store-uri", policy.mlflow_backend_store or f"sqlite:///{settings.home / 'mlflow.db'}", *artifacts,
         ],  # fmt: skip
         settings.mlflow_tracking_uri,
         lambda: http_ok(f"{settings.mlflow_tracking_uri}/health"),
         logs / "mlflow-server.log",
     )
-    flows = Service("flows", [sys.executable, "-m", "deployments.serve"], f"{api.removesuffix('/api')}/deployments", lambda: deployments_status(settings) == "ready", logs / "flows.log")
-    return [prefect, mlflow, flows]
+    deployments_url = f"{api.removesuffix('/api')}/deployments"
+    ready = lambda: deployments_status(settings) == "ready"  # noqa: E731
+    if policy.flow_runner == "workers":
+        runners = [
+            Service(
+                f"worker-{i}",
+                [_executable("prefect"), "worker", "start", "--pool", WORK_POOL, "--type", "process", "--name", f"sentinel-{i}", "--limit", str(policy.flow_processes)],
+                deployments_url,
+                ready,
+                logs / f"worker-{i}.log",
+            )
+            for i in range(1, policy.workers + 1)
+        ]
+    else:
+        runners = [Service("flows", [sys.executable, "-m", "deployments.serve"], deployments_url, ready, logs / "flows.log")]
+    return [prefect, mlflow, *runners]
+
+
+WORK_POOL = "sentinel"
+# What each child's command line shows, so a restart stops only our own orphans.
+MARKERS = {"prefect": "prefect", "mlflow": "mlflow", "flows": "deployments.serve", "worker": "worker start"}
 
 
 DEPLOYMENTS = ("drift-check/drift-check", "retrain/retrain", "drift-report/drift-report", "reconcile/reconcile")
@@ -169,10 +195,9 @@ def reap_orphans(settings: Settings, say: Callable[[str], None]) -> None:
     state = json.loads(settings.state_path.read_text())
     if state.get("supervisor_pid") != os.getpid() and pid_alive(state.get("supervisor_pid")):
         raise SentinelError(f"`sentinel up` is already running for {settings.home} (pid {state['supervisor_pid']}); see `sentinel status`")
-    markers = {"prefect": "prefect", "mlflow": "mlflow", "flows": "deployments.serve"}
     for name, entry in state.get("services", {}).items():
         pid = entry.get("pid")
-        if pid_alive(pid) and markers.get(name, "\0") in _command_line(pid):
+        if pid_alive(pid) and MARKERS.get(name.split("-")[0], "\0") in _command_line(pid):
             say(f"stopping the {name} left running by a previous `sentinel up` (pid {pid})")
             try:
                 os.killpg(pid, signal.SIGTERM)
@@ -250,10 +275,14 @@ def status(settings: Settings) -> dict:
     }
     if services["prefect"]["healthy"]:
         detail = deployments_status(settings)
-        services["flows"]["healthy"] = detail == "ready" and pid_alive(pids.get("flows"))
+        runners = [pid for name, pid in pids.items() if name == "flows" or name.startswith("worker-")]
+        services["flows"]["healthy"] = detail == "ready" and bool(runners) and all(pid_alive(pid) for pid in runners)
         services["flows"]["detail"] = detail
     for name, pid in pids.items():
-        services.setdefault(name, {})["pid"] = pid
+        if name.startswith("worker-"):
+            services["flows"].setdefault("workers", {})[name] = pid
+        else:
+            services.setdefault(name, {})["pid"] = pid
     ledger = Ledger(settings.ledger_url)
     try:
         awaiting = len(ledger.batches_awaiting_drift_check())
@@ -286,10 +315,16 @@ class Supervisor:
         wait_ready(servers, deadline)
 
     def start_flows(self) -> None:
-        flows = self.services[2]
-        flows.start(self.env)
+        runners = self.services[2:]
+        if self.settings.services.flow_runner == "workers":
+            # The deployments go onto the work pool first; the workers then find them there.
+            deployed = subprocess.run([sys.executable, "-m", "deployments.workers"], env=os.environ | self.env, capture_output=True, text=True, timeout=STARTUP_SECONDS)
+            if deployed.returncode != 0:
+                raise SentinelError(f"deploying onto the work pool {WORK_POOL} failed: {(deployed.stderr or deployed.stdout).strip()[-1500:]}")
+        for runner in runners:
+            runner.start(self.env)
         write_state(self.settings, self.services)
-        wait_ready([flows], time.monotonic() + STARTUP_SECONDS)
+        wait_ready(runners, time.monotonic() + STARTUP_SECONDS)
 
     def watch_children(self) -> None:
         """Restart a child that died (after a pause, so a crash loop does not spin)."""

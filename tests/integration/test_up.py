@@ -291,6 +291,24 @@ def test_work_done_while_the_prefect_server_is_down_is_finished_when_it_returns(
     ledger.dispose()
 
 
+def test_files_dropped_while_the_mlflow_server_is_down_wait_and_are_finished(running, fresh_imdb, fresh_rotten):
+    server = running.service_pid("mlflow")
+    os.killpg(server, signal.SIGKILL)
+    files = {"mlflow-down-stable.csv", "mlflow-down-rotten.csv"}
+    demo.drop(fresh_imdb(500), incoming(running), "mlflow-down-stable.csv")
+    demo.drop(fresh_rotten(2000), incoming(running), "mlflow-down-rotten.csv")
+    # Intake needs no MLflow; each drift check logs to MLflow, so it waits (the client retries) until the
+    # supervisor has the server back, then finishes; the retrain follows.
+    ledger = running.ledger()
+    wait_for(lambda: running.service_pid("mlflow") != server, 60, "the supervisor to restart the MLflow server")
+    wait_for(lambda: settled(ledger, files), 240, "verdicts once MLflow is back")
+    wait_for(lambda: no_retrain_waiting(running), 300, "the retrain after the outage")
+    exactly_once(running, files)
+    rotten = next(b for b in ledger.batches() if b.file_name == "mlflow-down-rotten.csv")
+    assert rotten.drift_status == "detected" and rotten.trained_in is not None
+    ledger.dispose()
+
+
 def test_prefect_yaml_deploys_the_same_four_deployments_onto_a_work_pool(running):
     """Last: it re-points the served deployments at a work pool. What a Prefect user runs."""
     env = os.environ | running.env | {"PREFECT_API_URL": running.settings.prefect_api_url, "SENTINEL_REPO": str(Path(__file__).resolve().parents[2])}

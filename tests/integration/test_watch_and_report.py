@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -19,7 +20,7 @@ from sentinel.services import Sentinel
 from sentinel.settings import Settings
 from sentinel.watcher import Watcher
 from tests.conftest import make_settings
-from tests.harness import wait_for
+from tests.harness import settled, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -109,6 +110,37 @@ def test_the_watcher_survives_the_whole_hostile_corpus_and_odd_entries(project, 
         assert (quarantine / name).exists() or (quarantine / name).is_symlink() or (quarantine / name).is_fifo()
         assert (quarantine / f"{name}.reason.json").exists()
     assert secret.read_text().count("\n") == 61 and (quarantine / "link-out.csv").is_symlink()
+
+
+def test_two_watchers_on_one_drop_zone_take_each_file_once(project, imdb):
+    """Two `sentinel watch` processes on the same drop zone and ledger (two hosts sharing a folder, or a
+    watcher started twice): the intake and drift locks make every file one batch with one drift check."""
+    env = os.environ | {"SENTINEL_HOME": str(project.settings.home), "SENTINEL_INTAKE__SETTLE_SECONDS": "0.2"}
+    env.pop("SENTINEL_PREFECT_API_URL", None)
+    watchers = [
+        subprocess.Popen([sys.executable, "-m", "sentinel.cli", "watch"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for _ in range(2)
+    ]
+    try:
+        for watcher in watchers:
+            assert "watching" in watcher.stdout.readline()
+        time.sleep(1.0)  # the observers are scheduled right after that line
+        files = {f"twice-watched-{i:02d}.csv" for i in range(20)}
+        for i, name in enumerate(sorted(files)):
+            demo.drop(imdb.iloc[3000 + i * 60 : 3060 + i * 60], project.settings.incoming_dir, name)
+        wait_for(lambda: settled(project.ledger, files), 180, "both watchers to finish")
+        rows = [b for b in project.ledger.batches() if b.file_name in files]
+        assert sorted(b.file_name for b in rows) == sorted(files) and all(b.status == "accepted" for b in rows)
+        assert all(len(project.ledger.drift_checks(b.batch_id)) == 1 for b in rows)
+        assert all(w.poll() is None for w in watchers)  # both still running
+    finally:
+        for watcher in watchers:
+            watcher.send_signal(signal.SIGINT)
+        outputs = [w.communicate(timeout=60)[0] for w in watchers]
+    assert [w.returncode for w in watchers] == [0, 0], outputs
+    # each file was reported accepted by exactly one of them
+    for name in files:
+        assert sum(f"accepted {name}" in out for out in outputs) == 1, name
 
 
 def test_the_drift_report_covers_the_batches_since_the_last_one(project, rotten):

@@ -1,0 +1,93 @@
+"""kill -9 at every point between the writes that cannot share a transaction (files, ledger, MLflow),
+then `sentinel doctor --repair` and a restart: every dropped file is processed exactly once, none is
+lost, no half-registered version holds an alias, and the ledger agrees with the files and the registry.
+
+`sentinel process` runs the same intake, drift-check and retrain code as the watcher and the flows of
+`sentinel up`; SENTINEL_FAILPOINT makes it SIGKILL itself at the named point."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from sentinel import demo, failpoints
+from sentinel.services import Sentinel
+from sentinel.settings import Settings
+
+pytestmark = pytest.mark.slow
+SENTINEL = [sys.executable, "-m", "sentinel.cli"]
+FAST = {
+    "SENTINEL_INTAKE__SETTLE_SECONDS": "0.05",
+    "SENTINEL_INTAKE__MIN_ROWS": "20",
+    "SENTINEL_DRIFT__CALIBRATION_DRAWS": "4",
+    "SENTINEL_DRIFT__REFERENCE_ROWS": "1000",
+    "SENTINEL_GATE__REFERENCE_REGRESSION": "0.05",  # a small IMDB champion loses a little on IMDB when it learns Rotten Tomatoes
+}
+
+
+def run(home: Path, *args: str, failpoint: str | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "SENTINEL_FAILPOINT"} | FAST | {"SENTINEL_HOME": str(home)}
+    if failpoint:
+        env["SENTINEL_FAILPOINT"] = failpoint
+    return subprocess.run([*SENTINEL, *args], env=env, capture_output=True, text=True, timeout=600)
+
+
+def doctor(home: Path, *flags: str) -> dict:
+    result = run(home, "doctor", "--json", *flags)
+    found = json.loads(result.stdout)
+    assert (result.returncode == 0) == found["ok"], result.stderr
+    return found
+
+
+@pytest.mark.parametrize("point", sorted(failpoints.POINTS))
+def test_a_kill_at_any_point_loses_nothing_and_doctor_agrees_after_the_restart(point, tmp_path, imdb, rotten):
+    home = tmp_path
+    reference = home / "reference.csv"
+    imdb.iloc[:1500].to_csv(reference, index=False)
+    assert run(home, "bootstrap", "--reference", str(reference)).returncode == 0
+    incoming = home / "data" / "incoming"
+    demo.drop(imdb.iloc[1500:1900], incoming, "stable.csv")
+    demo.drop(rotten.iloc[:6000], incoming, "rotten.csv")
+    (incoming / "broken.csv").write_text("text;label\nsemicolons;1\n")
+
+    killed = run(home, "process", failpoint=point)
+    assert killed.returncode == -9, f"{point} was never reached:\n{killed.stdout}\n{killed.stderr}"
+    repaired = doctor(home, "--repair")
+    assert repaired["ok"], repaired
+    restarted = run(home, "process")
+    assert restarted.returncode == 0, restarted.stderr
+    assert doctor(home)["ok"]
+
+    app = Sentinel(Settings(home=home))
+    try:
+        assert [p.name for p in incoming.iterdir() if not p.name.startswith(".")] == []
+        batches = app.ledger.batches()
+        accepted = sorted(b.file_name for b in batches if b.status == "accepted" and not b.batch_id.startswith("ref-"))
+        assert accepted == ["rotten.csv", "stable.csv"]  # each exactly once
+        assert [b.file_name for b in batches if b.status == "quarantined"] == ["broken.csv"]
+        assert (app.settings.quarantine_dir / "broken.csv").read_text() == "text;label\nsemicolons;1\n"
+        for batch in (b for b in batches if b.status == "accepted" and not b.batch_id.startswith("ref-")):
+            assert batch.drift_status in ("clear", "detected") and len(app.ledger.drift_checks(batch.batch_id)) == 1
+            assert Path(batch.stored_path).is_file() and Path(batch.stored_path).with_suffix(".csv").is_file()
+        rotten_batch = next(b for b in batches if b.file_name == "rotten.csv")
+        assert rotten_batch.drift_status == "detected" and rotten_batch.trained_in is not None
+        learned = [run.batch_ids.count(rotten_batch.batch_id) for run in app.ledger.training_runs()]
+        assert sum(learned) == 1  # learned by exactly one recorded retrain
+        assert app.ledger.training_run(rotten_batch.trained_in).decision == "promoted"  # the alias points were passed
+
+        champion = app.registry.alias_version("champion")
+        known = {m.version: m for m in app.ledger.models(app.settings.registered_model)}
+        assert champion in known and Path(known[champion].reference_path).is_file()
+        client = MlflowClient(app.settings.mlflow_tracking_uri)
+        for version in client.search_model_versions(f"name='{app.settings.registered_model}'"):
+            info = client.get_model_version(app.settings.registered_model, version.version)
+            if str(info.version) not in known:  # registered by the killed run: retired, holds no alias
+                assert info.tags["sentinel.role"] == "incomplete" and not info.aliases
+    finally:
+        app.close()
