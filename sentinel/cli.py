@@ -318,6 +318,7 @@ def demo(
     """The guided loop on real reviews: a champion from IMDB, stable IMDB batches, then Rotten Tomatoes."""
     from sentinel import demo as demo_data
     from sentinel import services
+    from sentinel.settings import redacted
 
     sentinel = _open()
     incoming = sentinel.settings.incoming_dir
@@ -356,8 +357,8 @@ def demo(
             records = services.process(sentinel)
         _batch_table(records, "processed")
     console.rule("where to look")
-    console.print(f"ledger: {sentinel.settings.ledger_url}   drift reports: {sentinel.settings.reports_dir}")
-    console.print(f"MLflow UI: mlflow ui --backend-store-uri {sentinel.settings.mlflow_tracking_uri}")
+    console.print(f"ledger: {redacted(sentinel.settings.ledger_url)}   drift reports: {sentinel.settings.reports_dir}")
+    console.print(f"MLflow UI: mlflow ui --backend-store-uri {redacted(sentinel.settings.mlflow_tracking_uri)}")
     console.print("next: sentinel models · sentinel batches · sentinel predict FILE.csv")
 
 

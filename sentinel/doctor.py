@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from sentinel import intake
+from sentinel import intake, locks
 from sentinel.ledger import ModelRow
 from sentinel.services import Sentinel
 
@@ -40,24 +38,6 @@ DOCTOR = "sentinel doctor"
 RETRAINING = "skipped: a retrain is running; run doctor again when it is done"
 
 
-@contextmanager
-def no_retrain_running(app: Sentinel) -> Iterator[bool]:
-    """Holds the retrain lock if it is free (True), else yields False at once: a running retrain writes
-    MLflow first and the ledger next, so what it has half-written is not doctor's to mend."""
-    from filelock import Timeout
-
-    from sentinel.services import work_lock
-
-    lock = work_lock(app.settings, "retrain")
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        yield False
-        return
-    try:
-        yield True
-    finally:
-        lock.release()
 
 
 def batches_on_disk(app: Sentinel) -> Check:
@@ -188,7 +168,7 @@ def release_unrecorded_quarantine(app: Sentinel) -> list[str]:
 def complete_promotions(app: Sentinel) -> list[str]:
     """Finish a promotion the gate decided: the compare-and-set makes the version champion if the champion
     is still the one it beat; otherwise it becomes challenger, to be compared again."""
-    with no_retrain_running(app) as idle:
+    with locks.held(app.settings, "retrain", timeout=0) as idle:
         return [_complete(app, model) for model in _stranded_promotions(app)] if idle else [RETRAINING]
 
 
@@ -209,14 +189,13 @@ def _complete(app: Sentinel, model: ModelRow) -> str:
 def retire_unknown_versions(app: Sentinel) -> list[str]:
     """A version the ledger does not know was never gated to the end: it loses any alias (the champion
     goes back to the ledger's last champion) and is tagged as such."""
-    from sentinel.registry import promotion_lock
     from sentinel.services import move_alias
 
     done = []
-    with no_retrain_running(app) as idle:
+    with locks.held(app.settings, "retrain", timeout=0) as idle:
         if not idle:
             return [RETRAINING]
-        with promotion_lock(app.settings):
+        with locks.promotion_lock(app.settings):
             last = _last_moves(app)
             for info in _unknown_versions(app):
                 for alias in info.aliases:
@@ -232,10 +211,9 @@ def adopt_mlflow_aliases(app: Sentinel) -> list[str]:
     taken as the truth and written into the ledger's history; a new champion gets its drift reference."""
     from sentinel import operations
     from sentinel.ledger import AliasMoveRow, utcnow
-    from sentinel.registry import promotion_lock
 
     done = []
-    with promotion_lock(app.settings):
+    with locks.promotion_lock(app.settings):
         last = _last_moves(app)
         for alias in ("champion", "challenger"):
             current = app.registry.alias_version(alias)

@@ -13,7 +13,7 @@ import json
 import os
 from pathlib import Path
 
-from sentinel import drift, events, intake, training
+from sentinel import drift, events, intake, locks, training
 from sentinel.errors import SentinelError
 from sentinel.ledger import ModelRow, TrainingRunRow
 from sentinel.services import Sentinel, move_alias, resolve_version
@@ -59,13 +59,11 @@ def ensure_reference(app: Sentinel, row: ModelRow) -> None:
 
 def promote(app: Sentinel, version: str, reason: str, actor: str) -> dict:
     """Make a version champion by hand; the one it replaces can be brought back with `rollback`."""
-    from sentinel.registry import promotion_lock
-
     row = resolve_version(app, version=version)
     if app.registry.alias_version("champion") == row.version:
         raise SentinelError(f"version {row.version} is the champion already")
     ensure_reference(app, row)
-    with promotion_lock(app.settings):
+    with locks.promotion_lock(app.settings):
         previous = app.registry.alias_version("champion")
         if previous == row.version:
             raise SentinelError(f"version {row.version} is the champion already")
@@ -80,10 +78,8 @@ def promote(app: Sentinel, version: str, reason: str, actor: str) -> dict:
 def reject(app: Sentinel, version: str, reason: str, actor: str) -> dict:
     """Mark a version rejected: it loses the challenger alias, and the batches only it learned are not
     offered to the next retrain (as when the gate rejects)."""
-    from sentinel.registry import promotion_lock
-
     row = resolve_version(app, version=version)
-    with promotion_lock(app.settings):
+    with locks.promotion_lock(app.settings):
         if app.registry.alias_version("champion") == row.version:
             raise SentinelError(f"version {row.version} is the champion: `sentinel rollback` or `sentinel promote` another version first")
         if app.registry.alias_version("challenger") == row.version:
@@ -99,9 +95,7 @@ def reject(app: Sentinel, version: str, reason: str, actor: str) -> dict:
 
 def rollback(app: Sentinel, reason: str, actor: str) -> dict:
     """Give the champion alias back to the version that held it before the current champion."""
-    from sentinel.registry import promotion_lock
-
-    with promotion_lock(app.settings):
+    with locks.promotion_lock(app.settings):
         current = app.registry.alias_version("champion")
         if current is None:
             raise SentinelError("there is no champion to roll back")

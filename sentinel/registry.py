@@ -7,9 +7,7 @@ import hashlib
 import logging
 import os
 import tempfile
-import time
 import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -19,7 +17,6 @@ from typing import Any
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 import mlflow  # noqa: E402
-from filelock import FileLock  # noqa: E402
 from mlflow import MlflowClient  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.models import infer_signature  # noqa: E402
@@ -159,46 +156,3 @@ def _load_verified(tracking_uri: str, name: str, version: str, expected_digest: 
         if actual != expected_digest:
             raise TamperedModel(f"model {name} version {version} was changed after registration (digest {actual[:12]}, recorded {expected_digest[:12]}); refusing to load it")
         return mlflow.sklearn.load_model(str(local))
-
-
-class LockTimeout(TimeoutError):
-    pass
-
-
-@contextmanager
-def promotion_lock(settings: Settings, timeout: float = 120.0):
-    """MLflow's alias write is last-writer-wins: serialize every alias move, then re-read inside. A file
-    lock serializes the processes of one host; with the ledger on PostgreSQL, an advisory lock on the
-    model's name also serializes hosts that share that database."""
-    settings.home.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(settings.lock_path), timeout=timeout):
-        if settings.ledger_url.startswith("postgresql"):
-            with advisory_lock(settings.ledger_url, f"sentinel.promotion.{settings.registered_model}", timeout):
-                yield
-        else:
-            yield
-
-
-@contextmanager
-def advisory_lock(url: str, name: str, timeout: float, poll: float = 0.1):
-    """A PostgreSQL session advisory lock, held on a connection of its own; the server releases it if
-    this process dies, so a crash cannot leave it taken."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.pool import NullPool
-
-    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
-    engine = create_engine(url, poolclass=NullPool)
-    try:
-        with engine.connect() as connection:
-            deadline = time.monotonic() + timeout
-            while not connection.execute(text("select pg_try_advisory_lock(:key)"), {"key": key}).scalar():
-                if time.monotonic() > deadline:
-                    raise LockTimeout(f"another process has held the promotion lock for {timeout:.0f} s")
-                time.sleep(poll)
-            try:
-                yield
-            finally:
-                connection.execute(text("select pg_advisory_unlock(:key)"), {"key": key})
-    finally:
-        engine.dispose()
-

@@ -15,21 +15,13 @@ from functools import cached_property
 from pathlib import Path
 
 import pandas as pd
-from filelock import FileLock, Timeout
 
-from sentinel import drift, events, failpoints, gate, intake, training
+from sentinel import drift, events, failpoints, gate, intake, locks, training
 from sentinel.errors import SentinelError
 from sentinel.ledger import AliasMoveRow, BatchDigest, BatchRow, DriftCheckRow, Ledger, ModelRow, TrainingRunRow, utcnow
 from sentinel.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-def work_lock(settings: Settings, name: str) -> FileLock:
-    """One kind of work at a time on this host (intake, drift, retrain): a second caller waits or leaves,
-    and the one holding the lock takes every pending item, so nothing is done twice."""
-    settings.home.mkdir(parents=True, exist_ok=True)
-    return FileLock(str(settings.home / f"{name}.lock"))
 
 
 def os_user() -> str:
@@ -115,7 +107,7 @@ def take_in(
     ("taker") or leaves it to the drift-check deployment ("deployment"), which answers only the latter.
     `file_state` is the watcher's knowledge of each file: "writing", "complete" (closed by its writer) or
     "unknown"."""
-    with work_lock(app.settings, "intake"):  # two watchers, or a watcher and reconcile, never read one file twice
+    with locks.held(app.settings, "intake"):  # two watchers, or a watcher and reconcile, never read one file twice
         outcomes = _take_in(app, paths, settle_timeout, file_state)
     for outcome in outcomes:
         if outcome.status == "accepted":
@@ -182,11 +174,9 @@ def check_pending(app: Sentinel, timeout: float = 900.0, limit: int | None = Non
     meanwhile. A second caller waits (up to `timeout`) for the first and then finds nothing left, so a
     batch is measured once."""
     checked: list[str] = []
-    try:
-        held = work_lock(app.settings, "drift").acquire(timeout=timeout)
-    except Timeout:
-        return checked  # someone else is checking, and takes every pending batch
-    with held:
+    with locks.held(app.settings, "drift", timeout) as acquired:
+        if not acquired:
+            return checked  # someone else is checking, and takes every pending batch
         while (limit is None or len(checked) < limit) and (pending := app.ledger.batches_awaiting_drift_check()):
             app.require_champion()
             for row in pending[: None if limit is None else limit - len(checked)]:
@@ -253,33 +243,19 @@ def retrain_until_done(app: Sentinel, actor: str = "sentinel") -> list[TrainingR
     restarted, the slot stayed taken and every later run was cancelled ("Deployment concurrency limit
     reached"). The operating system frees a file lock with the process that held it."""
     policy = app.settings.services
-    lock = work_lock(app.settings, "retrain")
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        return []
     runs = []
-    try:
-        while retrain_due(app):
+    with locks.held(app.settings, "retrain", timeout=0) as acquired:
+        while acquired and retrain_due(app):
             wait_for_quiet(app, policy.retrain_quiet_seconds, policy.retrain_max_wait_seconds)
             runs.append(_retrain(app, actor))
-    finally:
-        lock.release()
     return runs
 
 
 def retrain(app: Sentinel, actor: str = "sentinel") -> TrainingRunRow | None:
     """Train a challenger on the champion's data plus every batch not yet learned, gate it, register it.
     One at a time: a second caller returns None at once, and the running one takes all pending work."""
-    lock = work_lock(app.settings, "retrain")
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        return None
-    try:
-        return _retrain(app, actor) if retrain_due(app) else None
-    finally:
-        lock.release()
+    with locks.held(app.settings, "retrain", timeout=0) as acquired:
+        return _retrain(app, actor) if acquired and retrain_due(app) else None
 
 
 def _retrain(app: Sentinel, actor: str) -> TrainingRunRow:
@@ -341,7 +317,6 @@ def _fit_gate_register(
     import mlflow
 
     from sentinel import reporting
-    from sentinel.registry import promotion_lock
 
     settings = app.settings
     started = utcnow()
@@ -428,7 +403,7 @@ def _fit_gate_register(
             row.reference_path, row.calibration = str(path), calibration.__dict__
         claim_champion(app, version, champion.version if champion else None, judge, actor, reason, run_row.id)
     elif outcome == "challenger":
-        with promotion_lock(settings):
+        with locks.promotion_lock(settings):
             move_alias(app, "challenger", version, actor, reason)
     return app.ledger.model(settings.registered_model, version)
 
@@ -446,9 +421,8 @@ def claim_champion(
     beat `compared_with`) becomes champion if the champion is still `compared_with`. If another version
     took it meanwhile (a concurrent retrain, a person), `judge` compares with that one and its decision
     stands, so the later model must beat the newer champion too. Returns the outcome."""
-    from sentinel.registry import promotion_lock
 
-    with promotion_lock(app.settings):
+    with locks.promotion_lock(app.settings):
         current = app.registry.alias_version("champion")
         outcome = "promoted"
         if current not in (compared_with, None, version):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
@@ -166,10 +167,6 @@ class Settings(BaseSettings):
         return self.home / "mlartifacts"
 
     @property
-    def lock_path(self) -> Path:
-        return self.home / "sentinel.lock"
-
-    @property
     def prefect_home(self) -> Path:
         return self.home / ".prefect"
 
@@ -186,3 +183,12 @@ class Settings(BaseSettings):
 def load_settings(**overrides) -> Settings:
     """Read the settings once; callers pass the object on instead of reading the environment again."""
     return Settings(**overrides)
+
+
+def redacted(url: str) -> str:
+    """A URL fit to print or log: any password in it replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))

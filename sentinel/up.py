@@ -131,12 +131,13 @@ def plan(settings: Settings) -> list[Service]:
     mlflow = Service(
         "mlflow",
         [
-            sys.executable, "-m", "mlflow", "server", "--host", policy.host, "--port", str(policy.mlflow_port), "--workers", "1",
-            "--backend-store-uri", policy.mlflow_backend_store or f"sqlite:///{settings.home / 'mlflow.db'}", *artifacts,
+            sys.executable, "-m", "mlflow", "server", "--host", policy.host, "--port", str(policy.mlflow_port), "--workers", "1", *artifacts,
         ],  # fmt: skip
         settings.mlflow_tracking_uri,
         lambda: http_ok(f"{settings.mlflow_tracking_uri}/health"),
         logs / "mlflow-server.log",
+        # In the environment, not on the command line, where anyone on the machine could read a password.
+        env={"MLFLOW_BACKEND_STORE_URI": policy.mlflow_backend_store or f"sqlite:///{settings.home / 'mlflow.db'}"},
     )
     deployments_url = f"{api.removesuffix('/api')}/deployments"
     ready = lambda: deployments_status(settings) == "ready"  # noqa: E731

@@ -13,7 +13,7 @@ import pytest
 
 from sentinel import gate, services, training
 from sentinel.ledger import ModelRow
-from sentinel.registry import promotion_lock
+from sentinel.locks import promotion_lock
 from sentinel.services import Sentinel
 from sentinel.settings import ModelParams
 from tests.conftest import make_settings

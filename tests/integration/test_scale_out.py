@@ -10,6 +10,7 @@ import subprocess
 import sys
 import urllib.request
 import uuid
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -77,6 +78,8 @@ def test_everything_runs_on_postgresql_with_two_workers_and_proxied_artifacts(sc
     document = json.loads(status.stdout)
     assert status.returncode == 0 and document["healthy"], document
     assert set(document["services"]["flows"]["workers"]) == {"worker-1", "worker-2"}
+    # the database URL (a password, in real life) is not on the MLflow server's command line
+    assert "postgresql" not in Path(f"/proc/{running.service_pid('mlflow')}/cmdline").read_text()
 
     files = {"scaled-stable.csv", "scaled-rotten.csv"}
     demo.drop(imdb.iloc[3000:3500], running.settings.incoming_dir, "scaled-stable.csv")

@@ -5,6 +5,7 @@ the outcome, then check it against Prefect and MLflow. They share one running pr
 from __future__ import annotations
 
 import http.server
+import ipaddress
 import json
 import os
 import signal
@@ -132,6 +133,22 @@ def test_status_reports_every_service_healthy(running):
     app = Sentinel(running.settings)
     assert app.champion().version == "1"
     app.close()
+    # both servers listen on loopback only (services.host)
+    for port in (running.settings.services.prefect_port, running.settings.services.mlflow_port):
+        assert listening_addresses(port) == {"127.0.0.1"}, port
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The addresses a TCP port listens on, from /proc/net (state 0A = LISTEN)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            address, hex_port = fields[1].split(":")
+            if fields[3] == "0A" and int(hex_port, 16) == port:
+                raw = bytes.fromhex(address)  # each 32-bit word in host (little-endian) byte order
+                found.add(str(ipaddress.ip_address(b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4)))))
+    return found
 
 
 def test_dropped_files_get_verdicts_and_drift_retrains(running, fresh_imdb, fresh_rotten):

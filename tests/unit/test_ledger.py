@@ -57,7 +57,7 @@ def test_the_promotion_lock_serializes_hosts_that_share_a_postgresql_ledger(post
     import threading
     import time
 
-    from sentinel.registry import LockTimeout, advisory_lock
+    from sentinel.locks import LockTimeout, advisory_lock
 
     order: list[str] = []
     holding = threading.Event()
@@ -81,3 +81,26 @@ def test_the_promotion_lock_serializes_hosts_that_share_a_postgresql_ledger(post
     assert order == ["first in", "first out", "second in"]
     with advisory_lock(postgres_url, "sentinel.promotion.other-model", timeout=0.2):
         pass  # another model's lock is another key
+
+
+def test_work_locks_exclude_other_hosts_through_a_shared_postgresql_ledger(tmp_path, postgres_url):
+    """Two hosts: two project folders (two lock files), one PostgreSQL ledger. The second host's retrain
+    lock is taken while the first holds it; on SQLite only the folder's lock file counts."""
+    from sentinel import locks
+    from tests.conftest import make_settings
+
+    first, second = (make_settings(tmp_path / name, ledger_url=postgres_url) for name in ("host-a", "host-b"))
+    with locks.held(first, "retrain", timeout=0) as acquired:
+        assert acquired
+        with locks.held(second, "retrain", timeout=0) as also:
+            assert not also
+        with locks.held(second, "drift", timeout=0) as other_work:
+            assert other_work  # another kind of work is another lock
+    with locks.held(second, "retrain", timeout=0) as acquired:
+        assert acquired
+
+    alone = [make_settings(tmp_path / name) for name in ("sqlite-a", "sqlite-b")]
+    with locks.held(alone[0], "retrain", timeout=0) as acquired, locks.held(alone[1], "retrain", timeout=0) as also:
+        assert acquired and also  # separate folders, separate SQLite ledgers: nothing shared
+    with locks.held(alone[0], "retrain", timeout=0) as acquired, locks.held(alone[0], "retrain", timeout=0) as again:
+        assert acquired and not again

@@ -32,3 +32,11 @@ def test_a_typo_is_an_error_not_silently_ignored(tmp_path, monkeypatch):
     monkeypatch.setenv("SENTINEL_HOME", str(tmp_path))
     with pytest.raises(ValidationError):
         load_settings()
+
+
+def test_a_password_in_a_url_is_never_printed():
+    from sentinel.settings import redacted
+
+    assert redacted("postgresql+psycopg://sentinel:s3cret@db:5432/ledger") == "postgresql+psycopg://sentinel:***@db:5432/ledger"
+    assert redacted("http://user:token@mlflow:5000") == "http://user:***@mlflow:5000"
+    assert redacted("sqlite:////srv/sentinel/sentinel.db") == "sqlite:////srv/sentinel/sentinel.db"

@@ -1,0 +1,182 @@
+"""Sustained load on `sentinel up`: 1,000 batches of 200 rows dropped at an even pace over 10 minutes
+(every tenth batch Rotten Tomatoes, so drift is detected and retrains happen), with the ledger on SQLite
+and then on PostgreSQL (127.0.0.1:5432, a database made for the run), side by side.
+
+Per run: every file taken in exactly once and checked once; p50/p95/max latency from the drop to the
+drift verdict in the ledger, as a ratio to the floor (a bare Evidently `ValueDrift(text)` on the same
+200-row batch against the same reference, measured in the same run); the backlog (files in the drop zone
+plus batches awaiting their check), retrains and the PSS of the whole `sentinel up` tree every 30 s;
+the time until the last verdict and until the last retrain after the last drop.
+
+    .venv/bin/python bench/sustained.py [--ledger sqlite|postgresql|both] [--batches N] [--minutes M]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import pandas as pd  # noqa: E402
+from evidently import DataDefinition, Dataset, Report  # noqa: E402
+from evidently.metrics import ValueDrift  # noqa: E402
+from sqlalchemy import create_engine, text  # noqa: E402
+
+from bench.common import timed, tree_kb  # noqa: E402
+from sentinel import demo, intake  # noqa: E402
+from tests.harness import UpProcess, wait_for  # noqa: E402
+
+POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+ROWS = 200
+
+
+def batches(count: int) -> list[tuple[str, pd.DataFrame]]:
+    """Distinct bytes for every file: rows sampled from the reviews the first champion did not learn."""
+    imdb, rotten = demo.reviews("imdb").iloc[5000:], demo.reviews("rotten_tomatoes")
+    return [(f"load-{i:04d}.csv", (rotten if i % 10 == 9 else imdb).sample(ROWS, random_state=i)) for i in range(count)]
+
+
+def floor_seconds(reference: pd.DataFrame, sample: pd.DataFrame, repeats: int = 5) -> float:
+    text_only = DataDefinition(text_columns=["text"])
+
+    def bare() -> None:
+        Report([ValueDrift(column="text")]).run(Dataset.from_pandas(sample[["text"]], data_definition=text_only), Dataset.from_pandas(reference[["text"]], data_definition=text_only))
+
+    return statistics.median(timed(bare) for _ in range(repeats))
+
+
+class Sampler(threading.Thread):
+    def __init__(self, project: UpProcess, every: float = 30.0) -> None:
+        super().__init__(daemon=True)
+        self.project, self.every, self.rows, self.peak, self.done = project, every, [], 0, threading.Event()
+        self.began = time.monotonic()
+
+    def run(self) -> None:
+        ledger = self.project.ledger()
+        try:
+            while True:
+                pss, _ = tree_kb(self.project.process.pid)
+                self.peak = max(self.peak, pss)
+                if self.done.is_set() or not self.rows or time.monotonic() - self.rows[-1][0] - self.began >= self.every:
+                    files = len(intake.pending_files(self.project.settings))
+                    awaiting = len(ledger.batches_awaiting_drift_check())
+                    self.rows.append((time.monotonic() - self.began, files + awaiting, len(ledger.training_runs()) - 1, pss / 1024))
+                if self.done.wait(1.0):
+                    return
+        finally:
+            ledger.dispose()
+
+
+def run(kind: str, count: int, minutes: float) -> dict:
+    home = Path(tempfile.mkdtemp(prefix=f"sentinel-load-{kind}-"))
+    env = {}
+    database = None
+    if kind == "postgresql":
+        database = f"sentinel_load_{uuid.uuid4().hex[:8]}"
+        with create_engine(POSTGRES, isolation_level="AUTOCOMMIT").connect() as connection:
+            connection.execute(text(f'create database "{database}"'))
+        env["SENTINEL_LEDGER_URL"] = POSTGRES.rsplit("/", 1)[0] + f"/{database}"
+    project = UpProcess(home, **env)
+    project.start()
+    try:
+        work = batches(count)
+        reference = pd.read_parquet(next((home / "data" / "reference").glob("*.parquet")))
+        floor = floor_seconds(reference, work[0][1])
+        sampler = Sampler(project)
+        sampler.start()
+        dropped: dict[str, dt.datetime] = {}
+        pace = minutes * 60 / count
+        start = time.monotonic()
+        for i, (name, frame) in enumerate(work):
+            time.sleep(max(0.0, start + i * pace - time.monotonic()))
+            demo.drop(frame, project.settings.incoming_dir, name)
+            dropped[name] = dt.datetime.now(dt.timezone.utc)
+        last_drop = time.monotonic()
+        ledger = project.ledger()
+
+        def verdicts() -> dict[str, list]:
+            rows = {b.file_name: b for b in ledger.batches() if b.file_name in dropped}
+            return rows if len(rows) == count and all(b.drift_status != "pending" for b in rows.values()) else {}
+
+        rows = wait_for(verdicts, 3600, "every verdict", poll=2.0)
+        drained = time.monotonic() - last_drop
+        wait_for(lambda: not ledger.unanswered_drift(), 1800, "the last retrain", poll=2.0)
+        settled_after = time.monotonic() - last_drop
+        sampler.done.set()
+        sampler.join()
+        latencies, checks = [], 0
+        for name, batch in rows.items():
+            found = ledger.drift_checks(batch.batch_id)
+            checks += len(found)
+            checked = found[0].checked_at.replace(tzinfo=dt.timezone.utc)
+            latencies.append((checked - dropped[name]).total_seconds())
+        runs = ledger.training_runs()[1:]
+        ledger.dispose()
+    finally:
+        project.stop()
+        if database:
+            with create_engine(POSTGRES, isolation_level="AUTOCOMMIT").connect() as connection:
+                connection.execute(text(f'drop database if exists "{database}" with (force)'))
+    latencies.sort()
+    return {
+        "kind": kind,
+        "accepted": sum(b.status == "accepted" for b in rows.values()),
+        "checks": checks,
+        "floor": floor,
+        "p50": statistics.median(latencies),
+        "p95": latencies[int(0.95 * (len(latencies) - 1))],
+        "max": latencies[-1],
+        "retrains": len(runs),
+        "decisions": ", ".join(r.decision for r in runs),
+        "drained": drained,
+        "settled": settled_after,
+        "peak_mb": sampler.peak / 1024,
+        "samples": sampler.rows,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ledger", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--batches", type=int, default=1000)
+    parser.add_argument("--minutes", type=float, default=10.0)
+    options = parser.parse_args()
+    kinds = ["sqlite", "postgresql"] if options.ledger == "both" else [options.ledger]
+    results = []
+    for kind in kinds:
+        result = run(kind, options.batches, options.minutes)
+        results.append(result)
+        print(f"\n{kind}: time after the first drop (s), backlog (files + checks waiting), retrains so far, PSS of the tree (MB)")
+        for at, backlog, retrains, pss in result["samples"]:
+            print(f"  {at:7.0f}  {backlog:5d}  {retrains:3d}  {pss:7.0f}")
+    print(f"\n{options.batches} batches of {ROWS} rows over {options.minutes:g} min ({options.batches / options.minutes / 60:.2f} per second)")
+    print(f"{'':28}" + "".join(f"{r['kind']:>14}" for r in results))
+    rows = [
+        ("accepted / drift checks", lambda r: f"{r['accepted']}/{r['checks']}"),
+        ("floor: bare ValueDrift (s)", lambda r: f"{r['floor']:.2f}"),
+        ("latency p50 (s)", lambda r: f"{r['p50']:.1f}"),
+        ("  ratio to the floor", lambda r: f"{r['p50'] / r['floor']:.1f}"),
+        ("latency p95 (s)", lambda r: f"{r['p95']:.1f}"),
+        ("latency max (s)", lambda r: f"{r['max']:.1f}"),
+        ("last verdict after last drop", lambda r: f"{r['drained']:.0f} s"),
+        ("last retrain after last drop", lambda r: f"{r['settled']:.0f} s"),
+        ("retrains", lambda r: str(r["retrains"])),
+        ("peak PSS (MB)", lambda r: f"{r['peak_mb']:.0f}"),
+        ("max backlog", lambda r: str(max(s[1] for s in r["samples"]))),
+    ]
+    for label, show in rows:
+        print(f"{label:28}" + "".join(f"{show(r):>14}" for r in results))
+    for r in results:
+        print(f"{r['kind']} decisions: {r['decisions']}")
+
+
+if __name__ == "__main__":
+    main()
