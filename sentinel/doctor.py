@@ -75,10 +75,8 @@ def _unrecorded_quarantine(app: Sentinel) -> list[Path]:
 
 
 def quarantine_in_ledger(app: Sentinel) -> Check:
-    check = Check("every quarantined file is in the ledger")
-    for path in _unrecorded_quarantine(app):
-        check.problems.append(f"{path} has no ledger row (an intake stopped after moving it)")
-    return check
+    problems = [f"{path} has no ledger row (an intake stopped after moving it)" for path in _unrecorded_quarantine(app)]
+    return Check("every quarantined file is in the ledger", problems)
 
 
 def _stranded_promotions(app: Sentinel) -> list:
@@ -90,10 +88,8 @@ def _stranded_promotions(app: Sentinel) -> list:
 
 
 def promotions_completed(app: Sentinel) -> Check:
-    check = Check("every version the gate promoted was made champion")
-    for model in _stranded_promotions(app):
-        check.problems.append(f"version {model.version} passed the gate but never became champion (a retrain stopped before moving the alias)")
-    return check
+    problems = [f"version {m.version} passed the gate but never became champion (a retrain stopped before moving the alias)" for m in _stranded_promotions(app)]
+    return Check("every version the gate promoted was made champion", problems)
 
 
 def _unknown_versions(app: Sentinel) -> list:

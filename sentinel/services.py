@@ -238,10 +238,10 @@ def retrain_until_done(app: Sentinel, actor: str = "sentinel") -> list[TrainingR
     """What the retrain deployment does: let a burst settle, retrain, and again while drift detected
     meanwhile is still unanswered. A second caller leaves at once: the first one takes its work.
 
-    One at a time is enforced by a file lock, not by Prefect's deployment concurrency limit: the limit's
+    One at a time is enforced by `locks.held`, not by Prefect's deployment concurrency limit: the limit's
     slot is held by a lease the server keeps in memory, and after a run was killed and the server
     restarted, the slot stayed taken and every later run was cancelled ("Deployment concurrency limit
-    reached"). The operating system frees a file lock with the process that held it."""
+    reached"). A file lock or an advisory lock is freed with the process that held it."""
     policy = app.settings.services
     runs = []
     with locks.held(app.settings, "retrain", timeout=0) as acquired:
@@ -332,6 +332,7 @@ def _fit_gate_register(
         challenger_new = training.evaluate(model, data.holdout_new)
         challenger_ref = training.evaluate(model, data.holdout_reference)
         mlflow.log_metrics(challenger_new.metrics("new") | challenger_ref.metrics("reference"))
+
         def judge(champion_version: str) -> gate.Decision:
             """The gate: this run's model against a champion, on the same held-out rows."""
             champion_model = app.load_model(app.ledger.model(settings.registered_model, champion_version))
@@ -421,7 +422,6 @@ def claim_champion(
     beat `compared_with`) becomes champion if the champion is still `compared_with`. If another version
     took it meanwhile (a concurrent retrain, a person), `judge` compares with that one and its decision
     stands, so the later model must beat the newer champion too. Returns the outcome."""
-
     with locks.promotion_lock(app.settings):
         current = app.registry.alias_version("champion")
         outcome = "promoted"

@@ -290,38 +290,23 @@ def test_files_arriving_while_the_watcher_is_killed_are_each_taken_in_once(runni
     exactly_once(running, set(files))
 
 
-def test_work_done_while_the_prefect_server_is_down_is_finished_when_it_returns(running, fresh_imdb, fresh_rotten):
-    server = running.service_pid("prefect")
-    os.killpg(server, signal.SIGKILL)
-    files = {"outage-stable.csv", "outage-rotten.csv"}
-    demo.drop(fresh_imdb(500), incoming(running), "outage-stable.csv")
-    demo.drop(fresh_rotten(2000), incoming(running), "outage-rotten.csv")
+@pytest.mark.parametrize("server", ["prefect", "mlflow"])
+def test_files_dropped_while_a_server_is_down_are_each_finished(running, fresh_imdb, fresh_rotten, server):
+    """Prefect down: the watcher checks drift without it, and the retrain the lost event should have
+    started comes from the restarted server's reconcile schedule. MLflow down: intake needs no MLflow;
+    each drift check logs to MLflow, so it waits (the client retries) until the supervisor has the
+    server back. Either way every file is finished, once."""
+    pid = running.service_pid(server)
+    os.killpg(pid, signal.SIGKILL)
+    stable, shifted = f"{server}-down-stable.csv", f"{server}-down-rotten.csv"
+    demo.drop(fresh_imdb(500), incoming(running), stable)
+    demo.drop(fresh_rotten(2000), incoming(running), shifted)
     ledger = running.ledger()
-    # the watcher checks drift without the server; the retrain the lost event should have started
-    # comes from the restarted server's reconcile schedule
-    wait_for(lambda: settled(ledger, files), 120, "verdicts during the outage")
-    wait_for(lambda: running.service_pid("prefect") != server, 60, "the supervisor to restart the Prefect server")
+    wait_for(lambda: settled(ledger, {stable, shifted}), 240, "the verdicts")
+    wait_for(lambda: running.service_pid(server) != pid, 60, f"the supervisor to restart the {server} server")
     wait_for(lambda: no_retrain_waiting(running), 300, "the retrain after the outage")
-    exactly_once(running, files)
-    rotten = next(b for b in ledger.batches() if b.file_name == "outage-rotten.csv")
-    assert rotten.drift_status == "detected" and rotten.trained_in is not None
-    ledger.dispose()
-
-
-def test_files_dropped_while_the_mlflow_server_is_down_wait_and_are_finished(running, fresh_imdb, fresh_rotten):
-    server = running.service_pid("mlflow")
-    os.killpg(server, signal.SIGKILL)
-    files = {"mlflow-down-stable.csv", "mlflow-down-rotten.csv"}
-    demo.drop(fresh_imdb(500), incoming(running), "mlflow-down-stable.csv")
-    demo.drop(fresh_rotten(2000), incoming(running), "mlflow-down-rotten.csv")
-    # Intake needs no MLflow; each drift check logs to MLflow, so it waits (the client retries) until the
-    # supervisor has the server back, then finishes; the retrain follows.
-    ledger = running.ledger()
-    wait_for(lambda: running.service_pid("mlflow") != server, 60, "the supervisor to restart the MLflow server")
-    wait_for(lambda: settled(ledger, files), 240, "verdicts once MLflow is back")
-    wait_for(lambda: no_retrain_waiting(running), 300, "the retrain after the outage")
-    exactly_once(running, files)
-    rotten = next(b for b in ledger.batches() if b.file_name == "mlflow-down-rotten.csv")
+    exactly_once(running, {stable, shifted})
+    rotten = next(b for b in ledger.batches() if b.file_name == shifted)
     assert rotten.drift_status == "detected" and rotten.trained_in is not None
     ledger.dispose()
 
