@@ -16,8 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from sentinel import intake, locks
-from sentinel.ledger import ModelRow
-from sentinel.services import Sentinel
+from sentinel.services import Sentinel, finish_promotions, stranded_promotions
 
 
 @dataclass
@@ -79,16 +78,8 @@ def quarantine_in_ledger(app: Sentinel) -> Check:
     return Check("every quarantined file is in the ledger", problems)
 
 
-def _stranded_promotions(app: Sentinel) -> list:
-    """Versions the gate promoted that never held the champion alias: a retrain stopped between its
-    ledger commit and the alias move."""
-    crowned = {m.to_version for m in app.ledger.alias_moves(app.settings.registered_model) if m.alias == "champion"}
-    crowned.add(app.registry.alias_version("champion"))
-    return [m for m in app.ledger.models(app.settings.registered_model) if m.decision == "promoted" and m.version not in crowned]
-
-
 def promotions_completed(app: Sentinel) -> Check:
-    problems = [f"version {m.version} passed the gate but never became champion (a retrain stopped before moving the alias)" for m in _stranded_promotions(app)]
+    problems = [f"version {m.version} passed the gate but never became champion (a retrain stopped before moving the alias)" for m in stranded_promotions(app)]
     return Check("every version the gate promoted was made champion", problems)
 
 
@@ -162,24 +153,8 @@ def release_unrecorded_quarantine(app: Sentinel) -> list[str]:
 
 
 def complete_promotions(app: Sentinel) -> list[str]:
-    """Finish a promotion the gate decided: the compare-and-set makes the version champion if the champion
-    is still the one it beat; otherwise it becomes challenger, to be compared again."""
-    with locks.held(app.settings, "retrain", timeout=0) as idle:
-        return [_complete(app, model) for model in _stranded_promotions(app)] if idle else [RETRAINING]
-
-
-def _complete(app: Sentinel, model: ModelRow) -> str:
-    from sentinel import gate
-    from sentinel.services import claim_champion
-
-    run = app.ledger.training_run(model.training_run_id) if model.training_run_id else None
-    compared_with = (run.comparison or {}).get("champion_version") if run else None
-
-    def stale(current: str) -> gate.Decision:
-        return gate.Decision.unmeasured("challenger", f"version {current} became champion before version {model.version}'s promotion was completed; compare again")
-
-    outcome = claim_champion(app, model.version, compared_with, stale, DOCTOR, run.reason if run else "completed by doctor", model.training_run_id)
-    return f"version {model.version}: {outcome}"
+    finished = finish_promotions(app, DOCTOR)
+    return [RETRAINING] if finished is None else finished
 
 
 def retire_unknown_versions(app: Sentinel) -> list[str]:

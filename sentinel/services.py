@@ -277,12 +277,14 @@ def _announce(app: Sentinel, run: TrainingRunRow, model: ModelRow) -> None:
 
 
 def reconcile(app: Sentinel) -> dict:
-    """Catch whatever an event missed: files still in the drop zone, batches never checked, drift that
-    no retrain answered. Safe at any time: each step takes its lock and works from the ledger."""
+    """Catch whatever an event missed: files still in the drop zone, batches never checked, a promotion a
+    crash interrupted, drift that no retrain answered. Safe at any time: each step takes its lock and
+    works from the ledger."""
     taken = take_in(app)
     checked = check_pending(app, timeout=0)
+    finished = finish_promotions(app) or []  # before a retrain, which compares with the champion
     runs = retrain_until_done(app) if retrain_due(app) else []
-    return {"files": len(taken), "checked": len(checked), "retrains": len(runs)}
+    return {"files": len(taken), "checked": len(checked), "promotions_finished": len(finished), "retrains": len(runs)}
 
 
 def training_data(app: Sentinel, champion: ModelRow) -> training.TrainingData:
@@ -409,6 +411,34 @@ def _fit_gate_register(
     return app.ledger.model(settings.registered_model, version)
 
 
+def stranded_promotions(app: Sentinel) -> list[ModelRow]:
+    """Versions the gate promoted that never held the champion alias: a retrain stopped between its
+    ledger commit and the alias move (a kill, a restart of `sentinel up`)."""
+    crowned = {m.to_version for m in app.ledger.alias_moves(app.settings.registered_model) if m.alias == "champion"}
+    crowned.add(app.registry.alias_version("champion"))
+    return [m for m in app.ledger.models(app.settings.registered_model) if m.decision == "promoted" and m.version not in crowned]
+
+
+def finish_promotions(app: Sentinel, actor: str = "sentinel") -> list[str] | None:
+    """Finish each promotion a crash interrupted, by the compare-and-set: champion if the champion is
+    still the version it beat, else challenger, to be compared again. None while a retrain runs (what
+    it has half-written is its own)."""
+    with locks.held(app.settings, "retrain", timeout=0) as idle:
+        if not idle:
+            return None
+        done = []
+        for model in stranded_promotions(app):
+            run = app.ledger.training_run(model.training_run_id) if model.training_run_id else None
+            compared_with = (run.comparison or {}).get("champion_version") if run else None
+
+            def stale(current: str, version: str = model.version) -> gate.Decision:
+                return gate.Decision.unmeasured("challenger", f"version {current} became champion before version {version}'s promotion was completed; compare again")
+
+            outcome = claim_champion(app, model.version, compared_with, stale, actor, run.reason if run else "promotion completed after a restart", model.training_run_id)
+            done.append(f"version {model.version}: {outcome}")
+        return done
+
+
 def decision_tags(decision: gate.Decision) -> dict:
     """The gate's numbers as version tags; a number it did not measure is left out, not written as nan."""
     numbers = {k: getattr(decision, k) for k in ("f1_new", "f1_champion", "f1_delta", "ci_low", "ci_high", "p_value")}
@@ -475,13 +505,15 @@ def move_alias(app: Sentinel, alias: str, version: str | None, actor: str, reaso
 
 # ---- the standalone loop ------------------------------------------------------------------------
 def process(app: Sentinel) -> list[dict]:
-    """Everything waiting, in order: intake of every file, a drift check of every unchecked batch,
-    then one retrain that takes every batch not yet learned. One record per file."""
+    """Everything waiting, in order: intake of every file, a drift check of every unchecked batch, a
+    promotion a crash interrupted, then one retrain that takes every batch not yet learned. One record
+    per file."""
     files = intake.pending_files(app.settings)
     if files or app.ledger.batches_awaiting_drift_check():
         drift.warm_up()  # the text worker starts while intake runs
     outcomes = take_in(app, files)
     check_pending(app)
+    finish_promotions(app)
     if retrain_due(app):
         retrain(app)
     records = []

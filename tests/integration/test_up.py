@@ -79,6 +79,7 @@ def handed_out(rows: pd.DataFrame):
     def take(n: int) -> pd.DataFrame:
         start = cursor["at"]
         cursor["at"] += n
+        assert cursor["at"] <= len(rows), f"the tests ask for more than the {len(rows)} rows there are"
         return rows.iloc[start : start + n]
 
     return take
@@ -153,8 +154,8 @@ def listening_addresses(port: int) -> set[str]:
 
 def test_dropped_files_get_verdicts_and_drift_retrains(running, fresh_imdb, fresh_rotten):
     demo.drop(fresh_imdb(1000), incoming(running), "stable.csv")
-    demo.drop(fresh_rotten(2500), incoming(running), "rotten-a.csv")
-    demo.drop(fresh_rotten(2500), incoming(running), "rotten-b.csv")
+    demo.drop(fresh_rotten(1500), incoming(running), "rotten-a.csv")
+    demo.drop(fresh_rotten(1500), incoming(running), "rotten-b.csv")
     files = {"stable.csv", "rotten-a.csv", "rotten-b.csv"}
     ledger = running.ledger()
     wait_for(lambda: settled(ledger, files), 120, "the three verdicts")
@@ -193,11 +194,19 @@ def test_a_quarantined_file_and_a_decision_are_notified_through_prefect_automati
     [message] = [m for m in webhook.received if "wrong-columns.csv" in m["subject"]]
     assert "quarantined" in message["subject"] and "text" in message["text"]  # the reason names the missing column
     # the retrain of the earlier test ended in a decision; promotions and rejections are notified too
-    decisions = [m for m in webhook.received if "champion" in m["subject"] or "rejected" in m["subject"]]
+    # (after the alias move, which follows the ledger's record of the decision by a few seconds)
     ledger = running.ledger()
     gate_said = ledger.training_runs()[1].decision
     ledger.dispose()
-    assert bool(decisions) == (gate_said in ("promoted", "rejected")), (gate_said, webhook.received)
+
+    def decisions() -> list:
+        return [m for m in webhook.received if "champion" in m["subject"] or "rejected" in m["subject"]]
+
+    if gate_said in ("promoted", "rejected"):
+        wait_for(decisions, 120, f"the notification of the {gate_said} version")
+    else:
+        time.sleep(5.0)
+        assert decisions() == [], (gate_said, webhook.received)
 
     # a failed run of one of Sentinel's deployments: the event Prefect emits, with the run's tag related
     from prefect.events import emit_event
@@ -300,7 +309,7 @@ def test_files_dropped_while_a_server_is_down_are_each_finished(running, fresh_i
     os.killpg(pid, signal.SIGKILL)
     stable, shifted = f"{server}-down-stable.csv", f"{server}-down-rotten.csv"
     demo.drop(fresh_imdb(500), incoming(running), stable)
-    demo.drop(fresh_rotten(2000), incoming(running), shifted)
+    demo.drop(fresh_rotten(1000), incoming(running), shifted)
     ledger = running.ledger()
     wait_for(lambda: settled(ledger, {stable, shifted}), 240, "the verdicts")
     wait_for(lambda: running.service_pid(server) != pid, 60, f"the supervisor to restart the {server} server")
