@@ -304,8 +304,12 @@ def store(batch_id: str, frame: pd.DataFrame, raw: bytes, settings: Settings) ->
     settings.batches_dir.mkdir(parents=True, exist_ok=True)
     stored = settings.batches_dir / f"{batch_id}.parquet"
     original = settings.batches_dir / f"{batch_id}.csv"
-    _write_atomically(stored, lambda p: frame.to_parquet(p, index=False))
-    _write_atomically(original, lambda p: p.write_bytes(raw))
+    try:
+        _write_atomically(stored, lambda p: frame.to_parquet(p, index=False))
+        _write_atomically(original, lambda p: p.write_bytes(raw))
+    except BaseException:
+        stored.unlink(missing_ok=True)  # complete, but its twin is not: neither stays
+        raise
     return stored, original
 
 
@@ -313,10 +317,11 @@ def ingest(path: Path, settings: Settings, ledger: Ledger) -> IntakeOutcome:
     """Validate, store and record one dropped file. Safe to call twice on the same bytes."""
     batch_id = new_batch_id()
     policy = settings.intake
+    name = display_name(path)
     info = path.lstat()
     if not stat.S_ISREG(info.st_mode):
         kind = "symbolic link" if stat.S_ISLNK(info.st_mode) else "directory" if stat.S_ISDIR(info.st_mode) else "special file"
-        problem = Problem(f"{display_name(path)} is a {kind}, not a regular file; it was not followed or read", "drop the CSV file itself")
+        problem = Problem(f"{name} is a {kind}, not a regular file; it was not followed or read", "drop the CSV file itself")
         return _record_rejection(path, problem, settings, ledger, batch_id, None, "quarantined")
     if info.st_size > policy.max_bytes:
         problem = Problem(f"the file is {info.st_size:,} bytes; the limit is {policy.max_bytes:,}", "split it into smaller batches")
@@ -334,23 +339,18 @@ def ingest(path: Path, settings: Settings, ledger: Ledger) -> IntakeOutcome:
         earlier = ledger.batch(known)
         written = dt.datetime.fromtimestamp(info.st_mtime, dt.timezone.utc)
         received = earlier.received_at if earlier.received_at.tzinfo else earlier.received_at.replace(tzinfo=dt.timezone.utc)
-        if earlier.file_name == display_name(path) and written <= received and Path(earlier.stored_path).with_suffix(".csv").exists():
+        if earlier.file_name == name and written <= received and Path(earlier.stored_path).with_suffix(".csv").exists():
             # An intake stopped between its commit and the file's removal (a kill, a crash): the bytes are
             # stored already, so finishing the move is all that is left. Not a duplicate drop.
             path.unlink(missing_ok=True)
-            return IntakeOutcome(display_name(path), "accepted", known, earlier.rows, sha256, path=earlier.stored_path)
+            return IntakeOutcome(name, "accepted", known, earlier.rows, sha256, path=earlier.stored_path)
         return _record_duplicate(path, settings, ledger, batch_id, sha256, known)
 
-    try:
-        stored, original = store(batch_id, frame, raw, settings)
-    except BaseException:
-        for leftover in (settings.batches_dir / f"{batch_id}.parquet", settings.batches_dir / f"{batch_id}.csv"):
-            leftover.unlink(missing_ok=True)  # the parquet copy may be complete when the csv copy fails
-        raise
+    stored, original = store(batch_id, frame, raw, settings)
     failpoints.reach("intake.stored")
     try:
         with ledger.transaction() as session:
-            session.add(BatchRow(batch_id=batch_id, file_name=display_name(path), sha256=sha256, rows=len(frame), status="accepted", stored_path=str(stored)))
+            session.add(BatchRow(batch_id=batch_id, file_name=name, sha256=sha256, rows=len(frame), status="accepted", stored_path=str(stored)))
             session.flush()
             session.add(BatchDigest(sha256=sha256, batch_id=batch_id))
     except IntegrityError:
@@ -363,7 +363,7 @@ def ingest(path: Path, settings: Settings, ledger: Ledger) -> IntakeOutcome:
         raise
     failpoints.reach("intake.recorded")
     path.unlink(missing_ok=True)  # its bytes live on as data/batches/<batch_id>.csv
-    return IntakeOutcome(display_name(path), "accepted", batch_id, len(frame), sha256, path=str(stored))
+    return IntakeOutcome(name, "accepted", batch_id, len(frame), sha256, path=str(stored))
 
 
 def _discard_unrecorded(ledger: Ledger, batch_id: str, *copies: Path) -> None:

@@ -104,7 +104,6 @@ def rollback(app: Sentinel, reason: str, actor: str) -> dict:
             raise SentinelError(f"version {current} is the first champion: there is no previous champion to roll back to")
         move_alias(app, "champion", previous, actor, ROLLBACK + reason)
         app.registry.set_tags(current, {"role": "rolled-back", "override": f"rolled back by {actor}: {reason}", "override_at": _now()})
-        app.registry.set_tags(previous, {"role": "champion"})
     events.emit(app.settings, events.MODEL_ROLLED_BACK, events.model_resource(app.settings.registered_model, previous), {"by": actor, "reason": reason, "from": current})
     return {"version": previous, "rolled_back": current, "by": actor, "reason": reason}
 

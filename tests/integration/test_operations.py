@@ -146,12 +146,18 @@ def test_a_quarantined_file_is_requeued_after_its_fix(home, imdb):
     assert record["status"] == "accepted"
 
 
-def test_operations_on_a_postgresql_ledger(tmp_path, postgres_url, imdb, rotten):
-    settings = make_settings(tmp_path, ledger_url=postgres_url, intake={"settle_seconds": 0.05})
-    app = Sentinel(settings)
-    reference = tmp_path / "reference.csv"
-    imdb.head(2000).to_csv(reference, index=False)
+def bootstrapped(home: Path, imdb, reference_rows: int, **settings) -> Sentinel:
+    """A project in `home` whose first champion learned the first `reference_rows` IMDB reviews."""
+    app = Sentinel(make_settings(home, intake={"settle_seconds": 0.05}, **settings))
+    reference = home / "reference.csv"
+    imdb.head(reference_rows).to_csv(reference, index=False)
     services.bootstrap(app, reference)
+    return app
+
+
+def test_operations_on_a_postgresql_ledger(tmp_path, postgres_url, imdb, rotten):
+    app = bootstrapped(tmp_path, imdb, 2000, ledger_url=postgres_url)
+    settings = app.settings
     demo.drop(rotten.iloc[2000:3500], settings.incoming_dir, "rotten.csv")
     services.process(app)
     if app.registry.alias_version("champion") != "2":
@@ -165,11 +171,8 @@ def test_operations_on_a_postgresql_ledger(tmp_path, postgres_url, imdb, rotten)
 
 
 def test_doctor_finds_where_the_ledger_files_and_registry_disagree(tmp_path, imdb):
-    settings = make_settings(tmp_path, intake={"settle_seconds": 0.05})
-    app = Sentinel(settings)
-    reference = tmp_path / "reference.csv"
-    imdb.head(1500).to_csv(reference, index=False)
-    services.bootstrap(app, reference)
+    app = bootstrapped(tmp_path, imdb, 1500)
+    settings = app.settings
     demo.drop(imdb.iloc[1500:1800], settings.incoming_dir, "stable.csv")
     services.process(app)
     healthy = sentinel(tmp_path, "doctor", "--json")
