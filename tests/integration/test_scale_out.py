@@ -63,13 +63,17 @@ def scaled(tmp_path_factory, databases, imdb):
     assert project.process.returncode == 0, project.log()
 
 
-def count(url: str, query: str) -> int:
+def column(url: str, query: str) -> list:
     engine = create_engine(f"postgresql+psycopg://{url}")
     try:
         with engine.connect() as connection:
-            return connection.execute(text(query)).scalar()
+            return list(connection.execute(text(query)).scalars())
     finally:
         engine.dispose()
+
+
+def count(url: str, query: str) -> int:
+    return column(url, query)[0]
 
 
 def test_everything_runs_on_postgresql_with_two_workers_and_proxied_artifacts(scaled, databases, imdb, rotten):
@@ -110,7 +114,9 @@ def test_everything_runs_on_postgresql_with_two_workers_and_proxied_artifacts(sc
     # Each part's records are in its own PostgreSQL database; the model files are in the artifact store.
     assert count(databases["ledger"], "select count(*) from batches") >= 3
     assert count(databases["mlflow"], "select count(*) from model_versions") >= 2
-    assert count(databases["prefect"], "select count(*) from flow_run where state_type = 'COMPLETED'") == len(finished)
+    # (a periodic reconcile may finish between the two reads, so the database may hold more than the API listed)
+    stored = set(column(databases["prefect"], "select id::text from flow_run where state_type = 'COMPLETED'"))
+    assert {r["id"] for r in finished} <= stored
     assert list(shared.rglob("model.pkl")), "no model in the artifact store"
     app = Sentinel(running.settings)
     try:
