@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from sentinel import intake, locks
-from sentinel.services import Sentinel, finish_promotions, stranded_promotions
+from sentinel.services import Sentinel, ensure_reference, finish_promotions, stranded_promotions
 
 
 @dataclass
@@ -180,7 +180,6 @@ def retire_unknown_versions(app: Sentinel) -> list[str]:
 def adopt_mlflow_aliases(app: Sentinel) -> list[str]:
     """An alias moved in MLflow alone (a person in the MLflow UI, or a stop between the two writes) is
     taken as the truth and written into the ledger's history; a new champion gets its drift reference."""
-    from sentinel import operations
     from sentinel.ledger import AliasMoveRow, utcnow
 
     done = []
@@ -195,7 +194,7 @@ def adopt_mlflow_aliases(app: Sentinel) -> list[str]:
             done.append(f"recorded alias {alias}: {last.get(alias)} -> {current}")
     champion = app.champion()
     if champion is not None and not (champion.reference_path and Path(champion.reference_path).is_file()):
-        operations.ensure_reference(app, champion)
+        ensure_reference(app, champion)
         done.append(f"built the drift reference of champion version {champion.version}")
     return done
 

@@ -13,10 +13,10 @@ import json
 import os
 from pathlib import Path
 
-from sentinel import drift, events, intake, locks, training
+from sentinel import events, intake, locks
 from sentinel.errors import SentinelError
 from sentinel.ledger import ModelRow, TrainingRunRow
-from sentinel.services import Sentinel, move_alias, resolve_version
+from sentinel.services import Sentinel, ensure_reference, move_alias, resolve_version
 
 
 def _now() -> str:
@@ -38,23 +38,6 @@ def _previous_champion(app: Sentinel) -> str | None:
         else:
             reigns.append(move.to_version)
     return reigns[-2] if len(reigns) >= 2 else None
-
-
-def ensure_reference(app: Sentinel, row: ModelRow) -> None:
-    """A version that was never champion has no drift reference yet: build it from its own training rows,
-    with the accuracy it reaches on their held-out rows, as a promotion by the gate would."""
-    if row.reference_path and Path(row.reference_path).exists():
-        return
-    frames = {b: intake.load_batch_frame(app.ledger.batch(b).stored_path) for b in row.batch_ids}
-    data = training.assemble(frames, {}, app.settings.gate.holdout_share, 10**9)
-    model = app.load_model(row)
-    expected = training.evaluate(model, data.holdout_reference).accuracy
-    reference, calibration = drift.build_reference(data.train, expected, app.settings.drift, seed=app.settings.model.seed)
-    path = app.settings.reference_dir / f"v{row.version}.parquet"
-    reference.to_parquet(path, index=False)
-    with app.ledger.transaction() as session:
-        stored = session.get(ModelRow, (row.model_name, row.version))
-        stored.reference_path, stored.calibration = str(path), calibration.__dict__
 
 
 def promote(app: Sentinel, version: str, reason: str, actor: str) -> dict:

@@ -8,6 +8,7 @@ import datetime as dt
 import getpass
 import hashlib
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -66,6 +67,9 @@ class Sentinel:
         return self.registry.load(row.version, row.artifact_sha256)
 
     def champion_reference(self, champion: ModelRow) -> tuple[pd.DataFrame, drift.Calibration]:
+        # A champion whose promotion a crash cut short, or whose alias a person moved in the MLflow UI,
+        # may have no reference yet: build it once rather than fail every drift check.
+        champion = ensure_reference(self, champion)
         return pd.read_parquet(champion.reference_path), drift.Calibration(**champion.calibration)
 
 
@@ -419,6 +423,26 @@ def stranded_promotions(app: Sentinel) -> list[ModelRow]:
     return [m for m in app.ledger.models(app.settings.registered_model) if m.decision == "promoted" and m.version not in crowned]
 
 
+def ensure_reference(app: Sentinel, row: ModelRow) -> ModelRow:
+    """A version that was never champion, or whose promotion stopped before its reference was written,
+    has no drift reference: build it from its own training rows, with the accuracy it reaches on their
+    held-out rows, as a promotion by the gate would. Returns the row as stored."""
+    if row.reference_path and Path(row.reference_path).is_file():
+        return row
+    frames = {b: intake.load_batch_frame(app.ledger.batch(b).stored_path) for b in row.batch_ids}
+    data = training.assemble(frames, {}, app.settings.gate.holdout_share, 10**9)
+    expected = training.evaluate(app.load_model(row), data.holdout_reference).accuracy
+    reference, calibration = drift.build_reference(data.train, expected, app.settings.drift, seed=app.settings.model.seed)
+    path = app.settings.reference_dir / f"v{row.version}.parquet"
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")  # two processes may build it at once
+    reference.to_parquet(partial, index=False)
+    partial.replace(path)
+    with app.ledger.transaction() as session:
+        stored = session.get(ModelRow, (row.model_name, row.version))
+        stored.reference_path, stored.calibration = str(path), calibration.__dict__
+    return app.ledger.model(row.model_name, row.version)
+
+
 def finish_promotions(app: Sentinel, actor: str = "sentinel") -> list[str] | None:
     """Finish each promotion a crash interrupted, by the compare-and-set: champion if the champion is
     still the version it beat, else challenger, to be compared again. None while a retrain runs (what
@@ -434,6 +458,7 @@ def finish_promotions(app: Sentinel, actor: str = "sentinel") -> list[str] | Non
             def stale(current: str, version: str = model.version) -> gate.Decision:
                 return gate.Decision.unmeasured("challenger", f"version {current} became champion before version {version}'s promotion was completed; compare again")
 
+            ensure_reference(app, model)  # the run may have stopped before writing it
             outcome = claim_champion(app, model.version, compared_with, stale, actor, run.reason if run else "promotion completed after a restart", model.training_run_id)
             done.append(f"version {model.version}: {outcome}")
         return done

@@ -208,3 +208,36 @@ def test_doctor_finds_where_the_ledger_files_and_registry_disagree(tmp_path, imd
     assert any(m["alias"] == "champion" and m["from"] == str(stray) and m["to"] == "1" for m in moves)
     assert json.loads(sentinel(tmp_path, "doctor", "--json").stdout)["ok"] is True
     app.close()
+
+
+def test_a_champion_without_a_drift_reference_gets_one_and_checks_go_on(tmp_path, imdb):
+    """A retrain killed after the ledger recorded its promotion but before it wrote the drift reference
+    (seen in CI: `up` restarted mid-retrain) leaves a promotion that reconcile finishes; the new champion
+    must get its reference then, or every later drift check fails. A reference lost from disk is rebuilt
+    by the next check."""
+    from sentinel.ledger import ModelRow, TrainingRunRow
+
+    app = bootstrapped(tmp_path, imdb, 1500)
+    settings = app.settings
+    first = app.require_champion()
+    # version 2: same artifact as version 1, promoted by the gate against version 1, then the process died
+    source = app.registry.client.get_model_version_download_uri(settings.registered_model, "1")
+    stranded = str(app.registry.client.create_model_version(settings.registered_model, source=source).version)
+    with app.ledger.transaction() as session:
+        run = TrainingRunRow(run_name="retrain-killed", batch_ids=[], model_version=stranded, decision="promoted", reason="beat version 1", comparison={"champion_version": "1"})
+        session.add(run)
+        session.flush()
+        session.add(ModelRow(model_name=settings.registered_model, version=stranded, mlflow_run_id=first.mlflow_run_id, training_run_id=run.id, batch_ids=first.batch_ids, artifact_sha256=first.artifact_sha256, decision="promoted"))
+
+    services.reconcile(app)
+    champion = app.require_champion()
+    assert champion.version == stranded and Path(champion.reference_path).is_file() and champion.calibration
+
+    Path(champion.reference_path).unlink()  # lost behind Sentinel's back
+    demo.drop(imdb.iloc[1500:1800], settings.incoming_dir, "after.csv")
+    services.process(app)
+    [batch] = [b for b in app.ledger.batches() if b.file_name == "after.csv"]
+    assert batch.drift_status in ("clear", "detected")
+    assert Path(app.require_champion().reference_path).is_file()
+    assert json.loads(sentinel(tmp_path, "doctor", "--json").stdout)["ok"] is True
+    app.close()
