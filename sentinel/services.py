@@ -402,12 +402,7 @@ def _fit_gate_register(
     if outcome == "promoted":
         held = [e for e in (challenger_new, challenger_ref) if e.rows]
         expected = sum(e.accuracy * e.rows for e in held) / sum(e.rows for e in held)
-        reference, calibration = reference_job.result(expected)
-        path = settings.reference_dir / f"v{version}.parquet"
-        reference.to_parquet(path, index=False)
-        with app.ledger.transaction() as session:
-            row = session.get(ModelRow, (settings.registered_model, version))
-            row.reference_path, row.calibration = str(path), calibration.__dict__
+        _store_reference(app, version, *reference_job.result(expected))
         claim_champion(app, version, champion.version if champion else None, judge, actor, reason, run_row.id)
     elif outcome == "challenger":
         with locks.promotion_lock(settings):
@@ -432,15 +427,20 @@ def ensure_reference(app: Sentinel, row: ModelRow) -> ModelRow:
     frames = {b: intake.load_batch_frame(app.ledger.batch(b).stored_path) for b in row.batch_ids}
     data = training.assemble(frames, {}, app.settings.gate.holdout_share, 10**9)
     expected = training.evaluate(app.load_model(row), data.holdout_reference).accuracy
-    reference, calibration = drift.build_reference(data.train, expected, app.settings.drift, seed=app.settings.model.seed)
-    path = app.settings.reference_dir / f"v{row.version}.parquet"
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")  # two processes may build it at once
+    _store_reference(app, row.version, *drift.build_reference(data.train, expected, app.settings.drift, seed=app.settings.model.seed))
+    return app.ledger.model(row.model_name, row.version)
+
+
+def _store_reference(app: Sentinel, version: str, reference: pd.DataFrame, calibration: drift.Calibration) -> None:
+    """A version's drift reference on disk (whole or not at all: a retrain and a drift check may both
+    write it) and in the ledger."""
+    path = app.settings.reference_dir / f"v{version}.parquet"
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     reference.to_parquet(partial, index=False)
     partial.replace(path)
     with app.ledger.transaction() as session:
-        stored = session.get(ModelRow, (row.model_name, row.version))
+        stored = session.get(ModelRow, (app.settings.registered_model, version))
         stored.reference_path, stored.calibration = str(path), calibration.__dict__
-    return app.ledger.model(row.model_name, row.version)
 
 
 def finish_promotions(app: Sentinel, actor: str = "sentinel") -> list[str] | None:
