@@ -14,8 +14,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pandas as pd  # noqa: E402
 
-from sentinel import demo, services, training  # noqa: E402
-from sentinel.services import Sentinel  # noqa: E402
+from sentinel import demo, drift_checks, retraining, taking_in, training  # noqa: E402
+from sentinel.context import Sentinel  # noqa: E402
 from sentinel.settings import Settings  # noqa: E402
 
 REPEATS = 3
@@ -28,16 +28,16 @@ def main() -> None:
     reference = home / "reference.csv"
     imdb.head(22_000).to_csv(reference, index=False)
     tick = time.perf_counter()
-    services.bootstrap(app, reference)
+    retraining.bootstrap(app, reference)
     print(f"bootstrap on 22,000 rows (train, register, calibrate): {time.perf_counter() - tick:.1f} s")
     for i in range(3):
         demo.drop(rotten.iloc[i * 1000 : (i + 1) * 1000], app.settings.incoming_dir, f"rotten-{i}.csv")
-    services.take_in(app)
+    taking_in.take_in(app)
     for batch in app.ledger.batches_awaiting_drift_check():
-        services.check_drift(app, batch.batch_id)
+        drift_checks.check_drift(app, batch.batch_id)
 
     champion = app.champion()
-    data = services.training_data(app, champion)
+    data = retraining.training_data(app, champion)
     held = pd.concat([data.holdout_new, data.holdout_reference], ignore_index=True)
     print(f"{len(data.learned_batches)} batches: {len(data.train):,} rows trained on, {len(held):,} held out for the gate")
 
@@ -49,7 +49,7 @@ def main() -> None:
         floor.append(time.perf_counter() - tick)
         tick = time.perf_counter()
         # Gate against the champion of the moment: a promotion in one round makes it the next round's.
-        row = services._train_and_register(app, data, run_name="bench-retrain", champion=app.champion(), actor="bench")
+        row = retraining._train_and_register(app, data, run_name="bench-retrain", champion=app.champion(), actor="bench")
         sentinel.append(time.perf_counter() - tick)
         accuracy.append(training.evaluate(app.load_model(row), data.holdout_reference).accuracy)
         print(f"  round: floor {floor[-1]:.2f} s, sentinel retrain {sentinel[-1]:.2f} s ({row.decision}; a promotion includes the new drift reference)")

@@ -2,7 +2,7 @@
 
 Prefect sends them: one webhook notification block and one automation per kind of message, each an
 event trigger with a send-notification action. `deployments/serve.py` applies this at every start, so
-the automations follow the settings: with `services.notify_webhook_url` empty, Sentinel's automations
+the automations follow the settings: with `up.notify_webhook_url` empty, Sentinel's automations
 are removed and nothing is sent.
 """
 
@@ -57,7 +57,7 @@ def _existing(name: str) -> Automation | None:
 
 def configure(settings: Settings) -> list[str]:
     """Create, update or remove Sentinel's automations to match the settings; returns their names."""
-    url = settings.services.notify_webhook_url
+    url = settings.up.notify_webhook_url
     if not url:
         for name in NOTICES:
             if found := _existing(name):

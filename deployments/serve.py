@@ -23,13 +23,13 @@ from sentinel.settings import Settings, load_settings
 
 # No deployment concurrency limits: a limit's slot is held by a lease the Prefect server keeps in memory,
 # and once a run was killed and the server restarted, the slot stayed taken and every later run was
-# cancelled. Each flow holds a file lock instead, and a second run leaves at once (see services).
+# cancelled. Each flow holds a file lock instead, and a second run leaves at once (see sentinel/locks.py).
 
 
 def deployments(settings: Settings, source: Path | None = None) -> list:
     """The four deployments. With `source` (a checkout of this repository), each flow is loaded from it,
     so a work pool's workers can run it from there; without, they are served from this process."""
-    policy = settings.services
+    policy = settings.up
     batch = {"batch_id": "{{ event.resource.name }}"}
 
     def loaded(flow, entrypoint: str):
@@ -76,7 +76,7 @@ def main() -> None:
     notifications.configure(settings)
     # Each run is a new process of a few hundred MB; a bound keeps a flood of events from exhausting
     # memory (further runs wait their turn, and most find their work done).
-    serve(*deployments(settings), print_starting_message=False, limit=settings.services.flow_processes)
+    serve(*deployments(settings), print_starting_message=False, limit=settings.up.flow_processes)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Put Sentinel's four deployments onto the process work pool `sentinel`: `python -m deployments.workers`.
 
-`sentinel up` runs this once when `services.flow_runner` is "workers", then starts `services.workers`
+`sentinel up` runs this once when `up.flow_runner` is "workers", then starts `up.workers`
 Prefect workers that poll the pool (on other machines, start more with `prefect worker start --pool
 sentinel`). The deployments are the ones `serve.py` serves, with the same triggers and schedules from
 settings, loaded from this checkout, which is where the workers run them from.

@@ -9,15 +9,15 @@ def project() -> Iterator:
     """The project of this process's settings (a flow run inherits them from whoever started it).
     Imported here, not at the top: the serve process imports every flow module and stays small.
 
-    Unless `services.drift_worker` is set, a flow run does its drift work (text signal, drift references)
+    Unless `up.drift_worker` is set, a flow run does its drift work (text signal, drift references)
     in its own process: a worker process beside it would hold ~250 MB more to save a few seconds, and
     `sentinel up` must fit in 2 GB."""
     from sentinel import drift
-    from sentinel.services import Sentinel
+    from sentinel.context import Sentinel
     from sentinel.settings import load_settings
 
     settings = load_settings()
-    if not settings.services.drift_worker:
+    if not settings.up.drift_worker:
         drift.work_in_process()
     app = Sentinel(settings)
     try:

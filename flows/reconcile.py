@@ -10,9 +10,9 @@ from flows._project import project
 
 @flow(name="reconcile")
 def reconcile() -> dict:
-    from sentinel import services
+    from sentinel import loop
 
     with project() as app:
-        done = services.reconcile(app)
+        done = loop.reconcile(app)
     get_run_logger().info("reconcile: %(files)d files taken in, %(checked)d batches checked, %(retrains)d retrains", done)
     return done

@@ -12,15 +12,13 @@ from typing import Annotated, Optional
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from sentinel.errors import SentinelError
+from sentinel.terminal import console, errors, progress
 
 app = typer.Typer(help="Sentinel keeps a review-sentiment classifier fresh: drop labeled CSV batches into data/incoming/ and it checks drift, retrains and gates.", no_args_is_help=True, add_completion=False)
-console = Console()
-errors = Console(stderr=True)
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of a table.")]
 
 
@@ -46,10 +44,16 @@ def friendly(command):
 
 
 def _open():
-    from sentinel.services import Sentinel
+    from sentinel.context import Sentinel
     from sentinel.settings import load_settings
 
     return Sentinel(load_settings())
+
+
+def _actor(by: str | None) -> str:
+    from sentinel.context import os_user
+
+    return by or os_user()
 
 
 def _print_json(document) -> None:
@@ -63,7 +67,7 @@ def bootstrap(
     demo_rows: Annotated[int, typer.Option("--demo", help="Instead of a file: this many IMDB reviews from the demo data.")] = 0,
 ):
     """Train the first champion on a labeled CSV and make that data the drift reference."""
-    from sentinel import services
+    from sentinel import retraining
 
     sentinel = _open()
     if (reference is None) == (demo_rows <= 0):
@@ -74,7 +78,7 @@ def bootstrap(
         reference = sentinel.settings.home / "data" / "demo-reference.csv"
         demo_data.reviews("imdb").head(demo_rows).to_csv(reference, index=False)
     with console.status("training the first champion and calibrating drift thresholds…"):
-        model = services.bootstrap(sentinel, reference)
+        model = retraining.bootstrap(sentinel, reference)
     console.print(f"champion: version {model.version} of {sentinel.settings.registered_model}, trained on {reference.name}")
 
 
@@ -82,10 +86,10 @@ def bootstrap(
 @friendly
 def process(as_json: JsonFlag = False):
     """Handle every file waiting in data/incoming/ (intake, drift check, retrain if due) and exit."""
-    from sentinel import services
+    from sentinel import loop
 
     sentinel = _open()
-    records = services.process(sentinel)
+    records = loop.process(sentinel)
     if as_json:
         _print_json(records)
         return
@@ -125,13 +129,13 @@ def _batch_table(records: list[dict], title: str) -> None:
 @friendly
 def batches(as_json: JsonFlag = False, quarantined: Annotated[bool, typer.Option("--quarantined", help="Only rejected files, with the reason and the fix.")] = False):
     """Every batch ever seen, newest last: intake status, drift verdict, retrain and decision."""
-    from sentinel import services
+    from sentinel import read_models
 
     sentinel = _open()
     rows = sentinel.ledger.batches()
     if quarantined:
         rows = [r for r in rows if r.status != "accepted"]
-    records = [services.batch_record(sentinel, r) for r in rows if not r.batch_id.startswith("ref-")]
+    records = [read_models.batch_record(sentinel, r) for r in rows if not r.batch_id.startswith("ref-")]
     if as_json:
         _print_json(records)
     else:
@@ -147,10 +151,10 @@ def models(
 ):
     """Every registered version: aliases, role, the gate's decision and its numbers, the drift that caused
     it, the batches it learned, and a person's review."""
-    from sentinel import operations, services
+    from sentinel import read_models
 
     sentinel = _open()
-    records = operations.filter_records(services.model_records(sentinel), role, decision)
+    records = read_models.filter_records(read_models.model_records(sentinel), role, decision)
     if as_json:
         _print_json(records)
         return
@@ -181,9 +185,9 @@ def _num(value, spec: str = ".3f") -> str:
 @friendly
 def show(version: Annotated[str, typer.Argument(help="A version number.")], as_json: JsonFlag = False):
     """The lineage of one version: batch files → drift checks → retrain run → gate → alias moves."""
-    from sentinel import operations
+    from sentinel import read_models
 
-    found = operations.lineage(_open(), version)
+    found = read_models.lineage(_open(), version)
     if as_json:
         _print_json(found)
         return
@@ -208,9 +212,9 @@ def show(version: Annotated[str, typer.Argument(help="A version number.")], as_j
 @friendly
 def history(as_json: JsonFlag = False):
     """Every alias move, newest first: from, to, why, and by whom (Sentinel or a person)."""
-    from sentinel import operations
+    from sentinel import read_models
 
-    moves = operations.history(_open())
+    moves = read_models.history(_open())
     if as_json:
         _print_json(moves)
         return
@@ -230,9 +234,9 @@ By = Annotated[Optional[str], typer.Option("--by", help="Who; default the OS use
 @friendly
 def promote(version: Annotated[str, typer.Argument(help="The version to make champion.")], reason: Reason, by: By = None):
     """Make a version champion by hand (the gate is overruled; `sentinel rollback` undoes it)."""
-    from sentinel import operations, services
+    from sentinel import promotion
 
-    done = operations.promote(_open(), version, reason, by or services.os_user())
+    done = promotion.promote(_open(), version, reason, _actor(by))
     console.print(f"version {done['version']} is champion (was {done['previous_champion'] or 'none'})")
 
 
@@ -240,9 +244,9 @@ def promote(version: Annotated[str, typer.Argument(help="The version to make cha
 @friendly
 def reject(version: Annotated[str, typer.Argument(help="The version to reject.")], reason: Reason, by: By = None):
     """Reject a version: it loses the challenger alias and its new batches are not offered to a retrain."""
-    from sentinel import operations, services
+    from sentinel import promotion
 
-    done = operations.reject(_open(), version, reason, by or services.os_user())
+    done = promotion.reject(_open(), version, reason, _actor(by))
     console.print(f"version {done['version']} rejected")
 
 
@@ -250,9 +254,9 @@ def reject(version: Annotated[str, typer.Argument(help="The version to reject.")
 @friendly
 def rollback(reason: Reason, by: By = None):
     """Give the champion alias back to the previous champion."""
-    from sentinel import operations, services
+    from sentinel import promotion
 
-    done = operations.rollback(_open(), reason, by or services.os_user())
+    done = promotion.rollback(_open(), reason, _actor(by))
     console.print(f"version {done['version']} is champion again (version {done['rolled_back']} rolled back)")
 
 
@@ -266,11 +270,11 @@ def review(
     by: By = None,
 ):
     """Record a person's review on the version's tags (sentinel.review, review_note, reviewed_by)."""
-    from sentinel import operations, services
+    from sentinel import promotion
 
     if approve == reject_it:
         raise SentinelError("give exactly one of --approve or --reject")
-    done = operations.review(_open(), version, approve, note, by or services.os_user())
+    done = promotion.review(_open(), version, approve, note, _actor(by))
     console.print(f"version {done['version']}: review {done['review']} by {done['reviewed_by']}")
 
 
@@ -278,9 +282,9 @@ def review(
 @friendly
 def requeue(file: Annotated[str, typer.Argument(help="The name of a file in data/quarantine/ (fixed, usually).")]):
     """Put a quarantined file back into data/incoming/ to be taken in again."""
-    from sentinel import operations
+    from sentinel import taking_in
 
-    target = operations.requeue(_open(), file)
+    target = taking_in.requeue(_open(), file)
     console.print(f"moved back to {target}")
 
 
@@ -293,10 +297,10 @@ def predict(
     as_json: JsonFlag = False,
 ):
     """Predict with the champion (or another alias or version); prints accuracy and F1 when labeled."""
-    from sentinel import services
+    from sentinel import prediction
 
     sentinel = _open()
-    result = services.predict_file(sentinel, path, alias=alias, version=version)
+    result = prediction.predict_file(sentinel, path, alias=alias, version=version)
     if as_json:
         _print_json(result)
         return
@@ -317,7 +321,7 @@ def demo(
 ):
     """The guided loop on real reviews: a champion from IMDB, stable IMDB batches, then Rotten Tomatoes."""
     from sentinel import demo as demo_data
-    from sentinel import services
+    from sentinel import loop, retraining
     from sentinel.settings import redacted
 
     sentinel = _open()
@@ -337,7 +341,7 @@ def demo(
         imdb.head(reference_rows).to_csv(reference, index=False)
         console.rule("1. a first champion, trained on IMDB reviews")
         with console.status("training and calibrating the drift thresholds…"):
-            services.bootstrap(sentinel, reference, actor="demo")
+            retraining.bootstrap(sentinel, reference, actor="demo")
         console.print(f"champion version {sentinel.champion().version}; drift thresholds calibrated on stable splits of its training data")
     files = demo_data.batches(imdb, rotten, reference_rows, batch_rows)
     steps = [
@@ -354,7 +358,7 @@ def demo(
             else:
                 demo_data.drop(frame, incoming, name)
         with console.status("processing…"):
-            records = services.process(sentinel)
+            records = loop.process(sentinel)
         _batch_table(records, "processed")
     console.rule("where to look")
     console.print(f"ledger: {redacted(sentinel.settings.ledger_url)}   drift reports: {sentinel.settings.reports_dir}")
@@ -362,33 +366,13 @@ def demo(
     console.print("next: sentinel models · sentinel batches · sentinel predict FILE.csv")
 
 
-def _progress(kind: str, item) -> None:
-    """One line per thing that happened, for `up` and `watch`."""
-    stamp = time.strftime("%H:%M:%S")
-    if kind == "intake":
-        if item.status == "accepted":
-            console.print(f"{stamp} [green]accepted[/green] {escape(item.file)}: {item.rows} rows → batch {item.batch_id}", highlight=False)
-        elif item.status != "waiting":
-            reason = (item.reason or {}).get("message", "")
-            color = "red" if item.status == "error" else "yellow"
-            console.print(f"{stamp} [{color}]{item.status}[/{color}] {escape(item.file)}: {escape(reason)}", highlight=False)
-    elif kind == "drift":
-        fired = [f"{s['name']} {s['score']:.3f} > {s['threshold']:.3f}" for s in item.signals if s["drifted"]]
-        verdict = "[red]drift detected[/red] (" + ", ".join(fired) + ")" if item.detected else "[green]no drift[/green]"
-        console.print(f"{stamp} batch {item.batch_id}: {verdict}", highlight=False)
-    elif kind == "error":
-        errors.print(f"{stamp} [red]error:[/red] {escape(str(item))}", highlight=False)
-
-
 @app.command()
 @friendly
 def up():
     """Start everything on this machine: Prefect server, MLflow server, the deployments and the watcher."""
-    from sentinel import up as services_up
-    from sentinel.settings import load_settings
-
-    console.print("starting the Prefect server and the MLflow server …")
-    services_up.run(load_settings(), lambda line: console.print(f"{time.strftime('%H:%M:%S')} {line}", highlight=False), _progress)
+    # `up` runs the Prefect flows in its own process, and the library never imports the Prefect layer:
+    # the command hands this process over to the layer's entry point (same PID, same signals, same output).
+    _hand_over("deployments.up")
 
 
 @app.command()
@@ -398,36 +382,42 @@ def watch():
     SENTINEL_PREFECT_API_URL set, drift checks run as Prefect flow runs and events are sent)."""
     import threading
 
-    from sentinel import services
+    from sentinel import drift_checks, retraining
     from sentinel.watcher import Watcher
 
     sentinel = _open()
     if sentinel.settings.prefect_api_url:
-        from sentinel import up as services_up
+        sentinel.close()
+        _hand_over("deployments.watch")
 
-        os.environ.setdefault("PREFECT_API_URL", sentinel.settings.prefect_api_url)
-        check = services_up.inline_check(sentinel, console.print)
-    else:
-        def check(batch_id: str) -> list[str]:
-            found = services.check_pending(sentinel, limit=1)
-            if not sentinel.ledger.batches_awaiting_drift_check() and services.retrain_due(sentinel):
-                services.retrain(sentinel)  # the last check of this sweep: learn them all at once
-            return found
+    def check(batch_id: str) -> list[str]:
+        found = drift_checks.check_pending(sentinel, limit=1)
+        if not sentinel.ledger.batches_awaiting_drift_check() and retraining.retrain_due(sentinel):
+            retraining.retrain(sentinel)  # the last check of this sweep: learn them all at once
+        return found
+
     console.print(f"watching {sentinel.settings.incoming_dir} (Ctrl-C stops)")
     try:
-        Watcher(sentinel, check=check, notify=_progress).run(threading.Event())
+        Watcher(sentinel, check=check, notify=progress).run(threading.Event())
     except KeyboardInterrupt:
         pass
+
+
+def _hand_over(module: str) -> None:
+    """Replace this process with `python -m module` of the Prefect layer."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", module])
 
 
 @app.command()
 @friendly
 def status(as_json: JsonFlag = False):
     """Is `sentinel up` healthy, where is each UI, and what work is waiting. Exit 1 when unhealthy."""
-    from sentinel import up as services_up
+    from sentinel import up as supervisor
     from sentinel.settings import load_settings
 
-    document = services_up.status(load_settings())
+    document = supervisor.status(load_settings())
     if as_json:
         _print_json(document)
     else:

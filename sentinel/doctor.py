@@ -16,7 +16,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from sentinel import intake, locks
-from sentinel.services import Sentinel, ensure_reference, finish_promotions, stranded_promotions
+from sentinel.context import Sentinel
+from sentinel.promotion import finish_promotions, move_alias, stranded_promotions
+from sentinel.references import ensure_reference
 
 
 @dataclass
@@ -160,7 +162,6 @@ def complete_promotions(app: Sentinel) -> list[str]:
 def retire_unknown_versions(app: Sentinel) -> list[str]:
     """A version the ledger does not know was never gated to the end: it loses any alias (the champion
     goes back to the ledger's last champion) and is tagged as such."""
-    from sentinel.services import move_alias
 
     done = []
     with locks.held(app.settings, "retrain", timeout=0) as idle:

@@ -13,8 +13,9 @@ from evidently import BinaryClassification, DataDefinition, Dataset, Report
 from evidently.metrics import Accuracy, F1Score, ValueDrift
 
 from sentinel import drift, intake
+from sentinel.context import Sentinel
 from sentinel.ledger import DriftReportRow
-from sentinel.services import Sentinel
+from sentinel.references import champion_reference
 
 PROJECT = "sentinel"
 
@@ -47,7 +48,7 @@ def make_report(app: Sentinel, now: dt.datetime | None = None) -> dict | None:
     if not batches:
         return None
     champion = app.require_champion()
-    reference, _ = app.champion_reference(champion)
+    reference, _ = champion_reference(app, champion)
     model = app.load_model(champion)
     rows = pd.concat([intake.load_batch_frame(b.stored_path) for b in batches], ignore_index=True)
     sampled = rows.sample(n=min(len(rows), app.settings.drift.reference_rows), random_state=app.settings.model.seed)

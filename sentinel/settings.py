@@ -8,6 +8,7 @@ configuration change. Nested groups are set from the environment with a double u
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -19,6 +20,10 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 def project_home() -> Path:
     """The project folder that holds all runtime state: `$SENTINEL_HOME`, else the current directory."""
     return Path(os.environ.get("SENTINEL_HOME") or Path.cwd()).resolve()
+
+
+class SettingsDeprecation(UserWarning):
+    """A setting that still works under an old name, said once per process."""
 
 
 class _Group(BaseModel):
@@ -75,7 +80,7 @@ class ModelParams(_Group):
     seed: int = 42
 
 
-class ServicePolicy(_Group):
+class UpPolicy(_Group):
     """What `sentinel up` runs, where, and how often the scheduled flows fire."""
 
     host: str = Field("127.0.0.1", description="Interface every server binds; loopback unless you mean otherwise.")
@@ -118,7 +123,24 @@ class Settings(BaseSettings):
     drift: DriftPolicy = DriftPolicy()
     gate: GatePolicy = GatePolicy()
     model: ModelParams = ModelParams()
-    services: ServicePolicy = ServicePolicy()
+    up: UpPolicy = UpPolicy()
+    services: dict | None = Field(None, exclude=True, description="Deprecated: the old name of `up`; read into `up` for one release.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_groups(cls, data):
+        """`[services]` / `SENTINEL_SERVICES__*` became `[up]` / `SENTINEL_UP__*` (the word named both
+        the servers of `sentinel up` and the library's use cases). The old key still works, for one release."""
+        if isinstance(data, dict) and data.get("services"):
+            warnings.warn(
+                "the settings group `services` is now `up`: rename [services] to [up] in sentinel.toml and "
+                "SENTINEL_SERVICES__* to SENTINEL_UP__*; the old name stops working in the next release",
+                SettingsDeprecation,
+                stacklevel=2,
+            )
+            data = dict(data)
+            data["up"] = {**dict(data.pop("services")), **dict(data.get("up") or {})}
+        return data
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> "Settings":

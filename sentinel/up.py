@@ -1,5 +1,5 @@
 """`sentinel up`: the Prefect server, the MLflow server, the served deployments and the watcher, on one
-machine, all bound to `services.host`, all stopped by Ctrl-C.
+machine, all bound to `up.host`, all stopped by Ctrl-C.
 
 Sentinel starts the servers as child processes rather than in-process because each owns its own event
 loop, workers and database; a child that dies is restarted. The state file under `.prefect/` tells
@@ -30,11 +30,11 @@ STARTUP_SECONDS = 180.0
 
 
 def prefect_api_url(settings: Settings) -> str:
-    return settings.prefect_api_url or f"http://{settings.services.host}:{settings.services.prefect_port}/api"
+    return settings.prefect_api_url or f"http://{settings.up.host}:{settings.up.prefect_port}/api"
 
 
 def mlflow_url(settings: Settings) -> str:
-    return f"http://{settings.services.host}:{settings.services.mlflow_port}"
+    return f"http://{settings.up.host}:{settings.up.mlflow_port}"
 
 
 def running_settings(settings: Settings) -> Settings:
@@ -49,7 +49,7 @@ def child_env(settings: Settings) -> dict[str, str]:
         "PREFECT_API_URL": settings.prefect_api_url,
         "PREFECT_HOME": str(settings.prefect_home),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_SERVER_API_HOST": settings.services.host,
+        "PREFECT_SERVER_API_HOST": settings.up.host,
         "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",  # the job runner costs seconds and GB we do not use
         "DO_NOT_TRACK": "1",
@@ -109,9 +109,9 @@ def _executable(name: str) -> str:
 
 def plan(settings: Settings) -> list[Service]:
     """The children of `sentinel up`, in start order: the two servers, then what runs the flows (the serve
-    process, or `services.workers` Prefect workers polling the `sentinel` work pool)."""
+    process, or `up.workers` Prefect workers polling the `sentinel` work pool)."""
     logs = settings.prefect_home / "logs"
-    policy = settings.services
+    policy = settings.up
     api = settings.prefect_api_url
     prefect = Service(
         "prefect",
@@ -213,12 +213,12 @@ def reap_orphans(settings: Settings, say: Callable[[str], None]) -> None:
 
 
 def check_ports(settings: Settings) -> None:
-    for name, port in (("prefect_port", settings.services.prefect_port), ("mlflow_port", settings.services.mlflow_port)):
+    for name, port in (("prefect_port", settings.up.prefect_port), ("mlflow_port", settings.up.mlflow_port)):
         with socket.socket() as probe:
-            if probe.connect_ex((settings.services.host, port)) == 0:
+            if probe.connect_ex((settings.up.host, port)) == 0:
                 raise SentinelError(
-                    f"port {port} on {settings.services.host} is taken (is `sentinel up` running already? see `sentinel status`); "
-                    f"stop what uses it or set SENTINEL_SERVICES__{name.upper()}"
+                    f"port {port} on {settings.up.host} is taken (is `sentinel up` running already? see `sentinel status`); "
+                    f"stop what uses it or set SENTINEL_UP__{name.upper()}"
                 )
 
 
@@ -302,46 +302,46 @@ class Supervisor:
         self.settings = settings
         self.say = say
         self.env = child_env(settings)
-        self.services = plan(settings)
+        self.children = plan(settings)
         self.stopping = threading.Event()
 
     def start(self) -> None:
         reap_orphans(self.settings, self.say)
         check_ports(self.settings)
         deadline = time.monotonic() + STARTUP_SECONDS
-        servers = self.services[:2]
+        servers = self.children[:2]
         for service in servers:
             service.start(self.env)
-        write_state(self.settings, self.services)
+        write_state(self.settings, self.children)
         wait_ready(servers, deadline)
 
     def start_flows(self) -> None:
-        runners = self.services[2:]
-        if self.settings.services.flow_runner == "workers":
+        runners = self.children[2:]
+        if self.settings.up.flow_runner == "workers":
             # The deployments go onto the work pool first; the workers then find them there.
             deployed = subprocess.run([sys.executable, "-m", "deployments.workers"], env=os.environ | self.env, capture_output=True, text=True, timeout=STARTUP_SECONDS)
             if deployed.returncode != 0:
                 raise SentinelError(f"deploying onto the work pool {WORK_POOL} failed: {(deployed.stderr or deployed.stdout).strip()[-1500:]}")
         for runner in runners:
             runner.start(self.env)
-        write_state(self.settings, self.services)
+        write_state(self.settings, self.children)
         wait_ready(runners, time.monotonic() + STARTUP_SECONDS)
 
     def watch_children(self) -> None:
         """Restart a child that died (after a pause, so a crash loop does not spin)."""
         while not self.stopping.wait(2.0):
-            for service in self.services:
+            for service in self.children:
                 if service.process is not None and not service.alive() and not self.stopping.is_set():
                     service.restarts += 1
                     self.say(f"{service.name} exited (code {service.process.returncode}); restarting it (restart {service.restarts})")
                     time.sleep(min(30, 2 * service.restarts))
                     if not self.stopping.is_set():
                         service.start(self.env)
-                        write_state(self.settings, self.services)
+                        write_state(self.settings, self.children)
 
     def stop(self) -> None:
         self.stopping.set()
-        for service in reversed(self.services):
+        for service in reversed(self.children):
             service.stop()
         self.settings.state_path.unlink(missing_ok=True)
 
@@ -361,31 +361,6 @@ def ensure_champion(app, env: dict[str, str], say: Callable[[str], None]) -> Non
     say(trained.stdout.strip().splitlines()[-1])
 
 
-def inline_check(app, say: Callable[[str], None]) -> Callable[[str], list[str]]:
-    """The watcher's drift check: the drift-check flow, run here in a warm process so the verdict does
-    not wait for a runner to poll and a new process to import everything (5-8 s measured). Heartbeats
-    are off for these runs: they exist to spot a crashed run process, and joining their thread cost
-    ~1 s per run. If the Prefect server is down, the same check runs without it."""
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-
-    from flows.drift_check import drift_check
-    from sentinel import services
-
-    flow = drift_check.with_options(retries=0)
-
-    def check(batch_id: str) -> list[str]:
-        try:
-            with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-                return flow(batch_id=batch_id, limit=1)
-        except Exception as error:
-            if not app.ledger.batches_awaiting_drift_check():
-                raise
-            say(f"drift-check flow failed ({type(error).__name__}: {error}); checking without Prefect")
-            return services.check_pending(app, limit=1)
-
-    return check
-
-
 def follow_training(app, say: Callable[[str], None], stop: threading.Event) -> None:
     """Print each retrain as it finishes; retrains run in the deployment's own processes."""
     seen = len(app.ledger.training_runs())
@@ -403,9 +378,13 @@ def _stop_like_ctrl_c(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def run(settings: Settings, say: Callable[[str], None], notify: Callable[[str, object], None]) -> None:
-    """Everything, until Ctrl-C or SIGTERM."""
-    from sentinel.services import Sentinel
+InlineCheck = Callable[[object, Callable[[str], None]], Callable[[str], list[str]]]
+
+
+def run(settings: Settings, say: Callable[[str], None], notify: Callable[[str, object], None], inline_check: InlineCheck) -> None:
+    """Everything, until Ctrl-C or SIGTERM. `inline_check(app, say)` makes the watcher's drift check; the
+    Prefect layer passes one that runs the drift-check flow (`deployments/up.py`)."""
+    from sentinel.context import Sentinel
     from sentinel.watcher import Watcher
 
     settings = running_settings(settings)
@@ -424,17 +403,17 @@ def run(settings: Settings, say: Callable[[str], None], notify: Callable[[str, o
         ensure_champion(app, supervisor.env, say)
         supervisor.start_flows()
         say(f"all services ready in {time.monotonic() - began:.0f} s")
-        for name, url in (("Prefect UI", supervisor.services[0].url), ("MLflow UI", supervisor.services[1].url)):
+        for name, url in (("Prefect UI", supervisor.children[0].url), ("MLflow UI", supervisor.children[1].url)):
             say(f"{name}: {url}")
         say(f"drift reports: {settings.reports_dir}  (dashboards: DO_NOT_TRACK=1 evidently ui --workspace {settings.home / 'evidently'})")
         say(f"drop labeled CSV files (text,label) into {settings.incoming_dir}; `sentinel status` in another shell; Ctrl-C stops everything")
         threading.Thread(target=supervisor.watch_children, daemon=True, name="children").start()
         threading.Thread(target=follow_training, args=(app, say, stop), daemon=True, name="training").start()
-        if not settings.services.drift_worker:
+        if not settings.up.drift_worker:
             from sentinel import drift
 
             drift.work_in_process()
-        Watcher(app, check=inline_check(app, say) if settings.services.check_inline else None, notify=notify).run(stop)
+        Watcher(app, check=inline_check(app, say) if settings.up.check_inline else None, notify=notify).run(stop)
     except KeyboardInterrupt:
         pass
     finally:

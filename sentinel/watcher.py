@@ -21,8 +21,9 @@ from pathlib import Path
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from sentinel import intake, services
-from sentinel.services import Sentinel
+from sentinel import intake
+from sentinel.context import Sentinel
+from sentinel.taking_in import take_in
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ class _DropZoneEvents(FileSystemEventHandler):
 
 class Watcher:
     """Runs until `stop` is set. `check(batch_id)` measures the oldest pending batch and returns the ids it
-    checked (the drift-check flow when a Prefect server is up, `services.check_pending` standalone); with
+    checked (the drift-check flow when a Prefect server is up, `drift_checks.check_pending` standalone); with
     None, drift is left to the drift-check deployment. `notify` hears each intake outcome and each drift
     check, for a live display."""
 
@@ -120,7 +121,7 @@ class Watcher:
         ready = [p for p in intake.pending_files(self.app.settings) if self.events.state(p) != "writing"]
         if ready:
             # Wait briefly for a file that still changes: the next change or rescan comes back to it.
-            outcomes = services.take_in(self.app, ready, checks_drift=self.check is not None, settle_timeout=3.0, file_state=self.events.state)
+            outcomes = take_in(self.app, ready, checks_drift=self.check is not None, settle_timeout=3.0, file_state=self.events.state)
             for outcome in outcomes:
                 self.notify("intake", outcome)
                 if outcome.status == "waiting":

@@ -43,8 +43,8 @@ class UpProcess:
         self.home = home
         self.env = {
             "SENTINEL_HOME": str(home),
-            "SENTINEL_SERVICES__PREFECT_PORT": str(free_port()),
-            "SENTINEL_SERVICES__MLFLOW_PORT": str(free_port()),
+            "SENTINEL_UP__PREFECT_PORT": str(free_port()),
+            "SENTINEL_UP__MLFLOW_PORT": str(free_port()),
         } | env
         self.process: subprocess.Popen | None = None
         self.starts = 0

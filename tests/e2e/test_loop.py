@@ -13,7 +13,7 @@ import pytest
 from mlflow import MlflowClient
 
 from sentinel import demo
-from sentinel.services import Sentinel
+from sentinel.context import Sentinel
 from sentinel.settings import Settings
 
 pytestmark = pytest.mark.slow

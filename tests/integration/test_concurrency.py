@@ -11,10 +11,10 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from sentinel import gate, services, training
+from sentinel import gate, promotion, training
+from sentinel.context import Sentinel
 from sentinel.ledger import ModelRow
 from sentinel.locks import promotion_lock
-from sentinel.services import Sentinel
 from sentinel.settings import ModelParams
 from tests.conftest import make_settings
 
@@ -36,7 +36,7 @@ def promote_in_rounds(home: str, ledger_url: str, mine: str, start, done) -> Non
     try:
         for _ in range(ROUNDS):
             start.wait(timeout=120)
-            services.claim_champion(app, mine, "1", lambda current: quality_gate(mine, current), f"contender-{mine}", "beat version 1")
+            promotion.claim_champion(app, mine, "1", lambda current: quality_gate(mine, current), f"contender-{mine}", "beat version 1")
             done.wait(timeout=120)
     finally:
         app.close()
@@ -66,7 +66,7 @@ def test_two_concurrent_promotions_always_leave_the_better_model_champion(ledger
     try:
         for round_ in range(ROUNDS):
             with promotion_lock(app.settings):
-                services.move_alias(app, "champion", "1", "test", f"round {round_}: back to version 1")
+                promotion.move_alias(app, "champion", "1", "test", f"round {round_}: back to version 1")
                 app.registry.delete_alias("challenger")
             start.wait(timeout=120)
             done.wait(timeout=120)

@@ -17,7 +17,7 @@ import pytest
 from mlflow import MlflowClient
 
 from sentinel import demo, failpoints
-from sentinel.services import Sentinel
+from sentinel.context import Sentinel
 from sentinel.settings import Settings
 
 pytestmark = pytest.mark.slow

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from sentinel import demo, operations, services
-from sentinel.services import Sentinel
+from sentinel import demo, loop, promotion, read_models, retraining
+from sentinel.context import Sentinel
 from tests.conftest import make_settings
 
 pytestmark = pytest.mark.slow
@@ -109,7 +109,7 @@ def test_reject_and_review_write_tags_and_the_ledger(home):
     assert records["1"]["tags"]["review_note"] == "checked the reference slice"
     app = Sentinel(make_settings(home))
     assert app.ledger.model(app.settings.registered_model, "2").decision == "rejected"
-    assert not services.batches_to_learn(app, app.require_champion())  # its batch is not offered again
+    assert not retraining.batches_to_learn(app, app.require_champion())  # its batch is not offered again
     app.close()
     table = sentinel(home, "models").stdout
     assert "approved by cho" in table and "rejected" in table
@@ -151,7 +151,7 @@ def bootstrapped(home: Path, imdb, reference_rows: int, **settings) -> Sentinel:
     app = Sentinel(make_settings(home, intake={"settle_seconds": 0.05}, **settings))
     reference = home / "reference.csv"
     imdb.head(reference_rows).to_csv(reference, index=False)
-    services.bootstrap(app, reference)
+    retraining.bootstrap(app, reference)
     return app
 
 
@@ -159,14 +159,14 @@ def test_operations_on_a_postgresql_ledger(tmp_path, postgres_url, imdb, rotten)
     app = bootstrapped(tmp_path, imdb, 2000, ledger_url=postgres_url)
     settings = app.settings
     demo.drop(rotten.iloc[2000:3500], settings.incoming_dir, "rotten.csv")
-    services.process(app)
+    loop.process(app)
     if app.registry.alias_version("champion") != "2":
-        operations.promote(app, "2", "by hand", "ana")
-    operations.rollback(app, "back", "ben")
+        promotion.promote(app, "2", "by hand", "ana")
+    promotion.rollback(app, "back", "ben")
     assert app.registry.alias_version("champion") == "1"
-    moves = operations.history(app)
+    moves = read_models.history(app)
     assert (moves[0]["from"], moves[0]["to"], moves[0]["by"]) == ("2", "1", "ben")
-    assert operations.lineage(app, "2")["new_batches"][0]["file"] == "rotten.csv"
+    assert read_models.lineage(app, "2")["new_batches"][0]["file"] == "rotten.csv"
     app.close()
 
 
@@ -174,7 +174,7 @@ def test_doctor_finds_where_the_ledger_files_and_registry_disagree(tmp_path, imd
     app = bootstrapped(tmp_path, imdb, 1500)
     settings = app.settings
     demo.drop(imdb.iloc[1500:1800], settings.incoming_dir, "stable.csv")
-    services.process(app)
+    loop.process(app)
     healthy = sentinel(tmp_path, "doctor", "--json")
     assert json.loads(healthy.stdout)["ok"] is True
 
@@ -203,7 +203,7 @@ def test_doctor_finds_where_the_ledger_files_and_registry_disagree(tmp_path, imd
     assert (settings.quarantine_dir / "orphaned" / "20261126-000000-abcdef.parquet").exists()  # set aside, not deleted
     assert app.registry.alias_version("champion") == "1"
     assert {v.version: v.tags for v in app.registry.versions()}[str(stray)]["sentinel.role"] == "incomplete"
-    moves = operations.history(app)
+    moves = read_models.history(app)
     assert any(m["alias"] == "challenger" and m["to"] == "1" and m["by"] == "sentinel doctor" for m in moves)
     assert any(m["alias"] == "champion" and m["from"] == str(stray) and m["to"] == "1" for m in moves)
     assert json.loads(sentinel(tmp_path, "doctor", "--json").stdout)["ok"] is True
@@ -229,13 +229,13 @@ def test_a_champion_without_a_drift_reference_gets_one_and_checks_go_on(tmp_path
         session.flush()
         session.add(ModelRow(model_name=settings.registered_model, version=stranded, mlflow_run_id=first.mlflow_run_id, training_run_id=run.id, batch_ids=first.batch_ids, artifact_sha256=first.artifact_sha256, decision="promoted"))
 
-    services.reconcile(app)
+    loop.reconcile(app)
     champion = app.require_champion()
     assert champion.version == stranded and Path(champion.reference_path).is_file() and champion.calibration
 
     Path(champion.reference_path).unlink()  # lost behind Sentinel's back
     demo.drop(imdb.iloc[1500:1800], settings.incoming_dir, "after.csv")
-    services.process(app)
+    loop.process(app)
     [batch] = [b for b in app.ledger.batches() if b.file_name == "after.csv"]
     assert batch.drift_status in ("clear", "detected")
     assert Path(app.require_champion().reference_path).is_file()

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from sentinel import demo
-from sentinel.services import Sentinel
+from sentinel.context import Sentinel
 from tests.harness import UpProcess, settled, wait_for
 
 pytestmark = pytest.mark.slow
@@ -47,15 +47,15 @@ def scaled(tmp_path_factory, databases, imdb):
     project = UpProcess(
         home,
         SENTINEL_LEDGER_URL=f"postgresql+psycopg://{databases['ledger']}",
-        SENTINEL_SERVICES__MLFLOW_BACKEND_STORE=f"postgresql+psycopg://{databases['mlflow']}",
-        SENTINEL_SERVICES__MLFLOW_ARTIFACTS_DESTINATION=shared.as_uri(),
-        SENTINEL_SERVICES__PREFECT_DATABASE_URL=f"postgresql+asyncpg://{databases['prefect']}",
-        SENTINEL_SERVICES__FLOW_RUNNER="workers",
-        SENTINEL_SERVICES__WORKERS="2",
-        SENTINEL_SERVICES__CHECK_INLINE="false",  # drift checks too are flow runs on the workers
+        SENTINEL_UP__MLFLOW_BACKEND_STORE=f"postgresql+psycopg://{databases['mlflow']}",
+        SENTINEL_UP__MLFLOW_ARTIFACTS_DESTINATION=shared.as_uri(),
+        SENTINEL_UP__PREFECT_DATABASE_URL=f"postgresql+asyncpg://{databases['prefect']}",
+        SENTINEL_UP__FLOW_RUNNER="workers",
+        SENTINEL_UP__WORKERS="2",
+        SENTINEL_UP__CHECK_INLINE="false",  # drift checks too are flow runs on the workers
         SENTINEL_REFERENCE_CSV=str(reference),
-        SENTINEL_SERVICES__RETRAIN_QUIET_SECONDS="3",
-        SENTINEL_SERVICES__RECONCILE_SECONDS="20",
+        SENTINEL_UP__RETRAIN_QUIET_SECONDS="3",
+        SENTINEL_UP__RECONCILE_SECONDS="20",
     )
     project.start()
     yield project, shared

@@ -12,8 +12,8 @@ import urllib.request
 import pytest
 from sqlalchemy import create_engine, text
 
-from sentinel import demo, services
-from sentinel.services import Sentinel
+from sentinel import demo, loop, retraining
+from sentinel.context import Sentinel
 from tests.conftest import make_settings
 from tests.harness import free_port
 
@@ -58,10 +58,10 @@ def test_loop_with_mlflow_server_and_postgres_ledger(tmp_path, mlflow_server, po
     app = Sentinel(settings)
     reference = tmp_path / "reference.csv"
     imdb.head(3000).to_csv(reference, index=False)
-    services.bootstrap(app, reference)
+    retraining.bootstrap(app, reference)
     demo.drop(imdb.iloc[3000:3500], settings.incoming_dir, "stable.csv")
     demo.drop(rotten.iloc[:1500], settings.incoming_dir, "rotten.csv")
-    records = {r["file"]: r for r in services.process(app)}
+    records = {r["file"]: r for r in loop.process(app)}
     assert not records["stable.csv"]["drift"]["detected"]
     assert records["rotten.csv"]["drift"]["detected"] and records["rotten.csv"]["model_version"] == "2"
 

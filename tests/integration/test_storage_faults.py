@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from sentinel import services
-from sentinel.services import Sentinel
+from sentinel import taking_in
+from sentinel.context import Sentinel
 from tests.conftest import make_settings
 
 
@@ -57,7 +57,7 @@ def test_a_full_disk_leaves_the_file_in_the_drop_zone_and_stores_nothing_half(ap
     imdb.iloc[400:430].to_csv(small, index=False)
     big_bytes = big.read_bytes()
 
-    outcomes = {o.file: o for o in services.take_in(app)}
+    outcomes = {o.file: o for o in taking_in.take_in(app)}
     assert outcomes["big.csv"].status == "error"
     assert "No space left on device" in outcomes["big.csv"].reason["message"]
     assert "free space" in outcomes["big.csv"].reason["fix"]
@@ -68,7 +68,7 @@ def test_a_full_disk_leaves_the_file_in_the_drop_zone_and_stores_nothing_half(ap
     assert batch_files == sorted(f"{outcomes['small.csv'].batch_id}{ext}" for ext in (".csv", ".parquet")) and not leftovers(settings.batches_dir)
 
     mounts("-o", "remount,size=20m", "tmpfs", at=settings.batches_dir)
-    [again] = services.take_in(app)
+    [again] = taking_in.take_in(app)
     assert again.status == "accepted" and not big.exists()
     assert (settings.batches_dir / f"{again.batch_id}.csv").read_bytes() == big_bytes
 
@@ -80,13 +80,13 @@ def test_a_full_quarantine_disk_keeps_the_rejected_file_whole_in_the_drop_zone(a
     bad.write_text("text;label\n" + "a review that will not fit;1\n" * 8000)  # about 230 KB
     raw = bad.read_bytes()
 
-    [outcome] = services.take_in(app)
+    [outcome] = taking_in.take_in(app)
     assert outcome.status == "error" and "No space left on device" in outcome.reason["message"]
     assert bad.read_bytes() == raw and list(settings.quarantine_dir.iterdir()) == []  # the partial copy is gone
     assert app.ledger.batches() == []
 
     mounts("-o", "remount,size=20m", "tmpfs", at=settings.quarantine_dir)
-    [outcome] = services.take_in(app)
+    [outcome] = taking_in.take_in(app)
     assert outcome.status == "quarantined" and "semicolons" in outcome.reason["message"]
     assert (settings.quarantine_dir / "semicolons.csv").read_bytes() == raw and not bad.exists()
 
@@ -99,11 +99,11 @@ def test_a_read_only_drop_zone_pauses_intake_without_reading_a_file(app, mounts,
     mounts("--bind", str(settings.incoming_dir), at=settings.incoming_dir)
     mounts("-o", "remount,bind,ro", str(settings.incoming_dir), at=settings.incoming_dir)
 
-    outcomes = services.take_in(app)
+    outcomes = taking_in.take_in(app)
     assert {o.file: o.status for o in outcomes} == {"good.csv": "error", "bad.csv": "error"}
     assert all("read-only" in o.reason["message"] and "read-write" in o.reason["fix"] for o in outcomes)
     assert {p.name: p.read_bytes() for p in settings.incoming_dir.iterdir()} == before
     assert app.ledger.batches() == [] and list(settings.quarantine_dir.iterdir()) == []
 
     mounts("-o", "remount,bind,rw", str(settings.incoming_dir), at=settings.incoming_dir)
-    assert {o.file: o.status for o in services.take_in(app)} == {"good.csv": "accepted", "bad.csv": "quarantined"}
+    assert {o.file: o.status for o in taking_in.take_in(app)} == {"good.csv": "accepted", "bad.csv": "quarantined"}

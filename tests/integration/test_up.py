@@ -19,8 +19,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sentinel import demo, services
-from sentinel.services import Sentinel
+from sentinel import demo, taking_in
+from sentinel.context import Sentinel
 from tests.harness import UpProcess, settled, wait_for
 
 pytestmark = pytest.mark.slow
@@ -60,11 +60,11 @@ def running(tmp_path_factory, imdb, webhook):
     imdb.head(3000).to_csv(reference, index=False)
     project = UpProcess(
         home,
-        SENTINEL_SERVICES__NOTIFY_WEBHOOK_URL=webhook.url,
+        SENTINEL_UP__NOTIFY_WEBHOOK_URL=webhook.url,
         SENTINEL_REFERENCE_CSV=str(reference),
-        SENTINEL_SERVICES__RECONCILE_SECONDS="15",
-        SENTINEL_SERVICES__RETRAIN_QUIET_SECONDS="3",
-        SENTINEL_SERVICES__RETRAIN_MAX_WAIT_SECONDS="600",
+        SENTINEL_UP__RECONCILE_SECONDS="15",
+        SENTINEL_UP__RETRAIN_QUIET_SECONDS="3",
+        SENTINEL_UP__RETRAIN_MAX_WAIT_SECONDS="600",
     )
     project.start()
     yield project
@@ -127,15 +127,15 @@ def test_status_reports_every_service_healthy(running):
     document = json.loads(result.stdout)
     assert document["healthy"] is True
     assert set(document["services"]) == {"prefect", "mlflow", "flows", "watcher"}
-    assert document["services"]["prefect"]["url"] == f"http://127.0.0.1:{running.env['SENTINEL_SERVICES__PREFECT_PORT']}"
+    assert document["services"]["prefect"]["url"] == f"http://127.0.0.1:{running.env['SENTINEL_UP__PREFECT_PORT']}"
     assert all(service["healthy"] for service in document["services"].values())
     assert document["pending"] == {"files": 0, "drift_checks": 0, "unanswered_drift": 0}
     # the first champion was trained from the reference in the settings
     app = Sentinel(running.settings)
     assert app.champion().version == "1"
     app.close()
-    # both servers listen on loopback only (services.host)
-    for port in (running.settings.services.prefect_port, running.settings.services.mlflow_port):
+    # both servers listen on loopback only (up.host)
+    for port in (running.settings.up.prefect_port, running.settings.up.mlflow_port):
         assert listening_addresses(port) == {"127.0.0.1"}, port
 
 
@@ -235,7 +235,7 @@ def test_a_batch_left_to_the_drift_check_deployment_is_checked_by_it(running, fr
     fresh_imdb(500).to_csv(path, index=False)
     app = Sentinel(running.settings)
     with temporary_settings(updates={PREFECT_API_URL: running.settings.prefect_api_url}):
-        [outcome] = services.take_in(app, [path], checks_drift=False)
+        [outcome] = taking_in.take_in(app, [path], checks_drift=False)
         from prefect.events.worker import EventsWorker
 
         EventsWorker.drain_all()  # the event is sent before this test process moves on

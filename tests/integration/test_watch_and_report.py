@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from sentinel import demo, drift_report, services, up
-from sentinel.services import Sentinel
+from sentinel import demo, drift_checks, drift_report, loop, retraining, up
+from sentinel.context import Sentinel
 from sentinel.settings import Settings
 from sentinel.watcher import Watcher
 from tests.conftest import make_settings
@@ -32,7 +32,7 @@ def project(tmp_path_factory, imdb):
     app = Sentinel(settings)
     reference = home / "reference.csv"
     imdb.head(2000).to_csv(reference, index=False)
-    services.bootstrap(app, reference)
+    retraining.bootstrap(app, reference)
     yield app
     app.close()
 
@@ -41,7 +41,7 @@ def project(tmp_path_factory, imdb):
 def watching(project):
     heard: list[tuple[str, object]] = []
     stop = threading.Event()
-    watcher = Watcher(project, check=lambda batch_id: services.check_pending(project, limit=1), notify=lambda kind, item: heard.append((kind, item)), rescan_seconds=1.0)
+    watcher = Watcher(project, check=lambda batch_id: drift_checks.check_pending(project, limit=1), notify=lambda kind, item: heard.append((kind, item)), rescan_seconds=1.0)
     thread = threading.Thread(target=watcher.run, args=(stop,), daemon=True)
     thread.start()
     assert watcher.watching.wait(10)
@@ -145,11 +145,11 @@ def test_two_watchers_on_one_drop_zone_take_each_file_once(project, imdb):
 
 def test_the_drift_report_covers_the_batches_since_the_last_one(project, rotten):
     demo.drop(rotten.iloc[:300], project.settings.incoming_dir, "rotten.csv")
-    services.process(project)
+    loop.process(project)
     # a review that tries to close Evidently's <script> element
     hostile = rotten.iloc[300:400].assign(text=lambda f: f["text"] + " </script><script>alert(1)</script>")
     demo.drop(hostile, project.settings.incoming_dir, "hostile.csv")
-    services.process(project)
+    loop.process(project)
 
     made = drift_report.make_report(project)
     assert made["batches"] == len([b for b in project.ledger.batches(status="accepted") if b.drift_status in ("detected", "clear")])
@@ -173,7 +173,7 @@ def test_the_drift_report_covers_the_batches_since_the_last_one(project, rotten)
 
 
 def test_every_setting_reaches_the_flow_runs_through_the_environment(tmp_path, monkeypatch):
-    settings = up.running_settings(make_settings(tmp_path, gate={"margin": 0.03}, services={"prefect_port": 4999, "report_cron": "*/5 * * * *"}))
+    settings = up.running_settings(make_settings(tmp_path, gate={"margin": 0.03}, up={"prefect_port": 4999, "report_cron": "*/5 * * * *"}))
     for key in [k for k in os.environ if k.startswith("SENTINEL_")]:
         monkeypatch.delenv(key)
     for key, value in up.child_env(settings).items():
@@ -182,7 +182,7 @@ def test_every_setting_reaches_the_flow_runs_through_the_environment(tmp_path, m
 
 
 def test_status_without_sentinel_up_is_unhealthy_and_exits_1(tmp_path):
-    env = os.environ | {"SENTINEL_HOME": str(tmp_path), "SENTINEL_SERVICES__PREFECT_PORT": "9", "SENTINEL_SERVICES__MLFLOW_PORT": "9"}
+    env = os.environ | {"SENTINEL_HOME": str(tmp_path), "SENTINEL_UP__PREFECT_PORT": "9", "SENTINEL_UP__MLFLOW_PORT": "9"}
     result = subprocess.run([sys.executable, "-m", "sentinel.cli", "status", "--json"], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     document = json.loads(result.stdout)

@@ -1,0 +1,27 @@
+"""`sentinel up` from the Prefect layer: the supervisor of `sentinel.up` (servers, flow runners), with
+the watcher checking drift through the drift-check flow. `sentinel up` hands its process over to
+`python -m deployments.up`, since the library never imports the flows."""
+
+from __future__ import annotations
+
+import sys
+
+from deployments.watch import inline_check
+from sentinel import up
+from sentinel.errors import SentinelError
+from sentinel.settings import load_settings
+from sentinel.terminal import console, errors, progress, say
+
+
+def main() -> None:
+    """Run everything until Ctrl-C or SIGTERM; a problem starting it is one line and exit code 1."""
+    console.print("starting the Prefect server and the MLflow server …")
+    try:
+        up.run(load_settings(), say, progress, inline_check)
+    except SentinelError as error:
+        errors.print(f"[red]error:[/red] {error}", highlight=False)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

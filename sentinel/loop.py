@@ -1,0 +1,50 @@
+"""The loop as a whole, over what is waiting: `process` (standalone, in this process: intake, drift
+checks, an interrupted promotion, one retrain) and `reconcile` (the periodic sweep of `sentinel up` for
+whatever an event missed). Both work from the ledger and are safe to run twice."""
+
+from __future__ import annotations
+
+from sentinel import drift, intake
+from sentinel.context import Sentinel
+from sentinel.drift_checks import check_pending
+from sentinel.promotion import finish_promotions
+from sentinel.read_models import batch_record
+from sentinel.retraining import retrain, retrain_due, retrain_until_done
+from sentinel.taking_in import take_in
+
+
+def process(app: Sentinel) -> list[dict]:
+    """Everything waiting, in order: intake of every file, a drift check of every unchecked batch, a
+    promotion a crash interrupted, then one retrain that takes every batch not yet learned. One record
+    per file."""
+    files = intake.pending_files(app.settings)
+    if files or app.ledger.batches_awaiting_drift_check():
+        drift.warm_up()  # the text worker starts while intake runs
+    outcomes = take_in(app, files)
+    check_pending(app)
+    finish_promotions(app)
+    if retrain_due(app):
+        retrain(app)
+    records = []
+    for outcome in outcomes:
+        record = {"file": outcome.file, "status": outcome.status, "batch_id": outcome.batch_id, "rows": outcome.rows}
+        if outcome.reason:
+            record["reason"] = outcome.reason
+        if outcome.status == "accepted":
+            record |= batch_record(app, app.ledger.batch(outcome.batch_id))
+        records.append(record)
+    return records
+
+
+
+
+def reconcile(app: Sentinel) -> dict:
+    """Catch whatever an event missed: files still in the drop zone, batches never checked, a promotion a
+    crash interrupted, drift that no retrain answered. Safe at any time: each step takes its lock and
+    works from the ledger."""
+    taken = take_in(app)
+    checked = check_pending(app, timeout=0)
+    finished = finish_promotions(app) or []  # before a retrain, which compares with the champion
+    runs = retrain_until_done(app) if retrain_due(app) else []
+    return {"files": len(taken), "checked": len(checked), "promotions_finished": len(finished), "retrains": len(runs)}
+

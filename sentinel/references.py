@@ -1,0 +1,49 @@
+"""Drift references: what each champion is measured against. A version's reference is sampled from
+the rows it was trained on, with the calibrated no-drift noise, written whole to `data/reference/` and
+recorded in the ledger, so a promotion resets what "normal" is."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from sentinel import drift, intake, training
+from sentinel.context import Sentinel
+from sentinel.ledger import ModelRow
+
+
+def champion_reference(app: Sentinel, champion: ModelRow) -> tuple[pd.DataFrame, drift.Calibration]:
+    """The reference rows and calibration a drift check measures a batch against."""
+    # A champion whose promotion a crash cut short, or whose alias a person moved in the MLflow UI,
+    # may have no reference yet: build it once rather than fail every drift check.
+    champion = ensure_reference(app, champion)
+    return pd.read_parquet(champion.reference_path), drift.Calibration(**champion.calibration)
+
+
+def ensure_reference(app: Sentinel, row: ModelRow) -> ModelRow:
+    """A version that was never champion, or whose promotion stopped before its reference was written,
+    has no drift reference: build it from its own training rows, with the accuracy it reaches on their
+    held-out rows, as a promotion by the gate would. Returns the row as stored."""
+    if row.reference_path and Path(row.reference_path).is_file():
+        return row
+    frames = {b: intake.load_batch_frame(app.ledger.batch(b).stored_path) for b in row.batch_ids}
+    data = training.assemble(frames, {}, app.settings.gate.holdout_share, 10**9)
+    expected = training.evaluate(app.load_model(row), data.holdout_reference).accuracy
+    store_reference(app, row.version, *drift.build_reference(data.train, expected, app.settings.drift, seed=app.settings.model.seed))
+    return app.ledger.model(row.model_name, row.version)
+
+
+def store_reference(app: Sentinel, version: str, reference: pd.DataFrame, calibration: drift.Calibration) -> None:
+    """A version's drift reference on disk (whole or not at all: a retrain and a drift check may both
+    write it) and in the ledger."""
+    path = app.settings.reference_dir / f"v{version}.parquet"
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    reference.to_parquet(partial, index=False)
+    partial.replace(path)
+    with app.ledger.transaction() as session:
+        stored = session.get(ModelRow, (app.settings.registered_model, version))
+        stored.reference_path, stored.calibration = str(path), calibration.__dict__
+
+

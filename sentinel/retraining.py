@@ -1,0 +1,255 @@
+"""Retraining: the first champion (`bootstrap`), and every retrain after drift. A retrain learns the
+champion's data plus every batch not yet learned, is logged to MLflow, judged by the gate against the
+champion on the same held-out rows, registered, and handed to promotion. One at a time, and a burst of
+batches becomes one retrain."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from sentinel import drift, events, failpoints, gate, intake, locks, training
+from sentinel.context import Sentinel, os_user
+from sentinel.errors import SentinelError
+from sentinel.ledger import BatchDigest, BatchRow, ModelRow, TrainingRunRow, utcnow
+from sentinel.promotion import claim_champion, decision_tags, move_alias
+from sentinel.references import store_reference
+
+
+def bootstrap(app: Sentinel, reference_csv: Path, actor: str | None = None) -> ModelRow:
+    """Train the first champion on a labeled CSV and make that data the drift reference."""
+    existing = app.champion()
+    if existing is not None:
+        raise SentinelError(f"a champion exists already (version {existing.version}); bootstrap only starts an empty project")
+    if not reference_csv.is_file():
+        raise SentinelError(f"reference file not found: {reference_csv}")
+    raw = reference_csv.read_bytes()
+    try:
+        frame = intake.parse_batch(raw, app.settings.intake.model_copy(update={"max_text_chars": 10**7}))
+    except intake.RejectedFile as rejected:
+        raise SentinelError(f"the reference {reference_csv.name} is not usable: {rejected.problem.message}; {rejected.problem.fix}") from None
+    sha256 = hashlib.sha256(raw).hexdigest()
+    batch_id = "ref-" + intake.new_batch_id()
+    stored, _ = intake.store(batch_id, frame, raw, app.settings)
+    with app.ledger.transaction() as session:
+        session.add(BatchRow(batch_id=batch_id, file_name=reference_csv.name, sha256=sha256, rows=len(frame), status="accepted", stored_path=str(stored), drift_status="none"))
+        session.flush()
+        if session.get(BatchDigest, sha256) is None:
+            session.add(BatchDigest(sha256=sha256, batch_id=batch_id))
+    data = training.assemble({batch_id: frame}, {}, app.settings.gate.holdout_share, app.settings.gate.reference_holdout_rows)
+    return _train_and_register(app, data, run_name=f"bootstrap-{batch_id}", champion=None, actor=actor or os_user())
+
+
+
+def batches_to_learn(app: Sentinel, champion: ModelRow) -> list[BatchRow]:
+    """Accepted, drift-checked batches the champion has not learned, minus suspect ones and those a
+    rejected challenger learned (their data made a worse model)."""
+    learned = set(champion.batch_ids)
+    rejected_runs = {r.id for r in app.ledger.training_runs() if r.decision == "rejected"}
+    return [
+        b
+        for b in app.ledger.batches(status="accepted")
+        if b.batch_id not in learned and b.drift_status in ("detected", "clear") and not b.suspect_labels and b.trained_in not in rejected_runs
+    ]
+
+
+def retrain_due(app: Sentinel) -> bool:
+    """A drift verdict that no retrain has answered yet."""
+    return bool(app.ledger.unanswered_drift())
+
+
+def backlog(app: Sentinel) -> int:
+    """Files in the drop zone plus batches still awaiting their drift check."""
+    return len(intake.pending_files(app.settings)) + len(app.ledger.batches_awaiting_drift_check())
+
+
+def wait_for_quiet(app: Sentinel, quiet_seconds: float, max_wait_seconds: float, poll: float = 0.5) -> float:
+    """Wait until the backlog has been empty for `quiet_seconds` (at most `max_wait_seconds`), so that a
+    burst of files becomes one retrain that learns them all. Returns the seconds waited."""
+    started = last_busy = time.monotonic()
+    while (now := time.monotonic()) - started < max_wait_seconds:
+        if backlog(app):
+            last_busy = now
+        elif now - last_busy >= quiet_seconds:
+            break
+        time.sleep(poll)
+    return time.monotonic() - started
+
+
+def retrain_until_done(app: Sentinel, actor: str = "sentinel") -> list[TrainingRunRow]:
+    """What the retrain deployment does: let a burst settle, retrain, and again while drift detected
+    meanwhile is still unanswered. A second caller leaves at once: the first one takes its work.
+
+    One at a time is enforced by `locks.held`, not by Prefect's deployment concurrency limit: the limit's
+    slot is held by a lease the server keeps in memory, and after a run was killed and the server
+    restarted, the slot stayed taken and every later run was cancelled ("Deployment concurrency limit
+    reached"). A file lock or an advisory lock is freed with the process that held it."""
+    policy = app.settings.up
+    runs = []
+    with locks.held(app.settings, "retrain", timeout=0) as acquired:
+        while acquired and retrain_due(app):
+            wait_for_quiet(app, policy.retrain_quiet_seconds, policy.retrain_max_wait_seconds)
+            runs.append(_retrain(app, actor))
+    return runs
+
+
+def retrain(app: Sentinel, actor: str = "sentinel") -> TrainingRunRow | None:
+    """Train a challenger on the champion's data plus every batch not yet learned, gate it, register it.
+    One at a time: a second caller returns None at once, and the running one takes all pending work."""
+    with locks.held(app.settings, "retrain", timeout=0) as acquired:
+        return _retrain(app, actor) if acquired and retrain_due(app) else None
+
+
+def _retrain(app: Sentinel, actor: str) -> TrainingRunRow:
+    champion = app.require_champion()
+    data = training_data(app, champion)
+    run_name = "retrain-" + _name_batches(data.new_batches)
+    model = _train_and_register(app, data, run_name=run_name, champion=champion, actor=actor)
+    run = app.ledger.training_run(model.training_run_id)
+    _announce(app, run, model)
+    return run
+
+
+def _announce(app: Sentinel, run: TrainingRunRow, model: ModelRow) -> None:
+    resource = events.model_resource(model.model_name, model.version)
+    payload = {"run_name": run.run_name, "decision": run.decision, "reason": run.reason, "batches": list(run.batch_ids), "mlflow_run_id": run.mlflow_run_id}
+    events.emit(app.settings, events.RETRAIN_COMPLETED, resource, payload)
+    decision_event = {"promoted": events.MODEL_PROMOTED, "challenger": events.MODEL_CHALLENGER, "rejected": events.MODEL_REJECTED}[run.decision]
+    events.emit(app.settings, decision_event, resource, payload)
+
+
+
+def training_data(app: Sentinel, champion: ModelRow) -> training.TrainingData:
+    """The champion's batches plus every batch it has not learned, split into training and held-out rows."""
+    def frames(rows: list[BatchRow | None]) -> dict[str, pd.DataFrame]:
+        return {r.batch_id: intake.load_batch_frame(r.stored_path) for r in rows if r is not None}
+
+    old = frames([app.ledger.batch(b) for b in champion.batch_ids])
+    fresh = frames(batches_to_learn(app, champion))
+    return training.assemble(old, fresh, app.settings.gate.holdout_share, app.settings.gate.reference_holdout_rows)
+
+
+def _name_batches(batch_ids: tuple[str, ...]) -> str:
+    if len(batch_ids) <= 3:
+        return "+".join(batch_ids)
+    return f"{batch_ids[0]}..{batch_ids[-1]}({len(batch_ids)})"
+
+
+def _train_and_register(app: Sentinel, data: training.TrainingData, *, run_name: str, champion: ModelRow | None, actor: str) -> ModelRow:
+    # The drift reference a promotion needs depends on the training rows only: build it in the
+    # worker while the model fits here. Whatever happens, its answer is read, so the worker is free.
+    reference_job = drift.ReferenceJob(data.train, app.settings.drift, seed=app.settings.model.seed)
+    try:
+        return _fit_gate_register(app, data, reference_job, run_name=run_name, champion=champion, actor=actor)
+    finally:
+        reference_job.discard()
+
+
+def _fit_gate_register(
+    app: Sentinel, data: training.TrainingData, reference_job: drift.ReferenceJob, *, run_name: str, champion: ModelRow | None, actor: str
+) -> ModelRow:
+    import mlflow
+
+    from sentinel import reporting
+
+    settings = app.settings
+    started = utcnow()
+    experiment = app.registry.experiment_id(settings.training_experiment)
+    with mlflow.start_run(experiment_id=experiment, run_name=run_name) as run:
+        mlflow.set_tags({"sentinel.batches": ",".join(data.new_batches) or "reference", "sentinel.trigger": "bootstrap" if champion is None else "drift"})
+        mlflow.log_params(settings.model.model_dump() | {"train_rows": len(data.train), "holdout_new_rows": len(data.holdout_new), "holdout_reference_rows": len(data.holdout_reference)})
+        reporting.log_inputs(data)
+        tick = time.perf_counter()
+        model = training.fit(data.train, settings.model)
+        mlflow.log_metric("fit_seconds", time.perf_counter() - tick)
+
+        challenger_new = training.evaluate(model, data.holdout_new)
+        challenger_ref = training.evaluate(model, data.holdout_reference)
+        mlflow.log_metrics(challenger_new.metrics("new") | challenger_ref.metrics("reference"))
+
+        def judge(champion_version: str) -> gate.Decision:
+            """The gate: this run's model against a champion, on the same held-out rows."""
+            champion_model = app.load_model(app.ledger.model(settings.registered_model, champion_version))
+            champion_new = training.evaluate(champion_model, data.holdout_new)
+            champion_ref = training.evaluate(champion_model, data.holdout_reference)
+            if mlflow.active_run():
+                mlflow.log_metrics(champion_new.metrics("champion_new") | champion_ref.metrics("champion_reference"))
+            return gate.decide(
+                gate.SliceScores(champion_new.y_true, champion_new.y_pred, challenger_new.y_pred),
+                gate.SliceScores(champion_ref.y_true, champion_ref.y_pred, challenger_ref.y_pred),
+                settings.gate,
+            )
+
+        if champion is None:
+            decision = None
+        else:
+            decision = judge(champion.version)
+            mlflow.log_metrics({k: v for k, v in decision.as_dict().items() if isinstance(v, float)})
+            mlflow.set_tag("sentinel.decision", decision.decision)
+        reporting.log_curves(challenger_new if challenger_new.rows else challenger_ref)
+        model_uri, digest = app.registry.log_model(model, data.train[["text"]].head(5))
+
+        drift_scores = _drift_scores(app, data.new_batches)
+        outcome = "promoted" if decision is None else decision.decision
+        reason = f"first champion, trained on {data.learned_batches[0]}" if decision is None else decision.reason
+        tags = {
+            "role": "champion" if outcome == "promoted" else outcome,
+            "decision": outcome,
+            "reason": reason,
+            "batches": ",".join(data.new_batches) or data.learned_batches[0],
+            "trained_rows": len(data.train),
+            "drift_text": drift_scores.get("text"),
+            "drift_label": drift_scores.get("label"),
+            "f1_reference": challenger_ref.f1,
+        }
+        if decision is not None:
+            tags |= decision_tags(decision)
+        version = app.registry.register(model_uri, tags | {"model_sha256": digest})
+        failpoints.reach("retrain.registered")
+
+    with app.ledger.transaction() as session:
+        run_row = TrainingRunRow(
+            run_name=run_name,
+            mlflow_run_id=run.info.run_id,
+            batch_ids=list(data.new_batches),
+            trained_rows=len(data.train),
+            started_at=started,
+            finished_at=utcnow(),
+            model_version=version,
+            decision=outcome,
+            reason=reason,
+            comparison=decision.as_dict() | {"champion_version": champion.version} if decision else {"f1_reference": challenger_ref.f1, "accuracy_reference": challenger_ref.accuracy},
+        )
+        session.add(run_row)
+        session.flush()
+        for batch_id in data.new_batches:
+            session.get(BatchRow, batch_id).trained_in = run_row.id
+        session.add(ModelRow(model_name=settings.registered_model, version=version, mlflow_run_id=run.info.run_id, training_run_id=run_row.id, batch_ids=list(data.learned_batches), artifact_sha256=digest, decision=outcome))
+
+    failpoints.reach("retrain.recorded")
+    if outcome == "promoted":
+        held = [e for e in (challenger_new, challenger_ref) if e.rows]
+        expected = sum(e.accuracy * e.rows for e in held) / sum(e.rows for e in held)
+        store_reference(app, version, *reference_job.result(expected))
+        claim_champion(app, version, champion.version if champion else None, judge, actor, reason, run_row.id)
+    elif outcome == "challenger":
+        with locks.promotion_lock(settings):
+            move_alias(app, "challenger", version, actor, reason)
+    return app.ledger.model(settings.registered_model, version)
+
+
+
+def _drift_scores(app: Sentinel, batch_ids: tuple[str, ...]) -> dict[str, float]:
+    """The largest text and label drift scores among the batches that caused this run."""
+    scores: dict[str, float] = {}
+    for batch_id in batch_ids:
+        for check in app.ledger.drift_checks(batch_id):
+            for signal in check.signals:
+                if signal["name"] in ("text", "label"):
+                    scores[signal["name"]] = max(scores.get(signal["name"], float("-inf")), signal["score"])
+    return scores
+
+
