@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DO_NOT_TRACK := 1
 
-.PHONY: install up demo process test test-fast bench clean
+.PHONY: install up demo process lint test test-fast deployments-yaml bench clean
 
 $(BIN)/sentinel: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,11 +22,18 @@ demo: install  ## the guided loop on real reviews, standalone
 process: install
 	$(BIN)/sentinel process
 
-test: install  ## unit, integration (real MLflow, SQLite and PostgreSQL ledgers) and end-to-end
+lint: install  ## ruff: pyflakes, import order, docstrings of the library, formatting
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: install lint  ## lint, then unit, integration (real servers, SQLite and PostgreSQL ledgers) and end-to-end
 	$(BIN)/pytest -q
 
 test-fast: install
 	$(BIN)/pytest -q -m "not slow"
+
+deployments-yaml: install  ## regenerate deployments/prefect.yaml from deployments/declared.py
+	$(BIN)/python -m deployments.declared > deployments/prefect.yaml
 
 bench: install  ## figures as ratios against a floor measured in the same run
 	$(BIN)/python bench/drift_check.py

@@ -69,7 +69,9 @@ def tree_breakdown(root: int) -> dict[str, int]:
         pending.extend(tree.get(pid, []))
         try:
             words = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            pss = next(int(line.split()[1]) for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines() if line.startswith("Pss:"))
+            pss = next(
+                int(line.split()[1]) for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines() if line.startswith("Pss:")
+            )
         except (OSError, StopIteration):
             continue
         label = " ".join(w.decode(errors="replace").rsplit("/", 1)[-1] for w in words[1:4] if w)

@@ -31,12 +31,19 @@ def main() -> None:
     print(f"reference {len(reference)} rows, batch {len(batch)} rows")
 
     def bare():
-        Report([ValueDrift(column="text")]).run(Dataset.from_pandas(batch[["text"]], data_definition=text_only), Dataset.from_pandas(reference[["text"]], data_definition=text_only))
+        Report([ValueDrift(column="text")]).run(
+            Dataset.from_pandas(batch[["text"]], data_definition=text_only),
+            Dataset.from_pandas(reference[["text"]], data_definition=text_only),
+        )
 
     from evidently.descriptors import NonLetterCharacterPercentage, TextLength, WordCount
 
     described = DataDefinition(text_columns=["text"], categorical_columns=["label"])
-    descriptors = [TextLength("text", alias="length"), WordCount("text", alias="words"), NonLetterCharacterPercentage("text", alias="non_letter")]
+    descriptors = [
+        TextLength("text", alias="length"),
+        WordCount("text", alias="words"),
+        NonLetterCharacterPercentage("text", alias="non_letter"),
+    ]
 
     def bare_all_signals():
         # The same five drift metrics in plain Evidently, descriptors computed on both frames every time.
@@ -50,8 +57,12 @@ def main() -> None:
             "floor: bare Evidently ValueDrift(text)": bare,
             "bare Evidently, same five signals": bare_all_signals,
             "sentinel: all Evidently signals": lambda: drift.measure(batch, reference, calibration, None, policy),
-            "sentinel: + champion performance": lambda: drift.measure(batch, reference, calibration, lambda f: model.predict(f[["text"]]), policy),
-            "sentinel: + performance + HTML report": lambda: drift.measure(batch, reference, calibration, lambda f: model.predict(f[["text"]]), policy, folder / "r.html"),
+            "sentinel: + champion performance": lambda: drift.measure(
+                batch, reference, calibration, lambda f: model.predict(f[["text"]]), policy
+            ),
+            "sentinel: + performance + HTML report": lambda: drift.measure(
+                batch, reference, calibration, lambda f: model.predict(f[["text"]]), policy, folder / "r.html"
+            ),
         },
         REPEATS,
     )

@@ -54,7 +54,9 @@ def main() -> None:
     print(f"{'':52} {'PSS':>8} {'RSS':>8}  ratio (PSS)")
     print(f"{'floor: bare fit of the pipeline on 25,000 reviews':52} {floor[0]:6.0f}MB {floor[1]:6.0f}MB")
     print(f"{'sentinel bootstrap on 25,000 reviews':52} {boot[0]:6.0f}MB {boot[1]:6.0f}MB  {boot[0] / floor[0]:.2f}")
-    print(f"{'sentinel process (3 drifting batches + retrain)':52} {process[0]:6.0f}MB {process[1]:6.0f}MB  {process[0] / floor[0]:.2f}  (target <= 1536 MB)")
+    print(
+        f"{'sentinel process (3 drifting batches + retrain)':52} {process[0]:6.0f}MB {process[1]:6.0f}MB  {process[0] / floor[0]:.2f}  (target <= 1536 MB)"
+    )
 
 
 if __name__ == "__main__":

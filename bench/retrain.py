@@ -52,7 +52,9 @@ def main() -> None:
         row = retraining._train_and_register(app, data, run_name="bench-retrain", champion=app.champion(), actor="bench")
         sentinel.append(time.perf_counter() - tick)
         accuracy.append(training.evaluate(app.load_model(row), data.holdout_reference).accuracy)
-        print(f"  round: floor {floor[-1]:.2f} s, sentinel retrain {sentinel[-1]:.2f} s ({row.decision}; a promotion includes the new drift reference)")
+        print(
+            f"  round: floor {floor[-1]:.2f} s, sentinel retrain {sentinel[-1]:.2f} s ({row.decision}; a promotion includes the new drift reference)"
+        )
     f, s = statistics.median(floor), statistics.median(sentinel)
     print(f"\nretrain, median of {REPEATS}: floor (bare fit + predict) {f:.2f} s; sentinel retrain {s:.2f} s; ratio {s / f:.2f}")
     print(f"IMDB hold-out accuracy of the retrained model: median {statistics.median(accuracy):.4f}")

@@ -48,7 +48,10 @@ def floor_seconds(reference: pd.DataFrame, sample: pd.DataFrame, repeats: int = 
     text_only = DataDefinition(text_columns=["text"])
 
     def bare() -> None:
-        Report([ValueDrift(column="text")]).run(Dataset.from_pandas(sample[["text"]], data_definition=text_only), Dataset.from_pandas(reference[["text"]], data_definition=text_only))
+        Report([ValueDrift(column="text")]).run(
+            Dataset.from_pandas(sample[["text"]], data_definition=text_only),
+            Dataset.from_pandas(reference[["text"]], data_definition=text_only),
+        )
 
     return statistics.median(timed(bare) for _ in range(repeats))
 
@@ -157,7 +160,9 @@ def main() -> None:
         print(f"\n{kind}: time after the first drop (s), backlog (files + checks waiting), retrains so far, PSS of the tree (MB)")
         for at, backlog, retrains, pss in result["samples"]:
             print(f"  {at:7.0f}  {backlog:5d}  {retrains:3d}  {pss:7.0f}")
-    print(f"\n{options.batches} batches of {ROWS} rows over {options.minutes:g} min ({options.batches / options.minutes / 60:.2f} per second)")
+    print(
+        f"\n{options.batches} batches of {ROWS} rows over {options.minutes:g} min ({options.batches / options.minutes / 60:.2f} per second)"
+    )
     print(f"{'':28}" + "".join(f"{r['kind']:>14}" for r in results))
     rows = [
         ("accepted / drift checks", lambda r: f"{r['accepted']}/{r['checks']}"),

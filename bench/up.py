@@ -66,7 +66,12 @@ def main() -> None:
         wait_for(lambda: settled(ledger, {name}), 120, name, poll=0.02)
         latencies.append(time.perf_counter() - closed)
         floors.append(
-            timed(lambda: Report([ValueDrift(column="text")]).run(Dataset.from_pandas(batch[["text"]], data_definition=text_only), Dataset.from_pandas(reference[["text"]], data_definition=text_only)))
+            timed(
+                lambda: Report([ValueDrift(column="text")]).run(
+                    Dataset.from_pandas(batch[["text"]], data_definition=text_only),
+                    Dataset.from_pandas(reference[["text"]], data_definition=text_only),
+                )
+            )
         )
         time.sleep(1.0)
 
@@ -97,12 +102,20 @@ def main() -> None:
     print(f"sentinel up, project {home}")
     print(f"  start -> all healthy, fresh (incl. first champion)  {healthy_first:6.1f} s   (target <= 60 s)")
     print(f"  restart -> all healthy                              {healthy_again:6.1f} s")
-    print(f"  file closed -> verdict in ledger, 1,000 rows        median {median:.2f} s  min {min(latencies):.2f}  max {max(latencies):.2f}  ({ROUNDS} runs)")
-    print(f"  floor: bare Evidently ValueDrift(text), same frames median {floor:.2f} s   ratio {median / floor:.2f}   (target median <= 5 s, goal 3 s)")
-    print(f"  burst of 100 files: {len(accepted)} accepted once, last verdict after {verdicts:.1f} s, last decision after {decided:.1f} s, {len(burst_runs)} retrains (target <= 2)")
+    print(
+        f"  file closed -> verdict in ledger, 1,000 rows        median {median:.2f} s  min {min(latencies):.2f}  max {max(latencies):.2f}  ({ROUNDS} runs)"
+    )
+    print(
+        f"  floor: bare Evidently ValueDrift(text), same frames median {floor:.2f} s   ratio {median / floor:.2f}   (target median <= 5 s, goal 3 s)"
+    )
+    print(
+        f"  burst of 100 files: {len(accepted)} accepted once, last verdict after {verdicts:.1f} s, last decision after {decided:.1f} s, {len(burst_runs)} retrains (target <= 2)"
+    )
     for run in burst_runs:
         print(f"    {run.run_name[:60]}: {len(run.batch_ids)} batches, {run.decision}")
-    print(f"  peak memory of the whole tree: {memory.pss / 1024:.0f} MB PSS, {memory.rss / 1024:.0f} MB RSS   (target <= 2048 MB); at the peak:")
+    print(
+        f"  peak memory of the whole tree: {memory.pss / 1024:.0f} MB PSS, {memory.rss / 1024:.0f} MB RSS   (target <= 2048 MB); at the peak:"
+    )
     for label, kb in sorted(memory.at_peak.items(), key=lambda item: -item[1]):
         print(f"    {kb / 1024:6.0f} MB  {label}")
     ledger.dispose()

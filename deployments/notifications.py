@@ -67,7 +67,9 @@ def configure(settings: Settings) -> list[str]:
     block_id = block.save(BLOCK, overwrite=True)
     for name, (expected, related, subject, body) in NOTICES.items():
         trigger = EventTrigger(expect=expected, match_related=related or {}, posture=Posture.Reactive, threshold=1)
-        automation = Automation(name=name, trigger=trigger, actions=[SendNotification(block_document_id=block_id, subject=subject, body=body)])
+        automation = Automation(
+            name=name, trigger=trigger, actions=[SendNotification(block_document_id=block_id, subject=subject, body=body)]
+        )
         if found := _existing(name):
             automation.id = found.id
             automation.update()

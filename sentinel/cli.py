@@ -16,9 +16,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from sentinel.errors import SentinelError
-from sentinel.terminal import console, errors, progress
+from sentinel.terminal import batch_table, console, errors, models_table, print_lineage, progress
 
-app = typer.Typer(help="Sentinel keeps a review-sentiment classifier fresh: drop labeled CSV batches into data/incoming/ and it checks drift, retrains and gates.", no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="Sentinel keeps a review-sentiment classifier fresh: drop labeled CSV batches into data/incoming/ and it checks drift, retrains and gates.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of a table.")]
 
 
@@ -37,7 +41,9 @@ def friendly(command):
         except ValidationError as error:
             first = error.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
-            errors.print(f"[red]error:[/red] setting {where}: {first['msg']} (check sentinel.toml and SENTINEL_* variables)", highlight=False)
+            errors.print(
+                f"[red]error:[/red] setting {where}: {first['msg']} (check sentinel.toml and SENTINEL_* variables)", highlight=False
+            )
             raise typer.Exit(1) from None
 
     return wrapper
@@ -63,7 +69,9 @@ def _print_json(document) -> None:
 @app.command()
 @friendly
 def bootstrap(
-    reference: Annotated[Optional[Path], typer.Option("--reference", help="Labeled CSV (text,label) to train the first champion on.")] = None,
+    reference: Annotated[
+        Optional[Path], typer.Option("--reference", help="Labeled CSV (text,label) to train the first champion on.")
+    ] = None,
     demo_rows: Annotated[int, typer.Option("--demo", help="Instead of a file: this many IMDB reviews from the demo data.")] = 0,
 ):
     """Train the first champion on a labeled CSV and make that data the drift reference."""
@@ -96,38 +104,15 @@ def process(as_json: JsonFlag = False):
     if not records:
         console.print(f"nothing waiting in {sentinel.settings.incoming_dir}")
         return
-    _batch_table(records, "processed")
-
-
-def _drift_summary(record: dict) -> str:
-    drift = record.get("drift")
-    if not drift:
-        return "-" if record["status"] != "accepted" else "pending"
-    fired = [s["name"] for s in drift["signals"] if s["drifted"]]
-    if not drift["detected"]:
-        return "[green]clear[/green]"
-    return f"[yellow]drift[/yellow]: {fired[0]}" + (f" +{len(fired) - 1}" if len(fired) > 1 else "")
-
-
-def _batch_table(records: list[dict], title: str) -> None:
-    table = Table(title=title)
-    for column in ("batch", "file", "rows", "status", "drift", "model", "decision"):
-        table.add_column(column)
-    for r in records:
-        status = r["status"] if r["status"] == "accepted" else f"[red]{r['status']}[/red]"
-        if r.get("suspect_labels"):
-            status += " [red](suspect labels)[/red]"
-        table.add_row(r.get("batch_id") or "-", escape(r["file"]), str(r.get("rows", 0)), status, _drift_summary(r), r.get("model_version") or "-", r.get("decision") or "-")
-    console.print(table)
-    for r in records:
-        if r.get("reason") and r["status"] != "accepted":
-            reason = r["reason"]
-            console.print(escape(f"  {r['file']}: {reason.get('message')} -> {reason.get('fix', '')}"), highlight=False)
+    batch_table(records, "processed")
 
 
 @app.command()
 @friendly
-def batches(as_json: JsonFlag = False, quarantined: Annotated[bool, typer.Option("--quarantined", help="Only rejected files, with the reason and the fix.")] = False):
+def batches(
+    as_json: JsonFlag = False,
+    quarantined: Annotated[bool, typer.Option("--quarantined", help="Only rejected files, with the reason and the fix.")] = False,
+):
     """Every batch ever seen, newest last: intake status, drift verdict, retrain and decision."""
     from sentinel import read_models
 
@@ -139,7 +124,7 @@ def batches(as_json: JsonFlag = False, quarantined: Annotated[bool, typer.Option
     if as_json:
         _print_json(records)
     else:
-        _batch_table(records, "quarantined files" if quarantined else "batches")
+        batch_table(records, "quarantined files" if quarantined else "batches")
 
 
 @app.command()
@@ -158,27 +143,7 @@ def models(
     if as_json:
         _print_json(records)
         return
-    table = Table(title=f"{sentinel.settings.registered_model} versions")
-    for column in ("version", "aliases", "role", "decision", "F1 new", "F1 ref", "delta [CI]", "p", "drift text/label", "batches", "created", "review", "reason"):
-        table.add_column(column, overflow="fold")
-    for r in records:
-        t = r["tags"]
-        ci = f"{_num(t.get('f1_delta'), '+.3f')} [{_num(t.get('ci_low'), '+.3f')}, {_num(t.get('ci_high'), '+.3f')}]" if "f1_delta" in t else "-"
-        drift_scores = f"{_num(t.get('drift_text'))}/{_num(t.get('drift_label'))}" if "drift_text" in t else "-"
-        review = escape(f"{t['review']} by {t.get('reviewed_by', '?')}") if "review" in t else "-"
-        reason = escape(t.get("override") or t.get("reason", ""))
-        table.add_row(
-            r["version"], ",".join(r["aliases"]) or "-", t.get("role", "-"), t.get("decision", "-"), _num(t.get("f1_new")), _num(t.get("f1_reference")),
-            ci, _num(t.get("p_value"), ".2g"), drift_scores, str(len(r["new_batches"]) or len(r["batches"])), r["created_at"][:16], review, reason,
-        )  # fmt: skip
-    console.print(table)
-
-
-def _num(value, spec: str = ".3f") -> str:
-    try:
-        return format(float(value), spec)
-    except (TypeError, ValueError):
-        return "-"
+    models_table(records, f"{sentinel.settings.registered_model} versions")
 
 
 @app.command()
@@ -191,21 +156,7 @@ def show(version: Annotated[str, typer.Argument(help="A version number.")], as_j
     if as_json:
         _print_json(found)
         return
-    tags = found["tags"]
-    console.print(f"[bold]{found['model']} version {found['version']}[/bold]  aliases: {', '.join(found['aliases']) or '-'}  role: {tags.get('role', '-')}", highlight=False)
-    for batch in found["new_batches"]:
-        console.print(f"  batch {batch['batch_id']}  {escape(batch['file'])}  {batch['rows']} rows  received {batch['received_at'][:19]}", highlight=False)
-        for check in batch["drift_checks"]:
-            verdict = "drift: " + ", ".join(check["fired"]) if check["detected"] else "no drift"
-            console.print(f"    drift check against v{check['against_version']}: {verdict}  (MLflow {check['mlflow_run']})", highlight=False)
-    if found["retrain"]:
-        run = found["retrain"]
-        console.print(f"  retrain {run['run_name']}: {run['trained_rows']} rows  (MLflow {run['mlflow_run']})", highlight=False)
-        console.print(f"  gate: {found['gate']['decision']} — {escape(found['gate']['reason'] or '')}", highlight=False)
-    if tags.get("review"):
-        console.print(escape(f"  review: {tags['review']} by {tags.get('reviewed_by')}: {tags.get('review_note', '')}"), highlight=False)
-    for move in found["alias_moves"]:
-        console.print(escape(f"  {move['at'][:19]}  {move['alias']}: {move['from'] or '-'} → {move['to'] or '-'}  by {move['by']}: {move['reason']}"), highlight=False)
+    print_lineage(found)
 
 
 @app.command()
@@ -316,7 +267,9 @@ def predict(
 def demo(
     batch_rows: Annotated[int, typer.Option(help="Rows per demo batch.")] = 1000,
     reference_rows: Annotated[int, typer.Option(help="IMDB rows the first champion is trained on.")] = 5000,
-    drop: Annotated[bool, typer.Option("--drop", help="Only drop the demo's files into data/incoming/, for a running `sentinel up`.")] = False,
+    drop: Annotated[
+        bool, typer.Option("--drop", help="Only drop the demo's files into data/incoming/, for a running `sentinel up`.")
+    ] = False,
     pause: Annotated[float, typer.Option(help="Seconds between dropped files (with --drop).")] = 3.0,
 ):
     """The guided loop on real reviews: a champion from IMDB, stable IMDB batches, then Rotten Tomatoes."""
@@ -359,7 +312,7 @@ def demo(
                 demo_data.drop(frame, incoming, name)
         with console.status("processing…"):
             records = loop.process(sentinel)
-        _batch_table(records, "processed")
+        batch_table(records, "processed")
     console.rule("where to look")
     console.print(f"ledger: {redacted(sentinel.settings.ledger_url)}   drift reports: {sentinel.settings.reports_dir}")
     console.print(f"MLflow UI: mlflow ui --backend-store-uri {redacted(sentinel.settings.mlflow_tracking_uri)}")
@@ -428,7 +381,9 @@ def status(as_json: JsonFlag = False):
             table.add_row(name, "yes" if service["healthy"] else "[red]no[/red]", service.get("url", ""), service.get("detail", ""))
         console.print(table)
         pending = document["pending"]
-        console.print(f"waiting: {pending['files']} files, {pending['drift_checks']} drift checks, {pending['unanswered_drift']} batches with drift no retrain has answered")
+        console.print(
+            f"waiting: {pending['files']} files, {pending['drift_checks']} drift checks, {pending['unanswered_drift']} batches with drift no retrain has answered"
+        )
     if not document["healthy"]:
         raise typer.Exit(1)
 
@@ -437,7 +392,9 @@ def status(as_json: JsonFlag = False):
 @friendly
 def doctor(
     as_json: JsonFlag = False,
-    repair: Annotated[bool, typer.Option("--repair", help="Mend what can be mended safely (files are moved aside, never deleted).")] = False,
+    repair: Annotated[
+        bool, typer.Option("--repair", help="Mend what can be mended safely (files are moved aside, never deleted).")
+    ] = False,
 ):
     """Check that the ledger, the stored files and the MLflow registry agree. Exit 1 when they do not."""
     from sentinel import doctor as checkup
@@ -466,10 +423,13 @@ def report(as_json: JsonFlag = False):
     elif made is None:
         console.print("no new batches since the last report")
     else:
-        console.print(f"report of {made['batches']} batches ({made['rows']} rows) against version {made['reference_version']}: {made['html']}")
+        console.print(
+            f"report of {made['batches']} batches ({made['rows']} rows) against version {made['reference_version']}: {made['html']}"
+        )
 
 
 def main() -> None:
+    """The `sentinel` console script."""
     app()
 
 

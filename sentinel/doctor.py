@@ -23,15 +23,19 @@ from sentinel.references import ensure_reference
 
 @dataclass
 class Check:
+    """One agreement check: its name, what it found wrong, and what a repair mended."""
+
     name: str
     problems: list[str] = field(default_factory=list)
     repaired: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
+        """True when the check found nothing wrong."""
         return not self.problems
 
     def as_dict(self) -> dict:
+        """The check as `doctor --json` prints it."""
         return asdict(self) | {"ok": self.ok}
 
 
@@ -39,9 +43,8 @@ DOCTOR = "sentinel doctor"
 RETRAINING = "skipped: a retrain is running; run doctor again when it is done"
 
 
-
-
 def batches_on_disk(app: Sentinel) -> Check:
+    """Every accepted batch has its parquet and CSV copies under data/batches/."""
     check = Check("accepted batches are on disk")
     for batch in app.ledger.batches(status="accepted"):
         stored = Path(batch.stored_path or "")
@@ -52,12 +55,15 @@ def batches_on_disk(app: Sentinel) -> Check:
 
 
 def stored_without_ledger(app: Sentinel) -> Check:
+    """No stored batch file is unknown to the ledger."""
     check = Check("every stored batch is in the ledger")
     known = {b.batch_id for b in app.ledger.batches()}
     folder = app.settings.batches_dir
     for path in sorted(folder.glob("*.parquet")) if folder.exists() else []:
         if path.stem not in known:
-            check.problems.append(f"{path} has no ledger row (an intake stopped before its commit; its file is still in the drop zone or quarantine)")
+            check.problems.append(
+                f"{path} has no ledger row (an intake stopped before its commit; its file is still in the drop zone or quarantine)"
+            )
     return check
 
 
@@ -76,12 +82,17 @@ def _unrecorded_quarantine(app: Sentinel) -> list[Path]:
 
 
 def quarantine_in_ledger(app: Sentinel) -> Check:
+    """Every quarantined file has its ledger row."""
     problems = [f"{path} has no ledger row (an intake stopped after moving it)" for path in _unrecorded_quarantine(app)]
     return Check("every quarantined file is in the ledger", problems)
 
 
 def promotions_completed(app: Sentinel) -> Check:
-    problems = [f"version {m.version} passed the gate but never became champion (a retrain stopped before moving the alias)" for m in stranded_promotions(app)]
+    """Every version the gate promoted holds, or once held, the champion alias."""
+    problems = [
+        f"version {m.version} passed the gate but never became champion (a retrain stopped before moving the alias)"
+        for m in stranded_promotions(app)
+    ]
     return Check("every version the gate promoted was made champion", problems)
 
 
@@ -90,19 +101,24 @@ def _unknown_versions(app: Sentinel) -> list:
     return [
         info
         for info in app.registry.versions()
-        if app.ledger.model(app.settings.registered_model, info.version) is None and not (info.tags.get("sentinel.role") == "incomplete" and not info.aliases)
+        if app.ledger.model(app.settings.registered_model, info.version) is None
+        and not (info.tags.get("sentinel.role") == "incomplete" and not info.aliases)
     ]
 
 
 def versions_in_ledger(app: Sentinel) -> Check:
+    """Every version registered in MLflow is one the ledger knows."""
     check = Check("every registered version is in the ledger")
     for info in _unknown_versions(app):
         roles = f" and holds {', '.join(info.aliases)}" if info.aliases else ""
-        check.problems.append(f"version {info.version} is registered in MLflow but not in the ledger{roles} (a retrain stopped after registering)")
+        check.problems.append(
+            f"version {info.version} is registered in MLflow but not in the ledger{roles} (a retrain stopped after registering)"
+        )
     return check
 
 
 def aliases_agree(app: Sentinel) -> Check:
+    """MLflow's champion and challenger aliases are where the ledger's last alias moves put them."""
     check = Check("MLflow's aliases agree with the ledger's alias history")
     latest = _last_moves(app)
     for alias in ("champion", "challenger"):
@@ -155,6 +171,7 @@ def release_unrecorded_quarantine(app: Sentinel) -> list[str]:
 
 
 def complete_promotions(app: Sentinel) -> list[str]:
+    """The repair of `promotions_completed`: finish each interrupted promotion by the compare-and-set."""
     finished = finish_promotions(app, DOCTOR)
     return [RETRAINING] if finished is None else finished
 
@@ -173,7 +190,9 @@ def retire_unknown_versions(app: Sentinel) -> list[str]:
                 for alias in info.aliases:
                     move_alias(app, alias, last.get(alias), DOCTOR, f"version {info.version} is not in the ledger (interrupted retrain)")
                     done.append(f"alias {alias}: version {info.version} -> {last.get(alias)}")
-                app.registry.set_tags(info.version, {"role": "incomplete", "reason": "registered, but its retrain stopped before the ledger recorded it"})
+                app.registry.set_tags(
+                    info.version, {"role": "incomplete", "reason": "registered, but its retrain stopped before the ledger recorded it"}
+                )
                 done.append(f"tagged version {info.version} incomplete")
     return done
 
@@ -191,7 +210,17 @@ def adopt_mlflow_aliases(app: Sentinel) -> list[str]:
             if current == last.get(alias) or (current and app.ledger.model(app.settings.registered_model, current) is None):
                 continue
             with app.ledger.transaction() as session:
-                session.add(AliasMoveRow(model_name=app.settings.registered_model, alias=alias, from_version=last.get(alias), to_version=current, actor=DOCTOR, reason="moved in MLflow only; recorded by doctor", moved_at=utcnow()))
+                session.add(
+                    AliasMoveRow(
+                        model_name=app.settings.registered_model,
+                        alias=alias,
+                        from_version=last.get(alias),
+                        to_version=current,
+                        actor=DOCTOR,
+                        reason="moved in MLflow only; recorded by doctor",
+                        moved_at=utcnow(),
+                    )
+                )
             done.append(f"recorded alias {alias}: {last.get(alias)} -> {current}")
     champion = app.champion()
     if champion is not None and not (champion.reference_path and Path(champion.reference_path).is_file()):

@@ -55,14 +55,18 @@ class Signal:
 
 @dataclass(frozen=True)
 class DriftVerdict:
+    """The outcome of one drift check: whether drift is real, each signal, and whether the labels look wrong."""
+
     detected: bool
     signals: tuple[Signal, ...]
     suspect_labels: bool = False  # the champion disagrees with the labels far more than chance allows
 
     def signal(self, name: str) -> Signal | None:
+        """The signal of that name, if it was measured."""
         return next((s for s in self.signals if s.name == name), None)
 
     def as_dict(self) -> dict:
+        """The verdict as the ledger and `--json` store it."""
         return {"detected": self.detected, "suspect_labels": self.suspect_labels, "signals": [asdict(s) for s in self.signals]}
 
 
@@ -80,6 +84,7 @@ class Calibration:
     draws: int
 
     def threshold(self, name: str, batch_rows: int, policy: DriftPolicy) -> float:
+        """The threshold of one signal for a batch of `batch_rows` rows, from the calibrated no-drift noise."""
         # Without drift, a statistic scatters around its no-drift value (ROC AUC 0.5, distance 0), and
         # both its spread and its offset shrink like sqrt(1/n + 1/N): a distance between two samples of
         # the same data is larger for smaller samples. Rescale the calibrated excursion to this batch.
@@ -91,6 +96,7 @@ class Calibration:
 
 
 def neutralise(frame: pd.DataFrame) -> pd.DataFrame:
+    """The texts with markup characters replaced, so Evidently's HTML can never carry a live tag."""
     return frame.assign(text=frame["text"].str.translate(_NEUTRAL))
 
 
@@ -104,7 +110,11 @@ def _describe(frame: pd.DataFrame) -> pd.DataFrame:
     dataset = Dataset.from_pandas(
         frame,
         data_definition=DataDefinition(text_columns=["text"], categorical_columns=["label"]),
-        descriptors=[TextLength("text", alias="length"), WordCount("text", alias="words"), NonLetterCharacterPercentage("text", alias="non_letter")],
+        descriptors=[
+            TextLength("text", alias="length"),
+            WordCount("text", alias="words"),
+            NonLetterCharacterPercentage("text", alias="non_letter"),
+        ],
     )
     described = dataset.as_dataframe()
     return described[["text", "label", *DESCRIPTORS]].astype({name: "float64" for name in DESCRIPTORS})
@@ -278,7 +288,9 @@ def _scores(snapshot) -> dict[str, tuple[float, str]]:
     return results
 
 
-def build_reference(training: pd.DataFrame, expected_accuracy: float, policy: DriftPolicy, seed: int = 0) -> tuple[pd.DataFrame, Calibration]:
+def build_reference(
+    training: pd.DataFrame, expected_accuracy: float, policy: DriftPolicy, seed: int = 0
+) -> tuple[pd.DataFrame, Calibration]:
     """Sample the drift reference from the champion's training rows and calibrate every signal on it.
 
     Each of `calibration_draws` stable pseudo-batches and the reference it is compared with are two
@@ -318,6 +330,7 @@ class ReferenceJob:
         self.pending = _start("reference", *self.args)
 
     def result(self, expected_accuracy: float) -> tuple[pd.DataFrame, Calibration]:
+        """The reference and its calibration, waiting for the worker if it is still building them."""
         answer = _collect(self.pending)
         self.pending = None
         reference, calibration = answer if answer is not None else build_reference(self.args[0], 0.0, self.args[1], self.args[2])
@@ -373,7 +386,15 @@ def measure(
         noise = math.sqrt(max(expected * (1 - expected), 1e-4) / len(batch))
         drop_threshold = policy.performance_drop + policy.z * noise
         drop = expected - accuracy
-        signals.append(Signal("performance", round(drop, 5), round(drop_threshold, 5), f"champion accuracy drop (expected {expected:.3f}, got {accuracy:.3f})", drop > drop_threshold))
+        signals.append(
+            Signal(
+                "performance",
+                round(drop, 5),
+                round(drop_threshold, 5),
+                f"champion accuracy drop (expected {expected:.3f}, got {accuracy:.3f})",
+                drop > drop_threshold,
+            )
+        )
         suspect = accuracy < policy.suspect_accuracy
     return DriftVerdict(any(s.drifted for s in signals), tuple(signals), suspect)
 

@@ -29,12 +29,26 @@ def check_drift(app: Sentinel, batch_id: str) -> drift.DriftVerdict | None:
         batch = session.get(BatchRow, batch_id, with_for_update=True)
         if batch.drift_status != "pending":
             return None  # another process finished first; its record stands
-        session.add(DriftCheckRow(batch_id=batch_id, reference_version=champion.version, detected=verdict.detected, signals=verdict.as_dict()["signals"], report_path=str(report), mlflow_run_id=run_id))
+        session.add(
+            DriftCheckRow(
+                batch_id=batch_id,
+                reference_version=champion.version,
+                detected=verdict.detected,
+                signals=verdict.as_dict()["signals"],
+                report_path=str(report),
+                mlflow_run_id=run_id,
+            )
+        )
         batch.drift_status = "detected" if verdict.detected else "clear"
         batch.suspect_labels = verdict.suspect_labels
     scores = {s.name: s.score for s in verdict.signals}
     event = events.DRIFT_DETECTED if verdict.detected else events.DRIFT_CLEAR
-    events.emit(app.settings, event, events.batch_resource(batch_id), {"scores": scores, "suspect_labels": verdict.suspect_labels, "reference_version": champion.version})
+    events.emit(
+        app.settings,
+        event,
+        events.batch_resource(batch_id),
+        {"scores": scores, "suspect_labels": verdict.suspect_labels, "reference_version": champion.version},
+    )
     return verdict
 
 
@@ -59,10 +73,18 @@ def _log_drift_run(app: Sentinel, batch_id: str, reference_version: str, verdict
 
     experiment = app.registry.experiment_id(app.settings.drift_experiment)
     with mlflow.start_run(experiment_id=experiment, run_name=f"drift-{batch_id}") as run:
-        mlflow.set_tags({"sentinel.batch": batch_id, "sentinel.reference_version": reference_version, "sentinel.detected": str(verdict.detected).lower(), "sentinel.suspect_labels": str(verdict.suspect_labels).lower()})
-        mlflow.log_metrics({f"{s.name}_score": s.score for s in verdict.signals} | {f"{s.name}_threshold": s.threshold for s in verdict.signals})
+        mlflow.set_tags(
+            {
+                "sentinel.batch": batch_id,
+                "sentinel.reference_version": reference_version,
+                "sentinel.detected": str(verdict.detected).lower(),
+                "sentinel.suspect_labels": str(verdict.suspect_labels).lower(),
+            }
+        )
+        mlflow.log_metrics(
+            {f"{s.name}_score": s.score for s in verdict.signals} | {f"{s.name}_threshold": s.threshold for s in verdict.signals}
+        )
         mlflow.log_params({f"{s.name}_method": s.method[:500] for s in verdict.signals})
         if report.exists():
             mlflow.log_artifact(str(report), artifact_path="reports")
         return run.info.run_id
-

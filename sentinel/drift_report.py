@@ -21,6 +21,7 @@ PROJECT = "sentinel"
 
 
 def unreported_batches(app: Sentinel) -> list:
+    """Drift-checked batches that no report has covered yet."""
     reported = {b for report in app.ledger.drift_reports() for b in report.batch_ids}
     return [b for b in app.ledger.batches(status="accepted") if b.drift_status in ("detected", "clear") and b.batch_id not in reported]
 
@@ -64,8 +65,25 @@ def make_report(app: Sentinel, now: dt.datetime | None = None) -> dict | None:
     snapshot_id = _add_to_workspace(app.settings.home / "evidently", snapshot, f"{len(batches)} batches vs v{champion.version}")
     run_id = _log_to_mlflow(app, html, batches, snapshot, champion.version)
     with app.ledger.transaction() as session:
-        session.add(DriftReportRow(batch_ids=[b.batch_id for b in batches], rows=len(rows), reference_version=champion.version, html_path=str(html), mlflow_run_id=run_id, snapshot_id=snapshot_id, made_at=now))
-    return {"batches": len(batches), "rows": len(rows), "html": str(html), "mlflow_run_id": run_id, "snapshot_id": snapshot_id, "reference_version": champion.version}
+        session.add(
+            DriftReportRow(
+                batch_ids=[b.batch_id for b in batches],
+                rows=len(rows),
+                reference_version=champion.version,
+                html_path=str(html),
+                mlflow_run_id=run_id,
+                snapshot_id=snapshot_id,
+                made_at=now,
+            )
+        )
+    return {
+        "batches": len(batches),
+        "rows": len(rows),
+        "html": str(html),
+        "mlflow_run_id": run_id,
+        "snapshot_id": snapshot_id,
+        "reference_version": champion.version,
+    }
 
 
 def scores(snapshot) -> dict[str, float]:
@@ -82,7 +100,13 @@ def _log_to_mlflow(app: Sentinel, html: Path, batches: list, snapshot, reference
 
     experiment = app.registry.experiment_id(app.settings.drift_experiment)
     with mlflow.start_run(experiment_id=experiment, run_name=f"drift-report-{html.stem.removeprefix('drift-report-')}") as run:
-        mlflow.set_tags({"sentinel.kind": "scheduled-report", "sentinel.reference_version": reference_version, "sentinel.batches": ",".join(b.batch_id for b in batches)[:5000]})
+        mlflow.set_tags(
+            {
+                "sentinel.kind": "scheduled-report",
+                "sentinel.reference_version": reference_version,
+                "sentinel.batches": ",".join(b.batch_id for b in batches)[:5000],
+            }
+        )
         mlflow.log_metrics(scores(snapshot))
         mlflow.log_artifact(str(html), artifact_path="reports")
         return run.info.run_id
@@ -107,7 +131,10 @@ def _add_to_workspace(path: Path, snapshot, name: str) -> str:
                 "Descriptor drift (normed Wasserstein)",
                 [PanelMetric(legend=name, metric=drift_metric, metric_labels={"column": name}) for name in drift.DESCRIPTORS],
             ),
-            ("Champion quality on the new batches", [PanelMetric(legend="accuracy", metric="Accuracy"), PanelMetric(legend="F1", metric="F1Score")]),
+            (
+                "Champion quality on the new batches",
+                [PanelMetric(legend="accuracy", metric="Accuracy"), PanelMetric(legend="F1", metric="F1Score")],
+            ),
         ]
         for title, values in panels:
             project.dashboard.add_panel(line_plot_panel(title=title, values=values, size="half"))

@@ -25,11 +25,17 @@ log = logging.getLogger(__name__)
 
 
 def batch_resource(batch_id: str) -> dict[str, str]:
+    """The Prefect event resource of a batch (`sentinel.batch.<id>`)."""
     return {"prefect.resource.id": f"sentinel.batch.{batch_id}", "prefect.resource.name": batch_id, "sentinel.kind": "batch"}
 
 
 def model_resource(model_name: str, version: str) -> dict[str, str]:
-    return {"prefect.resource.id": f"sentinel.model.{model_name}.{version}", "prefect.resource.name": f"{model_name} v{version}", "sentinel.kind": "model"}
+    """The Prefect event resource of a model version (`sentinel.model.<name>.<version>`)."""
+    return {
+        "prefect.resource.id": f"sentinel.model.{model_name}.{version}",
+        "prefect.resource.name": f"{model_name} v{version}",
+        "sentinel.kind": "model",
+    }
 
 
 def emit(settings: Settings, event: str, resource: dict[str, str], payload: dict | None = None) -> None:

@@ -22,6 +22,8 @@ class SliceScores:
 
 @dataclass(frozen=True)
 class Decision:
+    """The gate's decision with the numbers behind it, as stored on the version and in the ledger."""
+
     decision: str  # promoted | challenger | rejected
     reason: str
     f1_new: float
@@ -36,6 +38,7 @@ class Decision:
     rows_reference: int
 
     def as_dict(self) -> dict:
+        """The decision as the ledger and `--json` store it."""
         return asdict(self)
 
     @classmethod
@@ -98,5 +101,10 @@ def decide(new: SliceScores, reference: SliceScores, policy: GatePolicy, seed: i
     elif low <= 0 or p_value >= policy.alpha:
         decision, reason = "challenger", f"F1 delta {delta:+.3f} is not significant: CI [{low:+.3f}, {high:+.3f}], McNemar p={p_value:.3g}"
     else:
-        decision, reason = "promoted", f"F1 {f1_champion:.3f} -> {f1_new:.3f} ({delta:+.3f}, CI [{low:+.3f}, {high:+.3f}], p={p_value:.3g}); reference slice F1 {-regression:+.3f}"
-    return Decision(decision, reason, f1_new, f1_champion, delta, low, high, p_value, ref_new, ref_champion, len(new.y_true), len(reference.y_true))
+        decision, reason = (
+            "promoted",
+            f"F1 {f1_champion:.3f} -> {f1_new:.3f} ({delta:+.3f}, CI [{low:+.3f}, {high:+.3f}], p={p_value:.3g}); reference slice F1 {-regression:+.3f}",
+        )
+    return Decision(
+        decision, reason, f1_new, f1_champion, delta, low, high, p_value, ref_new, ref_champion, len(new.y_true), len(reference.y_true)
+    )

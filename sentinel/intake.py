@@ -36,6 +36,7 @@ BOMS = ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"), (b"\xf
 FORMULA = re.compile(r"^\s*[=+\-@]\s*[A-Za-z_][\w.]*\s*(\(|\||!\$?[A-Za-z]{1,3}\$?\d)")
 REQUIRED = ("text", "label")
 SHOWN = 10  # how many offending rows a reason lists
+NAME_THE_COLUMNS = "the first line must name the columns, e.g. `text,label`"
 MAX_HEADER_CHARS = 10_000  # far beyond any real header, far below the csv module's field limit
 
 
@@ -51,9 +52,16 @@ class Problem:
 
 
 class RejectedFile(Exception):
+    """A file intake refuses whole, with the problem a person can act on."""
+
     def __init__(self, problem: Problem) -> None:
         super().__init__(problem.message)
         self.problem = problem
+
+
+def rejected(message: str, fix: str, **where) -> RejectedFile:
+    """The refusal of a file: what is wrong, what to do, and where (`column`, `rows`, `values`)."""
+    return RejectedFile(Problem(message, fix, **where))
 
 
 @dataclass(frozen=True)
@@ -70,6 +78,7 @@ class IntakeOutcome:
 
 
 def new_batch_id(now: dt.datetime | None = None) -> str:
+    """A sortable batch id: the UTC time of arrival and a random suffix."""
     now = now or dt.datetime.now(dt.timezone.utc)
     return f"{now:%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
 
@@ -113,38 +122,39 @@ def _rows(mask: pd.Series) -> list[int]:
 def parse_batch(raw: bytes, policy: IntakePolicy) -> pd.DataFrame:
     """Validate a batch file's bytes and return its rows with `label` as 0/1. Raises RejectedFile."""
     if not raw.strip():
-        raise RejectedFile(Problem("the file is empty", "export the batch again with a header `text,label`"))
+        raise rejected("the file is empty", "export the batch again with a header `text,label`")
     for bom, encoding in BOMS:
         if raw.startswith(bom):
-            raise RejectedFile(Problem(f"the file is {encoding}, not UTF-8", "re-save the file with UTF-8 encoding"))
+            raise rejected(f"the file is {encoding}, not UTF-8", "re-save the file with UTF-8 encoding")
     if b"\x00" in raw:  # anywhere: a NUL deep in the file would otherwise end up inside a review
         line = raw[: raw.index(b"\x00")].count(b"\n") + 1
-        raise RejectedFile(Problem(f"the file is binary (a NUL byte at line {line}), not a CSV", "save the batch as a UTF-8 CSV"))
+        raise rejected(f"the file is binary (a NUL byte at line {line}), not a CSV", "save the batch as a UTF-8 CSV")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         line = raw[: error.start].count(b"\n") + 1
-        raise RejectedFile(
-            Problem(
-                f"the file is not UTF-8: byte 0x{raw[error.start]:02x} at line {line} cannot be decoded",
-                "re-save the file with UTF-8 encoding",
-                values=[shown(raw[max(0, error.start - 20) : error.start + 20].decode("utf-8", "replace"))],
-            )
+        raise rejected(
+            f"the file is not UTF-8: byte 0x{raw[error.start]:02x} at line {line} cannot be decoded",
+            "re-save the file with UTF-8 encoding",
+            values=[shown(raw[max(0, error.start - 20) : error.start + 20].decode("utf-8", "replace"))],
         ) from None
     try:
         frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False)
     except pd.errors.EmptyDataError:
-        raise RejectedFile(Problem("the file has no header", "the first line must name the columns, e.g. `text,label`")) from None
+        raise rejected("the file has no header", NAME_THE_COLUMNS) from None
     except (pd.errors.ParserError, csv.Error) as error:
-        raise RejectedFile(Problem(f"the CSV cannot be parsed: {str(error).strip()}", "check quoting and the number of commas on that line")) from None
+        raise rejected(f"the CSV cannot be parsed: {str(error).strip()}", "check quoting and the number of commas on that line") from None
 
     first_line = re.split(r"\r\n|\r|\n", text, maxsplit=1)[0]
     if len(first_line) > MAX_HEADER_CHARS:
-        raise RejectedFile(Problem(f"the first line is {len(first_line):,} characters long; it cannot be a header", "the first line must name the columns, e.g. `text,label`"))
+        raise rejected(
+            f"the first line is {len(first_line):,} characters long; it cannot be a header",
+            NAME_THE_COLUMNS,
+        )
     header = [c.strip().lower() for c in next(csv.reader(io.StringIO(first_line)), [])]
     if len(set(header)) != len(header):
         twice = sorted({c for c in header if header.count(c) > 1})
-        raise RejectedFile(Problem(f"the header names column(s) {', '.join(twice)} twice", "give every column a distinct name", column=twice[0]))
+        raise rejected(f"the header names column(s) {', '.join(twice)} twice", "give every column a distinct name", column=twice[0])
     columns = [str(c).strip().lower() for c in frame.columns]
     frame.columns = columns
     missing = [c for c in REQUIRED if c not in columns]
@@ -152,71 +162,62 @@ def parse_batch(raw: bytes, policy: IntakePolicy) -> pd.DataFrame:
         header = ",".join(columns)
         for delimiter, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "pipes")):
             if len(columns) == 1 and delimiter in header:
-                raise RejectedFile(
-                    Problem(f"the columns are separated by {name}, not commas", "save the file as comma-separated", values=[shown(header)])
+                raise rejected(
+                    f"the columns are separated by {name}, not commas", "save the file as comma-separated", values=[shown(header)]
                 )
-        raise RejectedFile(
-            Problem(
-                f"missing required column(s) {', '.join(missing)}; found {', '.join(columns) or 'none'}",
-                "name the columns `text` and `label` in the header",
-                column=missing[0],
-            )
+        raise rejected(
+            f"missing required column(s) {', '.join(missing)}; found {', '.join(columns) or 'none'}",
+            "name the columns `text` and `label` in the header",
+            column=missing[0],
         )
     if frame.empty:
-        raise RejectedFile(Problem("the file has a header but no rows", "add labeled reviews below the header"))
+        raise rejected("the file has a header but no rows", "add labeled reviews below the header")
 
     labels = frame["label"].str.strip().str.lower().map(LABELS)
     unknown = labels.isna()
     if unknown.any():
-        raise RejectedFile(
-            Problem(
-                f"{int(unknown.sum())} row(s) have a label that is not 0/1 or negative/positive",
-                "use 0 or negative, 1 or positive",
-                column="label",
-                rows=_rows(unknown),
-                values=sorted({shown(v) for v in frame.loc[unknown, "label"].head(SHOWN)}),
-            )
+        raise rejected(
+            f"{int(unknown.sum())} row(s) have a label that is not 0/1 or negative/positive",
+            "use 0 or negative, 1 or positive",
+            column="label",
+            rows=_rows(unknown),
+            values=sorted({shown(v) for v in frame.loc[unknown, "label"].head(SHOWN)}),
         )
     empty = frame["text"].str.strip() == ""
     if empty.any():
-        raise RejectedFile(
-            Problem(f"{int(empty.sum())} row(s) have an empty text", "remove those rows or fill in the review", column="text", rows=_rows(empty))
+        raise rejected(
+            f"{int(empty.sum())} row(s) have an empty text", "remove those rows or fill in the review", column="text", rows=_rows(empty)
         )
     if policy.refuse_formulas:
         formulas = frame["text"].str.match(FORMULA)
         if formulas.any():
-            raise RejectedFile(
-                Problem(
-                    f"{int(formulas.sum())} row(s) have a text that a spreadsheet would run as a formula",
-                    "check where the file came from; if the reviews are genuine, put an apostrophe before the leading = + - @",
-                    column="text",
-                    rows=_rows(formulas),
-                    values=[shown(v) for v in frame.loc[formulas, "text"].head(SHOWN)],
-                )
+            raise rejected(
+                f"{int(formulas.sum())} row(s) have a text that a spreadsheet would run as a formula",
+                "check where the file came from; if the reviews are genuine, put an apostrophe before the leading = + - @",
+                column="text",
+                rows=_rows(formulas),
+                values=[shown(v) for v in frame.loc[formulas, "text"].head(SHOWN)],
             )
     too_long = frame["text"].str.len() > policy.max_text_chars
     if too_long.any():
-        raise RejectedFile(
-            Problem(
-                f"{int(too_long.sum())} row(s) have a text longer than {policy.max_text_chars} characters",
-                "check for a missing closing quote; split or shorten those reviews",
-                column="text",
-                rows=_rows(too_long),
-            )
+        raise rejected(
+            f"{int(too_long.sum())} row(s) have a text longer than {policy.max_text_chars} characters",
+            "check for a missing closing quote; split or shorten those reviews",
+            column="text",
+            rows=_rows(too_long),
         )
     if len(frame) < policy.min_rows:
-        raise RejectedFile(
-            Problem(f"only {len(frame)} row(s); a batch needs at least {policy.min_rows} for a drift test", "merge it with other reviews into a larger batch")
+        raise rejected(
+            f"only {len(frame)} row(s); a batch needs at least {policy.min_rows} for a drift test",
+            "merge it with other reviews into a larger batch",
         )
     minority = min(labels.mean(), 1 - labels.mean())
     if minority < policy.min_class_share:
         only = "positive" if labels.mean() > 0.5 else "negative"
-        raise RejectedFile(
-            Problem(
-                f"the batch is one-class: {100 * (1 - minority):.1f}% of rows are {only}",
-                f"include both labels; each must be at least {100 * policy.min_class_share:.0f}% of the rows",
-                column="label",
-            )
+        raise rejected(
+            f"the batch is one-class: {100 * (1 - minority):.1f}% of rows are {only}",
+            f"include both labels; each must be at least {100 * policy.min_class_share:.0f}% of the rows",
+            column="label",
         )
     frame["label"] = labels.astype("int8")
     keep = list(REQUIRED) + [c for c in columns if c not in REQUIRED]
@@ -249,7 +250,13 @@ def quarantine(path: Path, problem: Problem, settings: Settings, batch_id: str, 
     the file goes back where it was: a quarantined file always has its reason."""
     settings.quarantine_dir.mkdir(parents=True, exist_ok=True)
     target = _quarantine_target(settings.quarantine_dir, display_name(path), batch_id)  # a printable name
-    reason = {"file": display_name(path), "batch_id": batch_id, "sha256": sha256, **asdict(problem), "quarantined_at": dt.datetime.now(dt.timezone.utc).isoformat()}
+    reason = {
+        "file": display_name(path),
+        "batch_id": batch_id,
+        "sha256": sha256,
+        **asdict(problem),
+        "quarantined_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+    }
     _move(path, target)
     try:
         _write_atomically(Path(f"{target}{REASON_SUFFIX}"), lambda p: p.write_text(json.dumps(reason, indent=2)))
@@ -350,7 +357,9 @@ def ingest(path: Path, settings: Settings, ledger: Ledger) -> IntakeOutcome:
     failpoints.reach("intake.stored")
     try:
         with ledger.transaction() as session:
-            session.add(BatchRow(batch_id=batch_id, file_name=name, sha256=sha256, rows=len(frame), status="accepted", stored_path=str(stored)))
+            session.add(
+                BatchRow(batch_id=batch_id, file_name=name, sha256=sha256, rows=len(frame), status="accepted", stored_path=str(stored))
+            )
             session.flush()
             session.add(BatchDigest(sha256=sha256, batch_id=batch_id))
     except IntegrityError:
@@ -386,12 +395,21 @@ def _accepted_with_digest(ledger: Ledger, sha256: str) -> str | None:
 
 
 def _record_duplicate(path: Path, settings: Settings, ledger: Ledger, batch_id: str, sha256: str, original: str | None) -> IntakeOutcome:
-    problem = Problem(f"the same bytes were already accepted as batch {original}", "nothing to do: the batch is learned once", values=[str(original)])
+    problem = Problem(
+        f"the same bytes were already accepted as batch {original}", "nothing to do: the batch is learned once", values=[str(original)]
+    )
     return _record_rejection(path, problem, settings, ledger, batch_id, sha256, "duplicate", duplicate_of=original)
 
 
 def _record_rejection(
-    path: Path, problem: Problem, settings: Settings, ledger: Ledger, batch_id: str, sha256: str | None, status: str, duplicate_of: str | None = None
+    path: Path,
+    problem: Problem,
+    settings: Settings,
+    ledger: Ledger,
+    batch_id: str,
+    sha256: str | None,
+    status: str,
+    duplicate_of: str | None = None,
 ) -> IntakeOutcome:
     target = quarantine(path, problem, settings, batch_id, sha256)
     failpoints.reach("quarantine.moved")
@@ -442,7 +460,10 @@ def failure(error: Exception, settings: Settings) -> dict:
     if isinstance(error, OSError) and error.errno in FIXES:
         folder = Path(error.filename).parent if error.filename else settings.home
         return {"message": f"could not take the file in: {error.strerror} ({folder})", "fix": FIXES[error.errno].format(folder=folder)}
-    return {"message": f"could not take the file in: {type(error).__name__}: {shown(str(error), 300)}", "fix": "see the log; the file stays in the drop zone and is taken in again"}
+    return {
+        "message": f"could not take the file in: {type(error).__name__}: {shown(str(error), 300)}",
+        "fix": "see the log; the file stays in the drop zone and is taken in again",
+    }
 
 
 def pending_files(settings: Settings) -> list[Path]:
@@ -461,4 +482,5 @@ def pending_files(settings: Settings) -> list[Path]:
 
 
 def load_batch_frame(stored_path: str) -> pd.DataFrame:
+    """A stored batch's rows (text, label and the optional columns)."""
     return pd.read_parquet(stored_path)

@@ -17,14 +17,19 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 
 
 def utcnow() -> dt.datetime:
+    """Now, timezone-aware, in UTC."""
     return dt.datetime.now(dt.timezone.utc)
 
 
 class Base(DeclarativeBase):
+    """The ledger's declarative base: JSON for dicts and lists, timezone-aware datetimes."""
+
     type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, dt.datetime: DateTime(timezone=True)}
 
 
 class BatchRow(Base):
+    """One file that arrived: accepted as a batch, quarantined, or a duplicate, and what became of it."""
+
     __tablename__ = "batches"
 
     batch_id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -52,6 +57,8 @@ class BatchDigest(Base):
 
 
 class DriftCheckRow(Base):
+    """One drift check of a batch against a reference version, with every signal."""
+
     __tablename__ = "drift_checks"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -65,6 +72,8 @@ class DriftCheckRow(Base):
 
 
 class TrainingRunRow(Base):
+    """One retrain (or the bootstrap): the batches it learned, its MLflow run, and the gate's decision."""
+
     __tablename__ = "training_runs"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -98,6 +107,8 @@ class ModelRow(Base):
 
 
 class AliasMoveRow(Base):
+    """One move of an alias from one version to another, by Sentinel or a person, and why."""
+
     __tablename__ = "alias_moves"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -152,10 +163,12 @@ class Ledger:
             yield session
 
     def dispose(self) -> None:
+        """Release the engine's connections."""
         self.engine.dispose()
 
     # Reads used by more than one stage.
     def batches(self, *, status: str | None = None) -> list[BatchRow]:
+        """Every batch, oldest first, optionally only those of one status."""
         with self._sessions() as session:
             query = select(BatchRow).order_by(BatchRow.received_at, BatchRow.batch_id)
             if status:
@@ -163,10 +176,12 @@ class Ledger:
             return list(session.scalars(query))
 
     def batch(self, batch_id: str) -> BatchRow | None:
+        """One batch by id, or None."""
         with self._sessions() as session:
             return session.get(BatchRow, batch_id)
 
     def batches_awaiting_drift_check(self) -> list[BatchRow]:
+        """Accepted batches whose drift check has not been recorded, oldest first."""
         with self._sessions() as session:
             query = select(BatchRow).where(BatchRow.status == "accepted", BatchRow.drift_status == "pending")
             return list(session.scalars(query.order_by(BatchRow.received_at)))
@@ -175,11 +190,15 @@ class Ledger:
         """Batches whose detected drift no retrain has answered yet (suspect labels are never learned)."""
         with self._sessions() as session:
             query = select(BatchRow).where(
-                BatchRow.status == "accepted", BatchRow.drift_status == "detected", BatchRow.trained_in.is_(None), BatchRow.suspect_labels.is_(False)
+                BatchRow.status == "accepted",
+                BatchRow.drift_status == "detected",
+                BatchRow.trained_in.is_(None),
+                BatchRow.suspect_labels.is_(False),
             )
             return list(session.scalars(query.order_by(BatchRow.received_at)))
 
     def drift_checks(self, batch_id: str | None = None) -> list[DriftCheckRow]:
+        """Drift checks in the order they were recorded, of one batch or of all."""
         with self._sessions() as session:
             query = select(DriftCheckRow).order_by(DriftCheckRow.id)
             if batch_id:
@@ -187,19 +206,23 @@ class Ledger:
             return list(session.scalars(query))
 
     def training_runs(self) -> list[TrainingRunRow]:
+        """Every training run, oldest first."""
         with self._sessions() as session:
             return list(session.scalars(select(TrainingRunRow).order_by(TrainingRunRow.id)))
 
     def training_run(self, run_id: int) -> TrainingRunRow | None:
+        """One training run by id, or None."""
         with self._sessions() as session:
             return session.get(TrainingRunRow, run_id)
 
     def models(self, model_name: str) -> list[ModelRow]:
+        """Every version of a registered model the ledger knows, by version number."""
         with self._sessions() as session:
             query = select(ModelRow).where(ModelRow.model_name == model_name)
             return sorted(session.scalars(query), key=lambda row: int(row.version))
 
     def model(self, model_name: str, version: str) -> ModelRow | None:
+        """One version of a registered model, or None."""
         with self._sessions() as session:
             return session.get(ModelRow, (model_name, str(version)))
 
@@ -210,5 +233,6 @@ class Ledger:
             return list(session.scalars(query.order_by(AliasMoveRow.id.desc())))
 
     def drift_reports(self) -> list[DriftReportRow]:
+        """Every scheduled drift report, oldest first."""
         with self._sessions() as session:
             return list(session.scalars(select(DriftReportRow).order_by(DriftReportRow.id)))

@@ -16,6 +16,8 @@ from sentinel.settings import Settings
 
 
 class LockTimeout(TimeoutError):
+    """A lock was not acquired in time: another process holds it."""
+
     pass
 
 

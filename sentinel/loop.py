@@ -36,8 +36,6 @@ def process(app: Sentinel) -> list[dict]:
     return records
 
 
-
-
 def reconcile(app: Sentinel) -> dict:
     """Catch whatever an event missed: files still in the drop zone, batches never checked, a promotion a
     crash interrupted, drift that no retrain answered. Safe at any time: each step takes its lock and
@@ -47,4 +45,3 @@ def reconcile(app: Sentinel) -> dict:
     finished = finish_promotions(app) or []  # before a retrain, which compares with the champion
     runs = retrain_until_done(app) if retrain_due(app) else []
     return {"files": len(taken), "checked": len(checked), "promotions_finished": len(finished), "retrains": len(runs)}
-

@@ -40,10 +40,20 @@ def finish_promotions(app: Sentinel, actor: str = "sentinel") -> list[str] | Non
             compared_with = (run.comparison or {}).get("champion_version") if run else None
 
             def stale(current: str, version: str = model.version) -> gate.Decision:
-                return gate.Decision.unmeasured("challenger", f"version {current} became champion before version {version}'s promotion was completed; compare again")
+                return gate.Decision.unmeasured(
+                    "challenger", f"version {current} became champion before version {version}'s promotion was completed; compare again"
+                )
 
             ensure_reference(app, model)  # the run may have stopped before writing it
-            outcome = claim_champion(app, model.version, compared_with, stale, actor, run.reason if run else "promotion completed after a restart", model.training_run_id)
+            outcome = claim_champion(
+                app,
+                model.version,
+                compared_with,
+                stale,
+                actor,
+                run.reason if run else "promotion completed after a restart",
+                model.training_run_id,
+            )
             done.append(f"version {model.version}: {outcome}")
         return done
 
@@ -55,7 +65,13 @@ def decision_tags(decision: gate.Decision) -> dict:
 
 
 def claim_champion(
-    app: Sentinel, version: str, compared_with: str | None, judge: Callable[[str], gate.Decision], actor: str, reason: str, run_id: int | None = None
+    app: Sentinel,
+    version: str,
+    compared_with: str | None,
+    judge: Callable[[str], gate.Decision],
+    actor: str,
+    reason: str,
+    run_id: int | None = None,
 ) -> str:
     """The compare-and-set MLflow lacks for the champion alias. Under the promotion lock, `version` (which
     beat `compared_with`) becomes champion if the champion is still `compared_with`. If another version
@@ -68,7 +84,10 @@ def claim_champion(
             decision = judge(current)
             outcome = decision.decision
             reason = f"compared again with version {current}, champion since this run began: {decision.reason}"
-            app.registry.set_tags(version, {"role": "champion" if outcome == "promoted" else outcome, "decision": outcome, "reason": reason} | decision_tags(decision))
+            app.registry.set_tags(
+                version,
+                {"role": "champion" if outcome == "promoted" else outcome, "decision": outcome, "reason": reason} | decision_tags(decision),
+            )
             with app.ledger.transaction() as session:
                 session.get(ModelRow, (app.settings.registered_model, version)).decision = outcome
                 if run_id is not None:
@@ -98,8 +117,17 @@ def move_alias(app: Sentinel, alias: str, version: str | None, actor: str, reaso
     if previous and previous != version:
         app.registry.set_tags(previous, {"role": f"former-{alias}"})
     with app.ledger.transaction() as session:
-        session.add(AliasMoveRow(model_name=app.settings.registered_model, alias=alias, from_version=previous, to_version=version, actor=actor, reason=reason, moved_at=utcnow()))
-
+        session.add(
+            AliasMoveRow(
+                model_name=app.settings.registered_model,
+                alias=alias,
+                from_version=previous,
+                to_version=version,
+                actor=actor,
+                reason=reason,
+                moved_at=utcnow(),
+            )
+        )
 
 
 def _now() -> str:
@@ -137,7 +165,12 @@ def promote(app: Sentinel, version: str, reason: str, actor: str) -> dict:
         if app.registry.alias_version("challenger") == row.version:
             move_alias(app, "challenger", None, actor, f"promoted to champion: {reason}")
         app.registry.set_tags(row.version, {"role": "champion", "override": f"promoted by {actor}: {reason}", "override_at": _now()})
-    events.emit(app.settings, events.MODEL_PROMOTED, events.model_resource(row.model_name, row.version), {"by": actor, "reason": reason, "previous": previous})
+    events.emit(
+        app.settings,
+        events.MODEL_PROMOTED,
+        events.model_resource(row.model_name, row.version),
+        {"by": actor, "reason": reason, "previous": previous},
+    )
     return {"version": row.version, "previous_champion": previous, "by": actor, "reason": reason}
 
 
@@ -170,7 +203,12 @@ def rollback(app: Sentinel, reason: str, actor: str) -> dict:
             raise SentinelError(f"version {current} is the first champion: there is no previous champion to roll back to")
         move_alias(app, "champion", previous, actor, ROLLBACK + reason)
         app.registry.set_tags(current, {"role": "rolled-back", "override": f"rolled back by {actor}: {reason}", "override_at": _now()})
-    events.emit(app.settings, events.MODEL_ROLLED_BACK, events.model_resource(app.settings.registered_model, previous), {"by": actor, "reason": reason, "from": current})
+    events.emit(
+        app.settings,
+        events.MODEL_ROLLED_BACK,
+        events.model_resource(app.settings.registered_model, previous),
+        {"by": actor, "reason": reason, "from": current},
+    )
     return {"version": previous, "rolled_back": current, "by": actor, "reason": reason}
 
 
@@ -180,5 +218,3 @@ def review(app: Sentinel, version: str, approved: bool, note: str, actor: str) -
     verdict = "approved" if approved else "rejected"
     app.registry.set_tags(row.version, {"review": verdict, "review_note": note, "reviewed_by": actor, "reviewed_at": _now()})
     return {"version": row.version, "review": verdict, "review_note": note, "reviewed_by": actor}
-
-

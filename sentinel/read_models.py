@@ -23,13 +23,19 @@ def batch_record(app: Sentinel, row: BatchRow) -> dict:
         "status": row.status,
         "reason": row.reason,
         "received_at": row.received_at.isoformat() if row.received_at else None,
-        "drift": None if check is None else {"detected": check.detected, "reference_version": check.reference_version, "signals": check.signals, "report": check.report_path},
+        "drift": None
+        if check is None
+        else {
+            "detected": check.detected,
+            "reference_version": check.reference_version,
+            "signals": check.signals,
+            "report": check.report_path,
+        },
         "suspect_labels": row.suspect_labels,
         "retrain_run_id": run.mlflow_run_id if run else None,
         "model_version": run.model_version if run else None,
         "decision": run.decision if run else "none",
     }
-
 
 
 def model_records(app: Sentinel) -> list[dict]:
@@ -51,7 +57,6 @@ def model_records(app: Sentinel) -> list[dict]:
             }
         )
     return records
-
 
 
 def history(app: Sentinel) -> list[dict]:
@@ -124,12 +129,12 @@ def lineage(app: Sentinel, version: str) -> dict:
     }
 
 
-
 def filter_records(records: list[dict], role: str | None = None, decision: str | None = None) -> list[dict]:
+    """The model records with a role or alias, and a gate decision, when given."""
+
     def keep(record: dict) -> bool:
         tags = record["tags"]
         roles = {tags.get("role"), *record["aliases"]}
         return (role is None or role in roles) and (decision is None or tags.get("decision") == decision)
 
     return [r for r in records if keep(r)]
-

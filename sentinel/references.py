@@ -45,5 +45,3 @@ def store_reference(app: Sentinel, version: str, reference: pd.DataFrame, calibr
     with app.ledger.transaction() as session:
         stored = session.get(ModelRow, (app.settings.registered_model, version))
         stored.reference_path, stored.calibration = str(path), calibration.__dict__
-
-

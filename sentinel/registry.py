@@ -53,6 +53,8 @@ def artifact_digest(model_dir: Path) -> str:
 
 @dataclass(frozen=True)
 class VersionInfo:
+    """What MLflow holds of one version: aliases, tags, run and creation time."""
+
     version: str
     aliases: tuple[str, ...]
     tags: dict[str, str]
@@ -61,6 +63,8 @@ class VersionInfo:
 
 
 class Registry:
+    """The MLflow Model Registry of one registered model: logging, registering, tags, aliases, verified loads."""
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.name = settings.registered_model
@@ -68,6 +72,7 @@ class Registry:
         self.client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri, registry_uri=settings.mlflow_tracking_uri)
 
     def experiment_id(self, name: str) -> str:
+        """The id of an experiment, created on first use."""
         found = self.client.get_experiment_by_name(name)
         if found:
             return found.experiment_id
@@ -106,22 +111,29 @@ class Registry:
 
     @staticmethod
     def _tags(tags: dict[str, Any]) -> dict[str, str]:
-        return {f"{TAG}{key}": ("" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)) for key, value in tags.items()}
+        return {
+            f"{TAG}{key}": ("" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value))
+            for key, value in tags.items()
+        }
 
     def set_tags(self, version: str, tags: dict[str, Any]) -> None:
+        """Set `sentinel.`-prefixed tags on a version."""
         for key, value in self._tags(tags).items():
             self.client.set_model_version_tag(self.name, version, key, value)
 
     def alias_version(self, alias: str) -> str | None:
+        """The version holding an alias, or None when no version does."""
         try:
             return str(self.client.get_model_version_by_alias(self.name, alias).version)
         except MlflowException:
             return None
 
     def set_alias(self, alias: str, version: str) -> None:
+        """Point an alias at a version (last writer wins: call under the promotion lock)."""
         self.client.set_registered_model_alias(self.name, alias, version)
 
     def delete_alias(self, alias: str) -> None:
+        """Remove an alias; removing one that is not set is not an error."""
         try:
             self.client.delete_registered_model_alias(self.name, alias)
         except MlflowException:
@@ -139,7 +151,16 @@ class Registry:
             by_version.setdefault(str(version), []).append(alias)
         found = self.client.search_model_versions(f"name = '{self.name}'")
         return sorted(
-            (VersionInfo(str(v.version), tuple(sorted(by_version.get(str(v.version), []))), dict(v.tags or {}), v.run_id, int(v.creation_timestamp or 0)) for v in found),
+            (
+                VersionInfo(
+                    str(v.version),
+                    tuple(sorted(by_version.get(str(v.version), []))),
+                    dict(v.tags or {}),
+                    v.run_id,
+                    int(v.creation_timestamp or 0),
+                )
+                for v in found
+            ),
             key=lambda v: int(v.version),
         )
 
@@ -151,8 +172,12 @@ class Registry:
 @lru_cache(maxsize=4)
 def _load_verified(tracking_uri: str, name: str, version: str, expected_digest: str):
     with tempfile.TemporaryDirectory() as folder:
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=folder, tracking_uri=tracking_uri))
+        local = Path(
+            mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=folder, tracking_uri=tracking_uri)
+        )
         actual = artifact_digest(local)
         if actual != expected_digest:
-            raise TamperedModel(f"model {name} version {version} was changed after registration (digest {actual[:12]}, recorded {expected_digest[:12]}); refusing to load it")
+            raise TamperedModel(
+                f"model {name} version {version} was changed after registration (digest {actual[:12]}, recorded {expected_digest[:12]}); refusing to load it"
+            )
         return mlflow.sklearn.load_model(str(local))

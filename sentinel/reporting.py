@@ -32,7 +32,9 @@ def log_curves(evaluation: Evaluation) -> None:
     from sklearn.metrics import ConfusionMatrixDisplay, RocCurveDisplay
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4.5))
-    ConfusionMatrixDisplay.from_predictions(evaluation.y_true, evaluation.y_pred, display_labels=["negative", "positive"], ax=left, colorbar=False)
+    ConfusionMatrixDisplay.from_predictions(
+        evaluation.y_true, evaluation.y_pred, display_labels=["negative", "positive"], ax=left, colorbar=False
+    )
     left.set_title("Confusion matrix (held-out rows)")
     RocCurveDisplay.from_predictions(evaluation.y_true, evaluation.y_score, ax=right)
     right.set_title("ROC curve (held-out rows)")

@@ -30,18 +30,29 @@ def bootstrap(app: Sentinel, reference_csv: Path, actor: str | None = None) -> M
     try:
         frame = intake.parse_batch(raw, app.settings.intake.model_copy(update={"max_text_chars": 10**7}))
     except intake.RejectedFile as rejected:
-        raise SentinelError(f"the reference {reference_csv.name} is not usable: {rejected.problem.message}; {rejected.problem.fix}") from None
+        raise SentinelError(
+            f"the reference {reference_csv.name} is not usable: {rejected.problem.message}; {rejected.problem.fix}"
+        ) from None
     sha256 = hashlib.sha256(raw).hexdigest()
     batch_id = "ref-" + intake.new_batch_id()
     stored, _ = intake.store(batch_id, frame, raw, app.settings)
     with app.ledger.transaction() as session:
-        session.add(BatchRow(batch_id=batch_id, file_name=reference_csv.name, sha256=sha256, rows=len(frame), status="accepted", stored_path=str(stored), drift_status="none"))
+        session.add(
+            BatchRow(
+                batch_id=batch_id,
+                file_name=reference_csv.name,
+                sha256=sha256,
+                rows=len(frame),
+                status="accepted",
+                stored_path=str(stored),
+                drift_status="none",
+            )
+        )
         session.flush()
         if session.get(BatchDigest, sha256) is None:
             session.add(BatchDigest(sha256=sha256, batch_id=batch_id))
     data = training.assemble({batch_id: frame}, {}, app.settings.gate.holdout_share, app.settings.gate.reference_holdout_rows)
     return _train_and_register(app, data, run_name=f"bootstrap-{batch_id}", champion=None, actor=actor or os_user())
-
 
 
 def batches_to_learn(app: Sentinel, champion: ModelRow) -> list[BatchRow]:
@@ -52,7 +63,10 @@ def batches_to_learn(app: Sentinel, champion: ModelRow) -> list[BatchRow]:
     return [
         b
         for b in app.ledger.batches(status="accepted")
-        if b.batch_id not in learned and b.drift_status in ("detected", "clear") and not b.suspect_labels and b.trained_in not in rejected_runs
+        if b.batch_id not in learned
+        and b.drift_status in ("detected", "clear")
+        and not b.suspect_labels
+        and b.trained_in not in rejected_runs
     ]
 
 
@@ -115,15 +129,23 @@ def _retrain(app: Sentinel, actor: str) -> TrainingRunRow:
 
 def _announce(app: Sentinel, run: TrainingRunRow, model: ModelRow) -> None:
     resource = events.model_resource(model.model_name, model.version)
-    payload = {"run_name": run.run_name, "decision": run.decision, "reason": run.reason, "batches": list(run.batch_ids), "mlflow_run_id": run.mlflow_run_id}
+    payload = {
+        "run_name": run.run_name,
+        "decision": run.decision,
+        "reason": run.reason,
+        "batches": list(run.batch_ids),
+        "mlflow_run_id": run.mlflow_run_id,
+    }
     events.emit(app.settings, events.RETRAIN_COMPLETED, resource, payload)
-    decision_event = {"promoted": events.MODEL_PROMOTED, "challenger": events.MODEL_CHALLENGER, "rejected": events.MODEL_REJECTED}[run.decision]
+    decision_event = {"promoted": events.MODEL_PROMOTED, "challenger": events.MODEL_CHALLENGER, "rejected": events.MODEL_REJECTED}[
+        run.decision
+    ]
     events.emit(app.settings, decision_event, resource, payload)
-
 
 
 def training_data(app: Sentinel, champion: ModelRow) -> training.TrainingData:
     """The champion's batches plus every batch it has not learned, split into training and held-out rows."""
+
     def frames(rows: list[BatchRow | None]) -> dict[str, pd.DataFrame]:
         return {r.batch_id: intake.load_batch_frame(r.stored_path) for r in rows if r is not None}
 
@@ -159,8 +181,20 @@ def _fit_gate_register(
     started = utcnow()
     experiment = app.registry.experiment_id(settings.training_experiment)
     with mlflow.start_run(experiment_id=experiment, run_name=run_name) as run:
-        mlflow.set_tags({"sentinel.batches": ",".join(data.new_batches) or "reference", "sentinel.trigger": "bootstrap" if champion is None else "drift"})
-        mlflow.log_params(settings.model.model_dump() | {"train_rows": len(data.train), "holdout_new_rows": len(data.holdout_new), "holdout_reference_rows": len(data.holdout_reference)})
+        mlflow.set_tags(
+            {
+                "sentinel.batches": ",".join(data.new_batches) or "reference",
+                "sentinel.trigger": "bootstrap" if champion is None else "drift",
+            }
+        )
+        mlflow.log_params(
+            settings.model.model_dump()
+            | {
+                "train_rows": len(data.train),
+                "holdout_new_rows": len(data.holdout_new),
+                "holdout_reference_rows": len(data.holdout_reference),
+            }
+        )
         reporting.log_inputs(data)
         tick = time.perf_counter()
         model = training.fit(data.train, settings.model)
@@ -221,13 +255,25 @@ def _fit_gate_register(
             model_version=version,
             decision=outcome,
             reason=reason,
-            comparison=decision.as_dict() | {"champion_version": champion.version} if decision else {"f1_reference": challenger_ref.f1, "accuracy_reference": challenger_ref.accuracy},
+            comparison=decision.as_dict() | {"champion_version": champion.version}
+            if decision
+            else {"f1_reference": challenger_ref.f1, "accuracy_reference": challenger_ref.accuracy},
         )
         session.add(run_row)
         session.flush()
         for batch_id in data.new_batches:
             session.get(BatchRow, batch_id).trained_in = run_row.id
-        session.add(ModelRow(model_name=settings.registered_model, version=version, mlflow_run_id=run.info.run_id, training_run_id=run_row.id, batch_ids=list(data.learned_batches), artifact_sha256=digest, decision=outcome))
+        session.add(
+            ModelRow(
+                model_name=settings.registered_model,
+                version=version,
+                mlflow_run_id=run.info.run_id,
+                training_run_id=run_row.id,
+                batch_ids=list(data.learned_batches),
+                artifact_sha256=digest,
+                decision=outcome,
+            )
+        )
 
     failpoints.reach("retrain.recorded")
     if outcome == "promoted":
@@ -241,7 +287,6 @@ def _fit_gate_register(
     return app.ledger.model(settings.registered_model, version)
 
 
-
 def _drift_scores(app: Sentinel, batch_ids: tuple[str, ...]) -> dict[str, float]:
     """The largest text and label drift scores among the batches that caused this run."""
     scores: dict[str, float] = {}
@@ -251,5 +296,3 @@ def _drift_scores(app: Sentinel, batch_ids: tuple[str, ...]) -> dict[str, float]
                 if signal["name"] in ("text", "label"):
                     scores[signal["name"]] = max(scores.get(signal["name"], float("-inf")), signal["score"])
     return scores
-
-

@@ -37,7 +37,9 @@ class IntakePolicy(_Group):
     min_rows: int = Field(50, description="Fewer rows give no meaningful drift test.")
     max_text_chars: int = Field(100_000, description="A longer single review is almost surely a broken file.")
     min_class_share: float = Field(0.02, description="A batch whose minority label is rarer than this is one-class.")
-    refuse_formulas: bool = Field(True, description="Quarantine a batch whose texts a spreadsheet would run as formulas (=..., @SUM(...), +cmd|...).")
+    refuse_formulas: bool = Field(
+        True, description="Quarantine a batch whose texts a spreadsheet would run as formulas (=..., @SUM(...), +cmd|...)."
+    )
     settle_seconds: float = Field(1.0, description="A file must be unchanged this long before it is read.")
     closed_settle_seconds: float = Field(0.2, description="...or this long, once the watcher saw its writer close it (inotify).")
 
@@ -92,16 +94,30 @@ class UpPolicy(_Group):
     retrain_max_wait_seconds: int = Field(180, description="...but never longer than this, so a steady stream still retrains.")
     check_inline: bool = Field(True, description="The watcher checks drift itself right after intake (seconds, not a new process).")
     flow_processes: int = Field(4, description="Flow runs the served deployments run at once; more wait their turn.")
-    notify_webhook_url: str = Field("", description="Prefect automations post promotions, rejections, quarantined files and failed runs here; empty: none.")
-    drift_worker: bool = Field(False, description="Drift work of `sentinel up` (watcher, flow runs) uses worker processes: ~0.5 s faster per check, ~250 MB more each.")
+    notify_webhook_url: str = Field(
+        "", description="Prefect automations post promotions, rejections, quarantined files and failed runs here; empty: none."
+    )
+    drift_worker: bool = Field(
+        False,
+        description="Drift work of `sentinel up` (watcher, flow runs) uses worker processes: ~0.5 s faster per check, ~250 MB more each.",
+    )
     # Scale-out: each of these moves one part off the embedded defaults (see the README's section on
     # running across machines).
-    mlflow_backend_store: str = Field("", description="The MLflow server's backend store; empty: sqlite:///<home>/mlflow.db. E.g. postgresql+psycopg://user@host:5432/mlflow")
-    mlflow_artifacts_destination: str = Field(
-        "", description="Empty: artifacts are local files under <home>/mlartifacts. A URI (file:///shared/…, s3://…): the MLflow server stores them there and proxies them."
+    mlflow_backend_store: str = Field(
+        "",
+        description="The MLflow server's backend store; empty: sqlite:///<home>/mlflow.db. E.g. postgresql+psycopg://user@host:5432/mlflow",
     )
-    prefect_database_url: str = Field("", description="The Prefect server's database; empty: SQLite under .prefect/. E.g. postgresql+asyncpg://user@host:5432/prefect")
-    flow_runner: Literal["serve", "workers"] = Field("serve", description="serve: one process serves the deployments. workers: they are deployed onto the process work pool `sentinel`, run by `workers` Prefect workers.")
+    mlflow_artifacts_destination: str = Field(
+        "",
+        description="Empty: artifacts are local files under <home>/mlartifacts. A URI (file:///shared/…, s3://…): the MLflow server stores them there and proxies them.",
+    )
+    prefect_database_url: str = Field(
+        "", description="The Prefect server's database; empty: SQLite under .prefect/. E.g. postgresql+asyncpg://user@host:5432/prefect"
+    )
+    flow_runner: Literal["serve", "workers"] = Field(
+        "serve",
+        description="serve: one process serves the deployments. workers: they are deployed onto the process work pool `sentinel`, run by `workers` Prefect workers.",
+    )
     workers: int = Field(2, ge=1, description="Prefect workers `sentinel up` starts when flow_runner is workers.")
 
 
@@ -114,7 +130,9 @@ class Settings(BaseSettings):
     ledger_url: str = Field("", description="SQLAlchemy URL; default sqlite:///<home>/sentinel.db")
     mlflow_tracking_uri: str = Field("", description="default sqlite:///<home>/mlflow.db")
     prefect_api_url: str = Field("", description="Prefect server API; empty = standalone, no events (set by `sentinel up`).")
-    reference_csv: Path | None = Field(None, description="Labeled CSV for the first champion of `sentinel up`; default the demo's IMDB reviews.")
+    reference_csv: Path | None = Field(
+        None, description="Labeled CSV for the first champion of `sentinel up`; default the demo's IMDB reviews."
+    )
     registered_model: str = "review-sentiment"
     drift_experiment: str = "sentinel-drift"
     training_experiment: str = "sentinel-training"
@@ -160,36 +178,44 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments first, then SENTINEL_* variables, then sentinel.toml in the project folder."""
         toml_file = project_home() / "sentinel.toml"
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
 
     # Folders of the runtime state; all under `home`, all ignored by git.
     @property
     def incoming_dir(self) -> Path:
+        """The drop zone."""
         return self.home / "data" / "incoming"
 
     @property
     def quarantine_dir(self) -> Path:
+        """Where rejected files wait beside their reasons."""
         return self.home / "data" / "quarantine"
 
     @property
     def batches_dir(self) -> Path:
+        """The immutable copies of accepted batches."""
         return self.home / "data" / "batches"
 
     @property
     def reference_dir(self) -> Path:
+        """The drift reference of each champion."""
         return self.home / "data" / "reference"
 
     @property
     def reports_dir(self) -> Path:
+        """Drift reports (HTML)."""
         return self.home / "reports"
 
     @property
     def artifacts_dir(self) -> Path:
+        """MLflow's artifact store on the embedded defaults."""
         return self.home / "mlartifacts"
 
     @property
     def prefect_home(self) -> Path:
+        """The Prefect server's and clients' home of `sentinel up`."""
         return self.home / ".prefect"
 
     @property
@@ -198,6 +224,7 @@ class Settings(BaseSettings):
         return self.prefect_home / "sentinel-up.json"
 
     def ensure_dirs(self) -> None:
+        """Create the runtime folders that are missing."""
         for folder in (self.incoming_dir, self.quarantine_dir, self.batches_dir, self.reference_dir, self.reports_dir):
             folder.mkdir(parents=True, exist_ok=True)
 

@@ -37,11 +37,18 @@ def take_in(
             resource = events.batch_resource(outcome.batch_id) | {"sentinel.check": "taker" if checks_drift else "deployment"}
             events.emit(app.settings, events.BATCH_ACCEPTED, resource, {"file": outcome.file, "rows": outcome.rows})
         elif outcome.status in ("quarantined", "duplicate"):
-            events.emit(app.settings, events.BATCH_QUARANTINED, events.batch_resource(outcome.batch_id), {"file": outcome.file, "status": outcome.status, "reason": outcome.reason})
+            events.emit(
+                app.settings,
+                events.BATCH_QUARANTINED,
+                events.batch_resource(outcome.batch_id),
+                {"file": outcome.file, "status": outcome.status, "reason": outcome.reason},
+            )
     return outcomes
 
 
-def _take_in(app: Sentinel, paths: list[Path] | None, settle_timeout: float, file_state: Callable[[Path], str]) -> list[intake.IntakeOutcome]:
+def _take_in(
+    app: Sentinel, paths: list[Path] | None, settle_timeout: float, file_state: Callable[[Path], str]
+) -> list[intake.IntakeOutcome]:
     outcomes = []
     policy = app.settings.intake
     paths = paths if paths is not None else intake.pending_files(app.settings)
@@ -54,7 +61,9 @@ def _take_in(app: Sentinel, paths: list[Path] | None, settle_timeout: float, fil
         settle = policy.closed_settle_seconds if file_state(path) == "complete" else policy.settle_seconds
         # Looked at again after the wait: a writer may have opened the file meanwhile.
         if regular and (not intake.wait_until_settled(path, settle, settle_timeout) or file_state(path) == "writing"):
-            outcomes.append(intake.IntakeOutcome(intake.display_name(path), "waiting", reason={"message": "the file is still being written"}))
+            outcomes.append(
+                intake.IntakeOutcome(intake.display_name(path), "waiting", reason={"message": "the file is still being written"})
+            )
             continue
         if not (path.exists() or path.is_symlink()):
             continue  # taken by another watcher meanwhile
@@ -64,7 +73,6 @@ def _take_in(app: Sentinel, paths: list[Path] | None, settle_timeout: float, fil
             log.exception("intake of %s failed; it stays in the drop zone and is tried again", intake.display_name(path))
             outcomes.append(intake.IntakeOutcome(intake.display_name(path), "error", reason=intake.failure(error, app.settings)))
     return outcomes
-
 
 
 def requeue(app: Sentinel, name: str) -> Path:
@@ -83,5 +91,3 @@ def requeue(app: Sentinel, name: str) -> Path:
     os.replace(source, target)
     reason_file.rename(reason_file.with_name(f"{reason_file.name}.requeued-{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M%S}"))
     return target
-
-

@@ -1,4 +1,5 @@
-"""What a person reads in the terminal of `up` and `watch`: one timestamped line per thing that happened."""
+"""What a person reads in the terminal: the tables of the read commands, and the one timestamped line per
+thing that happened that `up` and `watch` print. The records come from `sentinel.read_models`."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import time
 
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
 console = Console()
 errors = Console(stderr=True)
@@ -32,3 +34,111 @@ def progress(kind: str, item) -> None:
         console.print(f"{stamp} batch {item.batch_id}: {verdict}", highlight=False)
     elif kind == "error":
         errors.print(f"{stamp} [red]error:[/red] {escape(str(item))}", highlight=False)
+
+
+def _drift_summary(record: dict) -> str:
+    drift = record.get("drift")
+    if not drift:
+        return "-" if record["status"] != "accepted" else "pending"
+    fired = [s["name"] for s in drift["signals"] if s["drifted"]]
+    if not drift["detected"]:
+        return "[green]clear[/green]"
+    return f"[yellow]drift[/yellow]: {fired[0]}" + (f" +{len(fired) - 1}" if len(fired) > 1 else "")
+
+
+def batch_table(records: list[dict], title: str) -> None:
+    """Batches as `process` and `batches` print them, with each refused file's reason and fix below."""
+    table = Table(title=title)
+    for column in ("batch", "file", "rows", "status", "drift", "model", "decision"):
+        table.add_column(column)
+    for r in records:
+        status = r["status"] if r["status"] == "accepted" else f"[red]{r['status']}[/red]"
+        if r.get("suspect_labels"):
+            status += " [red](suspect labels)[/red]"
+        table.add_row(
+            r.get("batch_id") or "-",
+            escape(r["file"]),
+            str(r.get("rows", 0)),
+            status,
+            _drift_summary(r),
+            r.get("model_version") or "-",
+            r.get("decision") or "-",
+        )
+    console.print(table)
+    for r in records:
+        if r.get("reason") and r["status"] != "accepted":
+            reason = r["reason"]
+            console.print(escape(f"  {r['file']}: {reason.get('message')} -> {reason.get('fix', '')}"), highlight=False)
+
+
+def models_table(records: list[dict], title: str) -> None:
+    """Model versions as `models` prints them: role, decision, the gate's numbers, drift, review."""
+    table = Table(title=title)
+    for column in (
+        "version",
+        "aliases",
+        "role",
+        "decision",
+        "F1 new",
+        "F1 ref",
+        "delta [CI]",
+        "p",
+        "drift text/label",
+        "batches",
+        "created",
+        "review",
+        "reason",
+    ):
+        table.add_column(column, overflow="fold")
+    for r in records:
+        t = r["tags"]
+        ci = (
+            f"{_num(t.get('f1_delta'), '+.3f')} [{_num(t.get('ci_low'), '+.3f')}, {_num(t.get('ci_high'), '+.3f')}]"
+            if "f1_delta" in t
+            else "-"
+        )
+        drift_scores = f"{_num(t.get('drift_text'))}/{_num(t.get('drift_label'))}" if "drift_text" in t else "-"
+        review = escape(f"{t['review']} by {t.get('reviewed_by', '?')}") if "review" in t else "-"
+        reason = escape(t.get("override") or t.get("reason", ""))
+        table.add_row(
+            r["version"], ",".join(r["aliases"]) or "-", t.get("role", "-"), t.get("decision", "-"), _num(t.get("f1_new")), _num(t.get("f1_reference")),
+            ci, _num(t.get("p_value"), ".2g"), drift_scores, str(len(r["new_batches"]) or len(r["batches"])), r["created_at"][:16], review, reason,
+        )  # fmt: skip
+    console.print(table)
+
+
+def _num(value, spec: str = ".3f") -> str:
+    try:
+        return format(float(value), spec)
+    except (TypeError, ValueError):
+        return "-"
+
+
+def print_lineage(found: dict) -> None:
+    """One version's lineage as `show` prints it."""
+    tags = found["tags"]
+    console.print(
+        f"[bold]{found['model']} version {found['version']}[/bold]  aliases: {', '.join(found['aliases']) or '-'}  role: {tags.get('role', '-')}",
+        highlight=False,
+    )
+    for batch in found["new_batches"]:
+        console.print(
+            f"  batch {batch['batch_id']}  {escape(batch['file'])}  {batch['rows']} rows  received {batch['received_at'][:19]}",
+            highlight=False,
+        )
+        for check in batch["drift_checks"]:
+            verdict = "drift: " + ", ".join(check["fired"]) if check["detected"] else "no drift"
+            console.print(
+                f"    drift check against v{check['against_version']}: {verdict}  (MLflow {check['mlflow_run']})", highlight=False
+            )
+    if found["retrain"]:
+        run = found["retrain"]
+        console.print(f"  retrain {run['run_name']}: {run['trained_rows']} rows  (MLflow {run['mlflow_run']})", highlight=False)
+        console.print(f"  gate: {found['gate']['decision']} — {escape(found['gate']['reason'] or '')}", highlight=False)
+    if tags.get("review"):
+        console.print(escape(f"  review: {tags['review']} by {tags.get('reviewed_by')}: {tags.get('review_note', '')}"), highlight=False)
+    for move in found["alias_moves"]:
+        console.print(
+            escape(f"  {move['at'][:19]}  {move['alias']}: {move['from'] or '-'} → {move['to'] or '-'}  by {move['by']}: {move['reason']}"),
+            highlight=False,
+        )

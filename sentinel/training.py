@@ -62,7 +62,10 @@ def split(frames: dict[str, pd.DataFrame], share: float) -> tuple[pd.DataFrame, 
     return (pd.concat(train, ignore_index=True) if train else empty), (pd.concat(held, ignore_index=True) if held else empty)
 
 
-def assemble(champion_batches: dict[str, pd.DataFrame], new_batches: dict[str, pd.DataFrame], share: float, reference_cap: int, seed: int = 0) -> TrainingData:
+def assemble(
+    champion_batches: dict[str, pd.DataFrame], new_batches: dict[str, pd.DataFrame], share: float, reference_cap: int, seed: int = 0
+) -> TrainingData:
+    """The training rows and the gate's held-out slices (new batches, reference) from the champion's and the new batches."""
     old_train, old_held = split(champion_batches, share)
     new_train, new_held = split(new_batches, share)
     if len(old_held) > reference_cap:
@@ -77,6 +80,7 @@ def assemble(champion_batches: dict[str, pd.DataFrame], new_batches: dict[str, p
 
 
 def fit(train: pd.DataFrame, params: ModelParams) -> Pipeline:
+    """Fit the pipeline of these hyper-parameters on the training rows."""
     pipeline = build_pipeline(params)
     pipeline.fit(train[["text"]], train["label"].astype(int))
     return pipeline
@@ -92,25 +96,36 @@ class Evaluation:
 
     @property
     def rows(self) -> int:
+        """How many rows were scored."""
         return len(self.y_true)
 
     @property
     def f1(self) -> float:
+        """Positive-class F1; nan on no rows."""
         return float(f1_score(self.y_true, self.y_pred, zero_division=0)) if self.rows else float("nan")
 
     @property
     def accuracy(self) -> float:
+        """Accuracy; nan on no rows."""
         return float(accuracy_score(self.y_true, self.y_pred)) if self.rows else float("nan")
 
     @property
     def roc_auc(self) -> float:
+        """ROC AUC; nan unless both classes are present."""
         return float(roc_auc_score(self.y_true, self.y_score)) if len(set(self.y_true)) == 2 else float("nan")
 
     def metrics(self, prefix: str) -> dict[str, float]:
-        return {f"{prefix}_f1": self.f1, f"{prefix}_accuracy": self.accuracy, f"{prefix}_roc_auc": self.roc_auc, f"{prefix}_rows": float(self.rows)}
+        """The metrics under a prefix, as logged to MLflow."""
+        return {
+            f"{prefix}_f1": self.f1,
+            f"{prefix}_accuracy": self.accuracy,
+            f"{prefix}_roc_auc": self.roc_auc,
+            f"{prefix}_rows": float(self.rows),
+        }
 
 
 def evaluate(model: Pipeline, frame: pd.DataFrame) -> Evaluation:
+    """A model's predictions and scores on labeled rows."""
     y_true = frame["label"].to_numpy(dtype=int)
     if frame.empty:
         return Evaluation(y_true, y_true.copy(), np.zeros(0))
@@ -119,4 +134,5 @@ def evaluate(model: Pipeline, frame: pd.DataFrame) -> Evaluation:
 
 
 def concat_batches(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
+    """The text and label columns of several batches, as one frame."""
     return pd.concat([f[["text", "label"]] for f in frames], ignore_index=True)

@@ -30,10 +30,12 @@ STARTUP_SECONDS = 180.0
 
 
 def prefect_api_url(settings: Settings) -> str:
+    """The Prefect API of `sentinel up`: the configured URL, else the local server's."""
     return settings.prefect_api_url or f"http://{settings.up.host}:{settings.up.prefect_port}/api"
 
 
 def mlflow_url(settings: Settings) -> str:
+    """The tracking URI of the local MLflow server of `sentinel up`."""
     return f"http://{settings.up.host}:{settings.up.mlflow_port}"
 
 
@@ -74,16 +76,26 @@ class Service:
     restarts: int = 0
 
     def start(self, env: dict[str, str]) -> None:
+        """Start the child in its own process group, its output appended to its log."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         # Its own process group: Ctrl-C reaches this supervisor, which stops the children in order.
-        self.process = subprocess.Popen(self.command, env=os.environ | env | self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        self.process = subprocess.Popen(
+            self.command,
+            env=os.environ | env | self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         log.close()
 
     def alive(self) -> bool:
+        """True while the child runs."""
         return self.process is not None and self.process.poll() is None
 
     def stop(self, timeout: float = 20.0) -> None:
+        """SIGTERM to the child's group, SIGKILL after `timeout` seconds."""
         if not self.alive():
             return
         os.killpg(self.process.pid, signal.SIGTERM)  # the group: a server's own workers go too
@@ -95,6 +107,7 @@ class Service:
 
 
 def http_ok(url: str, timeout: float = 2.0) -> bool:
+    """True when the URL answers 200 within `timeout` seconds."""
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             return response.status == 200
@@ -131,7 +144,17 @@ def plan(settings: Settings) -> list[Service]:
     mlflow = Service(
         "mlflow",
         [
-            sys.executable, "-m", "mlflow", "server", "--host", policy.host, "--port", str(policy.mlflow_port), "--workers", "1", *artifacts,
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            policy.host,
+            "--port",
+            str(policy.mlflow_port),
+            "--workers",
+            "1",
+            *artifacts,
         ],  # fmt: skip
         settings.mlflow_tracking_uri,
         lambda: http_ok(f"{settings.mlflow_tracking_uri}/health"),
@@ -145,7 +168,19 @@ def plan(settings: Settings) -> list[Service]:
         runners = [
             Service(
                 f"worker-{i}",
-                [_executable("prefect"), "worker", "start", "--pool", WORK_POOL, "--type", "process", "--name", f"sentinel-{i}", "--limit", str(policy.flow_processes)],
+                [
+                    _executable("prefect"),
+                    "worker",
+                    "start",
+                    "--pool",
+                    WORK_POOL,
+                    "--type",
+                    "process",
+                    "--name",
+                    f"sentinel-{i}",
+                    "--limit",
+                    str(policy.flow_processes),
+                ],
                 deployments_url,
                 ready,
                 logs / f"worker-{i}.log",
@@ -166,7 +201,7 @@ DEPLOYMENTS = ("drift-check/drift-check", "retrain/retrain", "drift-report/drift
 
 
 def deployments_status(settings: Settings) -> str:
-    """"ready" when a runner polls for every deployment, else what is missing."""
+    """ "ready" when a runner polls for every deployment, else what is missing."""
     missing = []
     for name in DEPLOYMENTS:
         try:
@@ -213,6 +248,7 @@ def reap_orphans(settings: Settings, say: Callable[[str], None]) -> None:
 
 
 def check_ports(settings: Settings) -> None:
+    """Refuse to start when a port of ours is taken, naming the setting that moves it."""
     for name, port in (("prefect_port", settings.up.prefect_port), ("mlflow_port", settings.up.mlflow_port)):
         with socket.socket() as probe:
             if probe.connect_ex((settings.up.host, port)) == 0:
@@ -223,6 +259,7 @@ def check_ports(settings: Settings) -> None:
 
 
 def wait_ready(services: list[Service], deadline: float) -> None:
+    """Wait until every service is ready; fail with its log's tail if one exits or the deadline passes."""
     waiting = list(services)
     while waiting:
         for service in list(waiting):
@@ -232,12 +269,15 @@ def wait_ready(services: list[Service], deadline: float) -> None:
             if service.ready():
                 waiting.remove(service)
         if waiting and time.monotonic() > deadline:
-            raise SentinelError(f"{', '.join(s.name for s in waiting)} not ready after {STARTUP_SECONDS:.0f} s; see the logs in {services[0].log_path.parent}")
+            raise SentinelError(
+                f"{', '.join(s.name for s in waiting)} not ready after {STARTUP_SECONDS:.0f} s; see the logs in {services[0].log_path.parent}"
+            )
         time.sleep(0.3)
 
 
 # ---- the state file `sentinel status` reads -----------------------------------------------------
 def write_state(settings: Settings, services: list[Service]) -> None:
+    """Record the supervisor's and each child's PID for `sentinel status`, written whole."""
     state = {
         "supervisor_pid": os.getpid(),
         "services": {s.name: {"pid": s.process.pid if s.process else None, "url": s.url} for s in services},
@@ -249,6 +289,7 @@ def write_state(settings: Settings, services: list[Service]) -> None:
 
 
 def pid_alive(pid: int | None) -> bool:
+    """True when a process with this PID exists."""
     if not pid:
         return False
     try:
@@ -306,6 +347,7 @@ class Supervisor:
         self.stopping = threading.Event()
 
     def start(self) -> None:
+        """Stop our orphans, check the ports, start both servers and wait until they answer."""
         reap_orphans(self.settings, self.say)
         check_ports(self.settings)
         deadline = time.monotonic() + STARTUP_SECONDS
@@ -316,12 +358,21 @@ class Supervisor:
         wait_ready(servers, deadline)
 
     def start_flows(self) -> None:
+        """Start what runs the flows (deploying onto the work pool first, with workers)."""
         runners = self.children[2:]
         if self.settings.up.flow_runner == "workers":
             # The deployments go onto the work pool first; the workers then find them there.
-            deployed = subprocess.run([sys.executable, "-m", "deployments.workers"], env=os.environ | self.env, capture_output=True, text=True, timeout=STARTUP_SECONDS)
+            deployed = subprocess.run(
+                [sys.executable, "-m", "deployments.workers"],
+                env=os.environ | self.env,
+                capture_output=True,
+                text=True,
+                timeout=STARTUP_SECONDS,
+            )
             if deployed.returncode != 0:
-                raise SentinelError(f"deploying onto the work pool {WORK_POOL} failed: {(deployed.stderr or deployed.stdout).strip()[-1500:]}")
+                raise SentinelError(
+                    f"deploying onto the work pool {WORK_POOL} failed: {(deployed.stderr or deployed.stdout).strip()[-1500:]}"
+                )
         for runner in runners:
             runner.start(self.env)
         write_state(self.settings, self.children)
@@ -340,6 +391,7 @@ class Supervisor:
                         write_state(self.settings, self.children)
 
     def stop(self) -> None:
+        """Stop every child, last started first, and remove the state file."""
         self.stopping.set()
         for service in reversed(self.children):
             service.stop()
@@ -355,7 +407,9 @@ def ensure_champion(app, env: dict[str, str], say: Callable[[str], None]) -> Non
     reference = app.settings.reference_csv
     source = ["--reference", str(reference)] if reference else ["--demo", "5000"]
     say(f"no champion yet: training one on {reference or '5,000 IMDB reviews from the demo data'} …")
-    trained = subprocess.run([sys.executable, "-m", "sentinel.cli", "bootstrap", *source], env=os.environ | env, capture_output=True, text=True)
+    trained = subprocess.run(
+        [sys.executable, "-m", "sentinel.cli", "bootstrap", *source], env=os.environ | env, capture_output=True, text=True
+    )
     if trained.returncode != 0:
         raise SentinelError(f"the first champion could not be trained: {(trained.stderr or trained.stdout).strip()[-1500:]}")
     say(trained.stdout.strip().splitlines()[-1])
@@ -406,7 +460,9 @@ def run(settings: Settings, say: Callable[[str], None], notify: Callable[[str, o
         for name, url in (("Prefect UI", supervisor.children[0].url), ("MLflow UI", supervisor.children[1].url)):
             say(f"{name}: {url}")
         say(f"drift reports: {settings.reports_dir}  (dashboards: DO_NOT_TRACK=1 evidently ui --workspace {settings.home / 'evidently'})")
-        say(f"drop labeled CSV files (text,label) into {settings.incoming_dir}; `sentinel status` in another shell; Ctrl-C stops everything")
+        say(
+            f"drop labeled CSV files (text,label) into {settings.incoming_dir}; `sentinel status` in another shell; Ctrl-C stops everything"
+        )
         threading.Thread(target=supervisor.watch_children, daemon=True, name="children").start()
         threading.Thread(target=follow_training, args=(app, say, stop), daemon=True, name="training").start()
         if not settings.up.drift_worker:

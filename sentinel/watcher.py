@@ -67,7 +67,7 @@ class _DropZoneEvents(FileSystemEventHandler):
             self.wake.set()
 
     def state(self, path: Path) -> str:
-        """"writing", "complete" or "unknown" (not seen since the watcher started, or stale)."""
+        """ "writing", "complete" or "unknown" (not seen since the watcher started, or stale)."""
         with self._guard:
             found = self._state.get(str(path))
         if found is None or (found[0] == "writing" and time.monotonic() - found[1] > self.stale_after):
@@ -97,6 +97,7 @@ class Watcher:
         self.watching = threading.Event()  # set once watchdog watches: files written from then on are tracked
 
     def run(self, stop: threading.Event) -> None:
+        """Watch the drop zone until `stop` is set: sweep at every change, and every `rescan_seconds` anyway."""
         incoming = self.app.settings.incoming_dir
         incoming.mkdir(parents=True, exist_ok=True)
         observer = Observer()

@@ -64,7 +64,9 @@ class UpProcess:
         self.starts += 1
         began = time.monotonic()
         log = open(self.home / f"up-{self.starts}.log", "wb")
-        self.process = subprocess.Popen([sys.executable, "-m", "sentinel.cli", "up"], env=os.environ | self.env, stdout=log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "sentinel.cli", "up"], env=os.environ | self.env, stdout=log, stderr=subprocess.STDOUT
+        )
         log.close()
         settings = self.settings
 
@@ -96,7 +98,10 @@ class UpProcess:
 
     def prefect(self, path: str, body: dict | None = None) -> object:
         request = urllib.request.Request(
-            self.settings.prefect_api_url + path, data=json.dumps(body or {}).encode(), headers={"Content-Type": "application/json"}, method="POST"
+            self.settings.prefect_api_url + path,
+            data=json.dumps(body or {}).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
         )
         with urllib.request.urlopen(request, timeout=10) as response:
             return json.load(response)

@@ -91,7 +91,21 @@ def test_retrain_run_is_fully_logged_to_mlflow(app):
     assert "evaluation/confusion_and_roc.png" in artifacts
     version = client.get_model_version(app.settings.registered_model, run_row.model_version)
     tags = version.tags
-    for key in ("role", "decision", "reason", "batches", "f1_new", "f1_champion", "f1_delta", "ci_low", "ci_high", "p_value", "drift_text", "drift_label", "trained_rows"):
+    for key in (
+        "role",
+        "decision",
+        "reason",
+        "batches",
+        "f1_new",
+        "f1_champion",
+        "f1_delta",
+        "ci_low",
+        "ci_high",
+        "p_value",
+        "drift_text",
+        "drift_label",
+        "trained_rows",
+    ):
         assert f"sentinel.{key}" in tags, key
     assert tags["sentinel.decision"] == run_row.decision
 
@@ -131,7 +145,9 @@ def test_the_same_bytes_again_are_a_duplicate(home, imdb):
 
 def test_batches_json_lists_every_batch_with_its_story(home):
     records = json.loads(run(home, "batches", "--json").stdout)
-    assert {"batch_id", "file", "sha256", "rows", "status", "reason", "drift", "retrain_run_id", "model_version", "decision"} <= set(records[0])
+    assert {"batch_id", "file", "sha256", "rows", "status", "reason", "drift", "retrain_run_id", "model_version", "decision"} <= set(
+        records[0]
+    )
     statuses = [r["status"] for r in records]
     assert statuses.count("duplicate") == 1 and statuses.count("accepted") == 25
     assert json.loads(run(home, "batches", "--json", "--quarantined").stdout)[0]["status"] == "duplicate"

@@ -27,7 +27,20 @@ QUALITY = {"1": 0.80, "2": 0.90, "3": 0.85}
 def quality_gate(mine: str, champion: str) -> gate.Decision:
     delta = QUALITY[mine] - QUALITY[champion]
     outcome = "promoted" if delta > 0 else "challenger"
-    return gate.Decision(outcome, f"quality {QUALITY[champion]:.2f} -> {QUALITY[mine]:.2f}", QUALITY[mine], QUALITY[champion], delta, delta, delta, 0.0, 0.0, 0.0, 0, 0)
+    return gate.Decision(
+        outcome,
+        f"quality {QUALITY[champion]:.2f} -> {QUALITY[mine]:.2f}",
+        QUALITY[mine],
+        QUALITY[champion],
+        delta,
+        delta,
+        delta,
+        0.0,
+        0.0,
+        0.0,
+        0,
+        0,
+    )
 
 
 def promote_in_rounds(home: str, ledger_url: str, mine: str, start, done) -> None:
@@ -49,7 +62,16 @@ def three_versions(app: Sentinel, imdb) -> None:
     for expected in QUALITY:
         assert app.registry.register(uri, {"model_sha256": digest}) == expected
         with app.ledger.transaction() as session:
-            session.add(ModelRow(model_name=app.settings.registered_model, version=expected, mlflow_run_id=run.info.run_id, batch_ids=[], artifact_sha256=digest, decision="promoted"))
+            session.add(
+                ModelRow(
+                    model_name=app.settings.registered_model,
+                    version=expected,
+                    mlflow_run_id=run.info.run_id,
+                    batch_ids=[],
+                    artifact_sha256=digest,
+                    decision="promoted",
+                )
+            )
 
 
 @pytest.mark.parametrize("ledger", ["sqlite", "postgresql"])

@@ -224,10 +224,27 @@ def test_a_champion_without_a_drift_reference_gets_one_and_checks_go_on(tmp_path
     source = app.registry.client.get_model_version_download_uri(settings.registered_model, "1")
     stranded = str(app.registry.client.create_model_version(settings.registered_model, source=source).version)
     with app.ledger.transaction() as session:
-        run = TrainingRunRow(run_name="retrain-killed", batch_ids=[], model_version=stranded, decision="promoted", reason="beat version 1", comparison={"champion_version": "1"})
+        run = TrainingRunRow(
+            run_name="retrain-killed",
+            batch_ids=[],
+            model_version=stranded,
+            decision="promoted",
+            reason="beat version 1",
+            comparison={"champion_version": "1"},
+        )
         session.add(run)
         session.flush()
-        session.add(ModelRow(model_name=settings.registered_model, version=stranded, mlflow_run_id=first.mlflow_run_id, training_run_id=run.id, batch_ids=first.batch_ids, artifact_sha256=first.artifact_sha256, decision="promoted"))
+        session.add(
+            ModelRow(
+                model_name=settings.registered_model,
+                version=stranded,
+                mlflow_run_id=first.mlflow_run_id,
+                training_run_id=run.id,
+                batch_ids=first.batch_ids,
+                artifact_sha256=first.artifact_sha256,
+                decision="promoted",
+            )
+        )
 
     loop.reconcile(app)
     champion = app.require_champion()

@@ -78,7 +78,9 @@ def count(url: str, query: str) -> int:
 
 def test_everything_runs_on_postgresql_with_two_workers_and_proxied_artifacts(scaled, databases, imdb, rotten):
     running, shared = scaled
-    status = subprocess.run([sys.executable, "-m", "sentinel.cli", "status", "--json"], env=os.environ | running.env, capture_output=True, text=True, timeout=60)
+    status = subprocess.run(
+        [sys.executable, "-m", "sentinel.cli", "status", "--json"], env=os.environ | running.env, capture_output=True, text=True, timeout=60
+    )
     document = json.loads(status.stdout)
     assert status.returncode == 0 and document["healthy"], document
     assert set(document["services"]["flows"]["workers"]) == {"worker-1", "worker-2"}
@@ -102,7 +104,10 @@ def test_everything_runs_on_postgresql_with_two_workers_and_proxied_artifacts(sc
 
     # The flow runs were the work pool's, and both workers are polling it.
     request = urllib.request.Request(
-        f"{running.settings.prefect_api_url}/flow_runs/filter", data=json.dumps({"limit": 200}).encode(), headers={"Content-Type": "application/json"}, method="POST"
+        f"{running.settings.prefect_api_url}/flow_runs/filter",
+        data=json.dumps({"limit": 200}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         runs = json.load(response)

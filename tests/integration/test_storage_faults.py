@@ -65,7 +65,9 @@ def test_a_full_disk_leaves_the_file_in_the_drop_zone_and_stores_nothing_half(ap
     assert big.read_bytes() == big_bytes
     assert [b.file_name for b in app.ledger.batches()] == ["small.csv"]
     batch_files = sorted(p.name for p in settings.batches_dir.iterdir())
-    assert batch_files == sorted(f"{outcomes['small.csv'].batch_id}{ext}" for ext in (".csv", ".parquet")) and not leftovers(settings.batches_dir)
+    assert batch_files == sorted(f"{outcomes['small.csv'].batch_id}{ext}" for ext in (".csv", ".parquet")) and not leftovers(
+        settings.batches_dir
+    )
 
     mounts("-o", "remount,size=20m", "tmpfs", at=settings.batches_dir)
     [again] = taking_in.take_in(app)

@@ -107,7 +107,9 @@ def exactly_once(running: UpProcess, files: set[str]) -> None:
         assert sorted(b.file_name for b in rows) == sorted(files), "a file was taken in twice or not at all"
         assert all(b.status == "accepted" for b in rows), [(b.file_name, b.status, b.reason) for b in rows if b.status != "accepted"]
         for row in rows:
-            assert len(ledger.drift_checks(row.batch_id)) == 1, f"{row.file_name} was checked {len(ledger.drift_checks(row.batch_id))} times"
+            assert len(ledger.drift_checks(row.batch_id)) == 1, (
+                f"{row.file_name} was checked {len(ledger.drift_checks(row.batch_id))} times"
+            )
         assert not set(os.listdir(incoming(running))) & files
     finally:
         ledger.dispose()
@@ -122,7 +124,9 @@ def no_retrain_waiting(running: UpProcess) -> bool:
 
 
 def test_status_reports_every_service_healthy(running):
-    result = subprocess.run([sys.executable, "-m", "sentinel.cli", "status", "--json"], env=os.environ | running.env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "sentinel.cli", "status", "--json"], env=os.environ | running.env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     assert document["healthy"] is True
@@ -172,7 +176,9 @@ def test_dropped_files_get_verdicts_and_drift_retrains(running, fresh_imdb, fres
     # in the registry either way
     from mlflow import MlflowClient
 
-    version = MlflowClient(running.settings.mlflow_tracking_uri).get_model_version(running.settings.registered_model, runs[-1].model_version)
+    version = MlflowClient(running.settings.mlflow_tracking_uri).get_model_version(
+        running.settings.registered_model, runs[-1].model_version
+    )
     assert version.tags["sentinel.decision"] == runs[-1].decision in ("promoted", "challenger", "rejected")
     ledger.dispose()
     wait_for(lambda: any(r["state_type"] == "COMPLETED" for r in running.flow_runs("retrain")), 60, "the retrain flow run to complete")
@@ -216,7 +222,10 @@ def test_a_quarantined_file_and_a_decision_are_notified_through_prefect_automati
     with temporary_settings(updates={PREFECT_API_URL: running.settings.prefect_api_url}):
         emit_event(
             "prefect.flow-run.Failed",
-            resource={"prefect.resource.id": "prefect.flow-run.00000000-0000-0000-0000-000000000001", "prefect.resource.name": "tired-otter"},
+            resource={
+                "prefect.resource.id": "prefect.flow-run.00000000-0000-0000-0000-000000000001",
+                "prefect.resource.name": "tired-otter",
+            },
             related=[{"prefect.resource.id": "prefect.tag.sentinel", "prefect.resource.role": "tag"}],
             payload={"validated_state": {"type": "FAILED", "message": "MLflow server unreachable"}},
         )
@@ -240,10 +249,13 @@ def test_a_batch_left_to_the_drift_check_deployment_is_checked_by_it(running, fr
 
         EventsWorker.drain_all()  # the event is sent before this test process moves on
     assert outcome.status == "accepted"
+
     # the event started a drift-check run for this batch; whichever of it and the watcher's periodic
     # sweep came first measured the batch, once
     def triggered_run_completed() -> bool:
-        return any(r["parameters"].get("batch_id") == outcome.batch_id and r["state_type"] == "COMPLETED" for r in running.flow_runs("drift-check"))
+        return any(
+            r["parameters"].get("batch_id") == outcome.batch_id and r["state_type"] == "COMPLETED" for r in running.flow_runs("drift-check")
+        )
 
     wait_for(triggered_run_completed, 120, "the triggered drift-check run")
     assert app.ledger.batch(outcome.batch_id).drift_status != "pending"
@@ -260,7 +272,9 @@ def settled_retrains(running: UpProcess) -> bool:
 def test_a_burst_of_100_files_is_taken_in_once_and_retrained_at_most_twice(running, fresh_imdb, fresh_rotten):
     wait_for(lambda: settled_retrains(running), 300, "the earlier tests' retrains")  # count only the burst's
     before = len(running.ledger().training_runs())
-    frames = [(f"burst-imdb-{i:03d}.csv", fresh_imdb(150)) for i in range(50)] + [(f"burst-rotten-{i:03d}.csv", fresh_rotten(60)) for i in range(50)]
+    frames = [(f"burst-imdb-{i:03d}.csv", fresh_imdb(150)) for i in range(50)] + [
+        (f"burst-rotten-{i:03d}.csv", fresh_rotten(60)) for i in range(50)
+    ]
     staging = running.home / "staging"
     staging.mkdir()
     for name, frame in frames:
@@ -322,12 +336,25 @@ def test_files_dropped_while_a_server_is_down_are_each_finished(running, fresh_i
 
 def test_prefect_yaml_deploys_the_same_four_deployments_onto_a_work_pool(running):
     """Last: it re-points the served deployments at a work pool. What a Prefect user runs."""
-    env = os.environ | running.env | {"PREFECT_API_URL": running.settings.prefect_api_url, "SENTINEL_REPO": str(Path(__file__).resolve().parents[2])}
+    env = (
+        os.environ
+        | running.env
+        | {"PREFECT_API_URL": running.settings.prefect_api_url, "SENTINEL_REPO": str(Path(__file__).resolve().parents[2])}
+    )
     prefect = [str(Path(sys.executable).parent / "prefect")]
     repo = Path(__file__).resolve().parents[2]
-    created = subprocess.run([*prefect, "work-pool", "create", "sentinel", "--type", "process"], env=env, cwd=repo, capture_output=True, text=True, timeout=120)
+    created = subprocess.run(
+        [*prefect, "work-pool", "create", "sentinel", "--type", "process"], env=env, cwd=repo, capture_output=True, text=True, timeout=120
+    )
     assert created.returncode == 0, created.stdout + created.stderr
-    deployed = subprocess.run([*prefect, "--no-prompt", "deploy", "--prefect-file", "deployments/prefect.yaml", "--all"], env=env, cwd=repo, capture_output=True, text=True, timeout=300)
+    deployed = subprocess.run(
+        [*prefect, "--no-prompt", "deploy", "--prefect-file", "deployments/prefect.yaml", "--all"],
+        env=env,
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-3000:]
     for name in ("drift-check/drift-check", "retrain/retrain", "drift-report/drift-report", "reconcile/reconcile"):
         with urllib.request.urlopen(f"{running.settings.prefect_api_url}/deployments/name/{name}", timeout=10) as response:

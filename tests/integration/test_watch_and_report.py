@@ -41,7 +41,12 @@ def project(tmp_path_factory, imdb):
 def watching(project):
     heard: list[tuple[str, object]] = []
     stop = threading.Event()
-    watcher = Watcher(project, check=lambda batch_id: drift_checks.check_pending(project, limit=1), notify=lambda kind, item: heard.append((kind, item)), rescan_seconds=1.0)
+    watcher = Watcher(
+        project,
+        check=lambda batch_id: drift_checks.check_pending(project, limit=1),
+        notify=lambda kind, item: heard.append((kind, item)),
+        rescan_seconds=1.0,
+    )
     thread = threading.Thread(target=watcher.run, args=(stop,), daemon=True)
     thread.start()
     assert watcher.watching.wait(10)
@@ -72,7 +77,9 @@ def test_a_file_still_being_written_is_read_only_once_complete(project, watching
             handle.write(rows[start : start + len(rows) // 4 + 1])
             handle.flush()
             time.sleep(0.4)
-    wait_for(lambda: any(kind == "intake" and item.file == "slow.csv" and item.status != "waiting" for kind, item in watching), 60, "slow.csv")
+    wait_for(
+        lambda: any(kind == "intake" and item.file == "slow.csv" and item.status != "waiting" for kind, item in watching), 60, "slow.csv"
+    )
     [batch] = [b for b in project.ledger.batches() if b.file_name == "slow.csv"]
     assert batch.status == "accepted" and batch.rows == 200
 
@@ -118,7 +125,9 @@ def test_two_watchers_on_one_drop_zone_take_each_file_once(project, imdb):
     env = os.environ | {"SENTINEL_HOME": str(project.settings.home), "SENTINEL_INTAKE__SETTLE_SECONDS": "0.2"}
     env.pop("SENTINEL_PREFECT_API_URL", None)
     watchers = [
-        subprocess.Popen([sys.executable, "-m", "sentinel.cli", "watch"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        subprocess.Popen(
+            [sys.executable, "-m", "sentinel.cli", "watch"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
         for _ in range(2)
     ]
     try:

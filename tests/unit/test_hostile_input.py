@@ -70,7 +70,9 @@ def test_a_symlink_out_of_the_drop_zone_is_moved_as_a_link_never_followed(settin
     for name, target in (("to-file.csv", secret), ("to-dir.csv", tmp_path), ("dangling.csv", tmp_path / "nowhere")):
         (settings.incoming_dir / name).symlink_to(target)
         outcome = intake.ingest(settings.incoming_dir / name, settings, ledger)
-        assert outcome.status == "quarantined" and "symbolic link" in outcome.reason["message"] and "not followed" in outcome.reason["message"]
+        assert (
+            outcome.status == "quarantined" and "symbolic link" in outcome.reason["message"] and "not followed" in outcome.reason["message"]
+        )
         moved = quarantined_copy(settings, outcome)
         assert moved.is_symlink() and os.readlink(moved) == str(target)
     assert secret.read_bytes() == before and ledger.batches()[0].sha256 == ""  # never read
@@ -181,7 +183,9 @@ def test_every_review_written_as_csv_comes_back_exactly(rows):
     assert frame["label"].tolist() == [intake.LABELS[label.strip().lower()] for _, label in rows]
 
 
-@given(st.lists(st.tuples(texts, st.sampled_from(["0", "1"])), min_size=1, max_size=10), st.sampled_from(["\n", "\r\n", "\r"]), st.booleans())
+@given(
+    st.lists(st.tuples(texts, st.sampled_from(["0", "1"])), min_size=1, max_size=10), st.sampled_from(["\n", "\r\n", "\r"]), st.booleans()
+)
 @hypothesis_settings(max_examples=100, deadline=None)
 def test_line_endings_and_a_byte_order_mark_change_nothing(rows, newline, bom):
     raw = as_csv(rows, newline, csv.QUOTE_ALL)

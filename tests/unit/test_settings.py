@@ -40,3 +40,23 @@ def test_a_password_in_a_url_is_never_printed():
     assert redacted("postgresql+psycopg://sentinel:s3cret@db:5432/ledger") == "postgresql+psycopg://sentinel:***@db:5432/ledger"
     assert redacted("http://user:token@mlflow:5000") == "http://user:***@mlflow:5000"
     assert redacted("sqlite:////srv/sentinel/sentinel.db") == "sqlite:////srv/sentinel/sentinel.db"
+
+
+def test_the_old_services_group_still_works_for_one_release_and_says_its_new_name(tmp_path, monkeypatch):
+    from sentinel.settings import SettingsDeprecation
+
+    (tmp_path / "sentinel.toml").write_text("[services]\nprefect_port = 4300\nreport_cron = '0 7 * * *'\n")
+    monkeypatch.setenv("SENTINEL_HOME", str(tmp_path))
+    monkeypatch.setenv("SENTINEL_SERVICES__MLFLOW_PORT", "5300")
+    monkeypatch.setenv("SENTINEL_UP__REPORT_CRON", "0 8 * * *")  # the new name wins over the old
+    with pytest.warns(SettingsDeprecation, match=r"now `up`.*SENTINEL_UP__"):
+        settings = load_settings()
+    assert (settings.up.prefect_port, settings.up.mlflow_port, settings.up.report_cron) == (4300, 5300, "0 8 * * *")
+    assert "services" not in settings.model_dump()  # never handed on to child processes under the old name
+
+
+def test_a_typo_under_the_old_group_name_is_still_an_error(tmp_path, monkeypatch):
+    (tmp_path / "sentinel.toml").write_text("[services]\nprefect_prot = 4300\n")
+    monkeypatch.setenv("SENTINEL_HOME", str(tmp_path))
+    with pytest.raises(ValidationError):
+        load_settings()
