@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from rich.markup import escape
 from rich.table import Table
 
-from sentinel.errors import SentinelError
+from sentinel.errors import SentinelError, TamperedModel
 from sentinel.terminal import batch_table, console, errors, models_table, print_lineage, progress
 
 app = typer.Typer(
@@ -31,8 +31,6 @@ def friendly(command):
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
-        from sentinel.registry import TamperedModel
-
         try:
             return command(*args, **kwargs)
         except (SentinelError, TamperedModel) as error:

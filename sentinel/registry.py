@@ -21,6 +21,7 @@ from mlflow import MlflowClient  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.models import infer_signature  # noqa: E402
 
+from sentinel.errors import TamperedModel
 from sentinel.settings import Settings
 
 TAG = "sentinel."
@@ -31,10 +32,6 @@ PIP_REQUIREMENTS = ["scikit-learn", "pandas", "numpy", "scipy"]
 logging.getLogger("mlflow.sklearn").setLevel(logging.ERROR)
 # "Created version N" and migration notes are MLflow's business; Sentinel reports what matters itself.
 logging.getLogger("mlflow").setLevel(logging.WARNING)
-
-
-class TamperedModel(RuntimeError):
-    """The model's artifact no longer has the digest recorded when it was registered."""
 
 
 def _file_sha256(path: Path) -> str:

@@ -106,3 +106,17 @@ def test_served_deployments_follow_the_declaration():
     assert built["drift-check"].triggers[0].match.root == {"sentinel.check": "deployment"}
     assert built["reconcile"].schedules[0].schedule.interval.total_seconds() == 45
     assert built["drift-report"].schedules[0].schedule.cron == "5 4 * * *"
+
+
+@pytest.mark.parametrize("command", [["batches", "--json"], ["history", "--json"], ["batches", "--quarantined"]])
+def test_the_ledgers_read_commands_load_no_heavy_library(tmp_path, command):
+    """What reads only the ledger imports only SQLAlchemy: no MLflow, Evidently, Prefect, scikit-learn or pandas."""
+    probe = (
+        "import sys\nfrom sentinel.cli import app\ntry:\n    app(sys.argv[1:])\nexcept SystemExit as exit:\n    assert not exit.code, exit.code\n"
+        "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})), file=sys.stderr)"
+    )
+    env = {"SENTINEL_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    ran = subprocess.run([sys.executable, "-c", probe, *command], capture_output=True, text=True, env=env, timeout=60)
+    assert ran.returncode == 0, ran.stderr
+    loaded = set(ran.stderr.split())
+    assert not loaded & {"evidently", "mlflow", "prefect", "sklearn", "pandas", "scipy"}
