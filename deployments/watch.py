@@ -24,6 +24,7 @@ def inline_check(app: Sentinel, say: Callable[[str], None]) -> Callable[[str], l
 
     from flows.drift_check import drift_check
     from sentinel.drift_checks import check_pending
+    from sentinel.pools import ready_batches
 
     flow = drift_check.with_options(retries=0)
 
@@ -32,7 +33,7 @@ def inline_check(app: Sentinel, say: Callable[[str], None]) -> Callable[[str], l
             with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
                 return flow(batch_id=batch_id, limit=1)
         except Exception as error:
-            if not app.ledger.batches_awaiting_drift_check():
+            if not ready_batches(app):
                 raise
             say(f"drift-check flow failed ({type(error).__name__}: {error}); checking without Prefect")
             return check_pending(app, limit=1)

@@ -118,7 +118,7 @@ def batches(
     rows = sentinel.ledger.batches()
     if quarantined:
         rows = [r for r in rows if r.status != "accepted"]
-    records = [read_models.batch_record(sentinel, r) for r in rows if not r.batch_id.startswith("ref-")]
+    records = read_models.batch_records(sentinel, [r for r in rows if not r.batch_id.startswith("ref-")])
     if as_json:
         _print_json(records)
     else:
@@ -334,6 +334,7 @@ def watch():
     import threading
 
     from sentinel import drift_checks, retraining
+    from sentinel.pools import ready_batches
     from sentinel.watcher import Watcher
 
     sentinel = _open()
@@ -343,7 +344,7 @@ def watch():
 
     def check(batch_id: str) -> list[str]:
         found = drift_checks.check_pending(sentinel, limit=1)
-        if not sentinel.ledger.batches_awaiting_drift_check() and retraining.retrain_due(sentinel):
+        if not ready_batches(sentinel) and retraining.retrain_due(sentinel):
             retraining.retrain(sentinel)  # the last check of this sweep: learn them all at once
         return found
 

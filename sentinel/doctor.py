@@ -15,7 +15,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from sentinel import intake, locks
+from sentinel import batch_format, intake, locks
 from sentinel.context import Sentinel
 from sentinel.promotion import finish_promotions, move_alias, stranded_promotions
 from sentinel.references import ensure_reference
@@ -140,7 +140,7 @@ def rebuild_batches(app: Sentinel) -> list[str]:
         stored = Path(batch.stored_path or "")
         original = stored.with_suffix(".csv")
         if not stored.is_file() and original.is_file():
-            frame = intake.parse_batch(original.read_bytes(), lenient)
+            frame = batch_format.parse_batch(original.read_bytes(), lenient)
             frame.to_parquet(stored, index=False)
             done.append(f"rebuilt {stored} from {original}")
     return done

@@ -6,76 +6,94 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+
 from sentinel import drift, events, failpoints, intake, locks
 from sentinel.context import Sentinel
 from sentinel.ledger import BatchRow, DriftCheckRow
+from sentinel.pools import ready_units
 from sentinel.references import champion_reference
 
 
 def check_drift(app: Sentinel, batch_id: str) -> drift.DriftVerdict | None:
-    """Measure one accepted batch against the champion's reference; None if it was checked already."""
+    """Measure one accepted batch alone against the champion's reference; None if it was checked already."""
     row = app.ledger.batch(batch_id)
-    if row is None or row.status != "accepted" or row.drift_status != "pending":
+    return check_unit(app, [row]) if row is not None else None
+
+
+def check_unit(app: Sentinel, members: list[BatchRow], complete: bool = True) -> drift.DriftVerdict | None:
+    """Measure a batch, or a pool of small batches as one sample, against the champion's reference and
+    record the verdict on every member. None if they were checked already. `complete` is False for a
+    pool measured short of `intake.min_rows` because it waited too long; its record says so."""
+    members = [m for m in members if m.status == "accepted" and m.drift_status == "pending"]
+    if not members:
         return None
     champion = app.require_champion()
     reference, calibration = champion_reference(app, champion)
     model = app.load_model(champion)
-    frame = intake.load_batch_frame(row.stored_path)
-    report = app.settings.reports_dir / "drift" / f"drift-{batch_id}.html"
+    frame = pd.concat([intake.load_batch_frame(m.stored_path) for m in members], ignore_index=True)
+    ids = [m.batch_id for m in members]
+    name = ids[0] if len(ids) == 1 else f"{ids[0]}+{len(ids) - 1}"
+    pool = None if len(ids) == 1 else {"members": ids, "rows": len(frame), "complete": complete}
+    report = app.settings.reports_dir / "drift" / f"drift-{name}.html"
     verdict = drift.measure(frame, reference, calibration, lambda f: model.predict(f[["text"]]), app.settings.drift, report)
-    run_id = _log_drift_run(app, batch_id, champion.version, verdict, report)
+    run_id = _log_drift_run(app, name, champion.version, verdict, report, pool)
     failpoints.reach("drift.logged")
     with app.ledger.transaction() as session:
-        batch = session.get(BatchRow, batch_id, with_for_update=True)
-        if batch.drift_status != "pending":
+        batches = [session.get(BatchRow, batch_id, with_for_update=True) for batch_id in ids]
+        if any(b.drift_status != "pending" for b in batches):
             return None  # another process finished first; its record stands
-        session.add(
-            DriftCheckRow(
-                batch_id=batch_id,
-                reference_version=champion.version,
-                detected=verdict.detected,
-                signals=verdict.as_dict()["signals"],
-                report_path=str(report),
-                mlflow_run_id=run_id,
+        for batch in batches:
+            signals = verdict.as_dict()["signals"]
+            session.add(
+                DriftCheckRow(
+                    batch_id=batch.batch_id,
+                    reference_version=champion.version,
+                    detected=verdict.detected,
+                    signals=signals,
+                    report_path=str(report),
+                    mlflow_run_id=run_id,
+                    pool=pool,
+                )
             )
-        )
-        batch.drift_status = "detected" if verdict.detected else "clear"
-        batch.suspect_labels = verdict.suspect_labels
+            batch.drift_status = "detected" if verdict.detected else "clear"
+            batch.suspect_labels = verdict.suspect_labels
     scores = {s.name: s.score for s in verdict.signals}
     event = events.DRIFT_DETECTED if verdict.detected else events.DRIFT_CLEAR
-    events.emit(
-        app.settings,
-        event,
-        events.batch_resource(batch_id),
-        {"scores": scores, "suspect_labels": verdict.suspect_labels, "reference_version": champion.version},
-    )
+    for batch_id in ids:
+        payload = {"scores": scores, "suspect_labels": verdict.suspect_labels, "reference_version": champion.version, "pool": pool}
+        events.emit(app.settings, event, events.batch_resource(batch_id), payload)
     return verdict
 
 
 def check_pending(app: Sentinel, timeout: float = 900.0, limit: int | None = None) -> list[str]:
-    """Check every batch awaiting its drift check (at most `limit`, oldest first), including those accepted
-    meanwhile. A second caller waits (up to `timeout`) for the first and then finds nothing left, so a
-    batch is measured once."""
+    """Check every batch ready for its drift check (at most `limit` checks, oldest first), including those
+    accepted meanwhile. A second caller waits (up to `timeout`) for the first and then finds nothing left,
+    so a batch is measured once. Returns the ids of the batches checked."""
     checked: list[str] = []
+    checks = 0
     with locks.held(app.settings, "drift", timeout) as acquired:
         if not acquired:
             return checked  # someone else is checking, and takes every pending batch
-        while (limit is None or len(checked) < limit) and (pending := app.ledger.batches_awaiting_drift_check()):
+        while (limit is None or checks < limit) and (units := ready_units(app)):
             app.require_champion()
-            for row in pending[: None if limit is None else limit - len(checked)]:
-                if check_drift(app, row.batch_id) is not None:
-                    checked.append(row.batch_id)
+            for unit in units[: None if limit is None else limit - checks]:
+                complete = sum(m.rows for m in unit) >= app.settings.intake.min_rows
+                if check_unit(app, unit, complete) is not None:
+                    checked += [m.batch_id for m in unit]
+                checks += 1
     return checked
 
 
-def _log_drift_run(app: Sentinel, batch_id: str, reference_version: str, verdict: drift.DriftVerdict, report: Path) -> str:
+def _log_drift_run(app: Sentinel, name: str, reference_version: str, verdict: drift.DriftVerdict, report: Path, pool: dict | None) -> str:
     import mlflow
 
     experiment = app.registry.experiment_id(app.settings.drift_experiment)
-    with mlflow.start_run(experiment_id=experiment, run_name=f"drift-{batch_id}") as run:
+    with mlflow.start_run(experiment_id=experiment, run_name=f"drift-{name}") as run:
         mlflow.set_tags(
             {
-                "sentinel.batch": batch_id,
+                "sentinel.batch": name,
+                "sentinel.pool": ",".join(pool["members"]) if pool else "",
                 "sentinel.reference_version": reference_version,
                 "sentinel.detected": str(verdict.detected).lower(),
                 "sentinel.suspect_labels": str(verdict.suspect_labels).lower(),

@@ -1,4 +1,5 @@
-"""Intake: turn a dropped CSV into an immutable, validated batch, or quarantine it with a reason.
+"""Intake: turn a dropped CSV into an immutable, validated batch (read by `batch_format`), or quarantine
+it with a reason.
 
 Nothing is ever deleted: an accepted file's original bytes are kept beside its normalised parquet copy,
 and a rejected file is moved to `data/quarantine/` with a `.reason.json` a person can act on.
@@ -6,62 +7,33 @@ and a rejected file is moved to `data/quarantine/` with a `.reason.json` a perso
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import errno
 import hashlib
-import io
 import json
 import os
-import re
 import shutil
 import stat
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
 from sqlalchemy.exc import IntegrityError
 
 from sentinel import failpoints
+from sentinel.batch_format import (
+    SHOWN,
+    Problem,
+    RejectedFile,
+    batch_source,
+    read_batch,
+    shown,
+    spreadsheet_safe,
+)
 from sentinel.ledger import BatchDigest, BatchRow, Ledger
-from sentinel.settings import IntakePolicy, Settings
-
-LABELS = {"0": 0, "1": 1, "negative": 0, "positive": 1}
-BOMS = ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"), (b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16"))
-# A cell a spreadsheet would run: = + - or @, then a function call, a DDE pipe or a sheet reference
-# (`=HYPERLINK(...)`, `+cmd|' /C calc'!A0`, `@SUM(A1)`). Reviews that merely start with one of those
-# characters ("===spoilers===", "- great cast") are text and pass.
-FORMULA = re.compile(r"^\s*[=+\-@]\s*[A-Za-z_][\w.]*\s*(\(|\||!\$?[A-Za-z]{1,3}\$?\d)")
-REQUIRED = ("text", "label")
-SHOWN = 10  # how many offending rows a reason lists
-NAME_THE_COLUMNS = "the first line must name the columns, e.g. `text,label`"
-MAX_HEADER_CHARS = 10_000  # far beyond any real header, far below the csv module's field limit
-
-
-@dataclass(frozen=True)
-class Problem:
-    """Why a file was refused: what is wrong, where, and what to do about it."""
-
-    message: str
-    fix: str
-    column: str | None = None
-    rows: list[int] = field(default_factory=list)  # 1 = the first data row after the header
-    values: list[str] = field(default_factory=list)
-
-
-class RejectedFile(Exception):
-    """A file intake refuses whole, with the problem a person can act on."""
-
-    def __init__(self, problem: Problem) -> None:
-        super().__init__(problem.message)
-        self.problem = problem
-
-
-def rejected(message: str, fix: str, **where) -> RejectedFile:
-    """The refusal of a file: what is wrong, what to do, and where (`column`, `rows`, `values`)."""
-    return RejectedFile(Problem(message, fix, **where))
+from sentinel.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -101,13 +73,6 @@ def wait_until_settled(path: Path, settle_seconds: float, timeout: float = 30.0)
     return False
 
 
-def shown(value: str, limit: int = 80) -> str:
-    """A value from a file, safe to put in a reason a person reads in a terminal: control characters
-    (escape sequences could rewrite the operator's screen) are written as escapes, and it is shortened."""
-    value = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(value))
-    return value if len(value) <= limit else value[: limit - 1] + "…"
-
-
 def display_name(path: Path) -> str:
     """A file's name as the ledger and reasons record it: a name that is not valid UTF-8 (undecodable
     bytes arrive as surrogates, which no database accepts) or holds control characters is escaped."""
@@ -115,113 +80,29 @@ def display_name(path: Path) -> str:
     return shown(name, limit=200)
 
 
-def _rows(mask: pd.Series) -> list[int]:
-    return [int(i) + 1 for i in mask[mask].index[:SHOWN]]
-
-
-def parse_batch(raw: bytes, policy: IntakePolicy) -> pd.DataFrame:
-    """Validate a batch file's bytes and return its rows with `label` as 0/1. Raises RejectedFile."""
-    if not raw.strip():
-        raise rejected("the file is empty", "export the batch again with a header `text,label`")
-    for bom, encoding in BOMS:
-        if raw.startswith(bom):
-            raise rejected(f"the file is {encoding}, not UTF-8", "re-save the file with UTF-8 encoding")
-    if b"\x00" in raw:  # anywhere: a NUL deep in the file would otherwise end up inside a review
-        line = raw[: raw.index(b"\x00")].count(b"\n") + 1
-        raise rejected(f"the file is binary (a NUL byte at line {line}), not a CSV", "save the batch as a UTF-8 CSV")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = raw[: error.start].count(b"\n") + 1
-        raise rejected(
-            f"the file is not UTF-8: byte 0x{raw[error.start]:02x} at line {line} cannot be decoded",
-            "re-save the file with UTF-8 encoding",
-            values=[shown(raw[max(0, error.start - 20) : error.start + 20].decode("utf-8", "replace"))],
-        ) from None
-    try:
-        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False)
-    except pd.errors.EmptyDataError:
-        raise rejected("the file has no header", NAME_THE_COLUMNS) from None
-    except (pd.errors.ParserError, csv.Error) as error:
-        raise rejected(f"the CSV cannot be parsed: {str(error).strip()}", "check quoting and the number of commas on that line") from None
-
-    first_line = re.split(r"\r\n|\r|\n", text, maxsplit=1)[0]
-    if len(first_line) > MAX_HEADER_CHARS:
-        raise rejected(
-            f"the first line is {len(first_line):,} characters long; it cannot be a header",
-            NAME_THE_COLUMNS,
-        )
-    header = [c.strip().lower() for c in next(csv.reader(io.StringIO(first_line)), [])]
-    if len(set(header)) != len(header):
-        twice = sorted({c for c in header if header.count(c) > 1})
-        raise rejected(f"the header names column(s) {', '.join(twice)} twice", "give every column a distinct name", column=twice[0])
-    columns = [str(c).strip().lower() for c in frame.columns]
-    frame.columns = columns
-    missing = [c for c in REQUIRED if c not in columns]
-    if missing:
-        header = ",".join(columns)
-        for delimiter, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "pipes")):
-            if len(columns) == 1 and delimiter in header:
-                raise rejected(
-                    f"the columns are separated by {name}, not commas", "save the file as comma-separated", values=[shown(header)]
-                )
-        raise rejected(
-            f"missing required column(s) {', '.join(missing)}; found {', '.join(columns) or 'none'}",
-            "name the columns `text` and `label` in the header",
-            column=missing[0],
-        )
-    if frame.empty:
-        raise rejected("the file has a header but no rows", "add labeled reviews below the header")
-
-    labels = frame["label"].str.strip().str.lower().map(LABELS)
-    unknown = labels.isna()
-    if unknown.any():
-        raise rejected(
-            f"{int(unknown.sum())} row(s) have a label that is not 0/1 or negative/positive",
-            "use 0 or negative, 1 or positive",
-            column="label",
-            rows=_rows(unknown),
-            values=sorted({shown(v) for v in frame.loc[unknown, "label"].head(SHOWN)}),
-        )
-    empty = frame["text"].str.strip() == ""
-    if empty.any():
-        raise rejected(
-            f"{int(empty.sum())} row(s) have an empty text", "remove those rows or fill in the review", column="text", rows=_rows(empty)
-        )
-    if policy.refuse_formulas:
-        formulas = frame["text"].str.match(FORMULA)
-        if formulas.any():
-            raise rejected(
-                f"{int(formulas.sum())} row(s) have a text that a spreadsheet would run as a formula",
-                "check where the file came from; if the reviews are genuine, put an apostrophe before the leading = + - @",
-                column="text",
-                rows=_rows(formulas),
-                values=[shown(v) for v in frame.loc[formulas, "text"].head(SHOWN)],
-            )
-    too_long = frame["text"].str.len() > policy.max_text_chars
-    if too_long.any():
-        raise rejected(
-            f"{int(too_long.sum())} row(s) have a text longer than {policy.max_text_chars} characters",
-            "check for a missing closing quote; split or shorten those reviews",
-            column="text",
-            rows=_rows(too_long),
-        )
-    if len(frame) < policy.min_rows:
-        raise rejected(
-            f"only {len(frame)} row(s); a batch needs at least {policy.min_rows} for a drift test",
-            "merge it with other reviews into a larger batch",
-        )
-    minority = min(labels.mean(), 1 - labels.mean())
-    if minority < policy.min_class_share:
-        only = "positive" if labels.mean() > 0.5 else "negative"
-        raise rejected(
-            f"the batch is one-class: {100 * (1 - minority):.1f}% of rows are {only}",
-            f"include both labels; each must be at least {100 * policy.min_class_share:.0f}% of the rows",
-            column="label",
-        )
-    frame["label"] = labels.astype("int8")
-    keep = list(REQUIRED) + [c for c in columns if c not in REQUIRED]
-    return frame[keep].reset_index(drop=True)
+def write_set_aside(set_aside: pd.DataFrame, source_name: str, batch_id: str, sha256: str, settings: Settings) -> Path:
+    """The rows intake set aside from an accepted file: a CSV of their own in data/quarantine/ (each with
+    its line in the original file and its reason, every cell spreadsheet-safe) and its reason beside it."""
+    settings.quarantine_dir.mkdir(parents=True, exist_ok=True)
+    stem = source_name.rsplit(".", 1)[0] if "." in source_name else source_name
+    target = _quarantine_target(settings.quarantine_dir, f"{stem}.set-aside.csv", batch_id)
+    safe = set_aside.astype(object).where(set_aside.notna(), "").map(spreadsheet_safe)
+    safe.columns = [spreadsheet_safe(c) for c in safe.columns]
+    _write_atomically(target, lambda path: safe.to_csv(path, index=False))
+    kinds = set_aside["reason"].value_counts().to_dict()
+    reason = {
+        "file": target.name,
+        "from_file": source_name,
+        "batch_id": batch_id,
+        "sha256": sha256,
+        "message": f"{len(set_aside)} row(s) of {source_name} set aside: " + ", ".join(f"{n} {kind}" for kind, n in kinds.items()),
+        "fix": "the rest of the file was accepted; fix these rows and drop them as a new file to learn them too",
+        "rows": [int(line) for line in set_aside["line"].dropna().head(SHOWN)],
+        "set_aside_rows": len(set_aside),
+        "quarantined_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+    }
+    _write_atomically(Path(f"{target}{REASON_SUFFIX}"), lambda path: path.write_text(json.dumps(reason, indent=2)))
+    return target
 
 
 REASON_SUFFIX = ".reason.json"
@@ -337,9 +218,10 @@ def ingest(path: Path, settings: Settings, ledger: Ledger) -> IntakeOutcome:
     raw = path.read_bytes()
     sha256 = hashlib.sha256(raw).hexdigest()
     try:
-        frame = parse_batch(raw, policy)
-    except RejectedFile as rejected:
-        return _record_rejection(path, rejected.problem, settings, ledger, batch_id, sha256, "quarantined")
+        parsed = read_batch(raw, policy)
+    except RejectedFile as refusal:
+        return _record_rejection(path, refusal.problem, settings, ledger, batch_id, sha256, "quarantined")
+    frame = parsed.frame
 
     known = _accepted_with_digest(ledger, sha256)
     if known:
@@ -358,7 +240,16 @@ def ingest(path: Path, settings: Settings, ledger: Ledger) -> IntakeOutcome:
     try:
         with ledger.transaction() as session:
             session.add(
-                BatchRow(batch_id=batch_id, file_name=name, sha256=sha256, rows=len(frame), status="accepted", stored_path=str(stored))
+                BatchRow(
+                    batch_id=batch_id,
+                    file_name=name,
+                    sha256=sha256,
+                    rows=len(frame),
+                    status="accepted",
+                    stored_path=str(stored),
+                    source=batch_source(frame),
+                    rows_set_aside=len(parsed.set_aside),
+                )
             )
             session.flush()
             session.add(BatchDigest(sha256=sha256, batch_id=batch_id))
@@ -371,6 +262,12 @@ def ingest(path: Path, settings: Settings, ledger: Ledger) -> IntakeOutcome:
         _discard_unrecorded(ledger, batch_id, stored, original)
         raise
     failpoints.reach("intake.recorded")
+    if len(parsed.set_aside):
+        # After the commit: a reason whose batch the ledger lacks would read as an unrecorded quarantine.
+        # A crash before this line loses nothing, since the original bytes are stored whole.
+        aside = write_set_aside(parsed.set_aside, name, batch_id, sha256, settings)
+        with ledger.transaction() as session:
+            session.get(BatchRow, batch_id).set_aside_path = str(aside)
     path.unlink(missing_ok=True)  # its bytes live on as data/batches/<batch_id>.csv
     return IntakeOutcome(name, "accepted", batch_id, len(frame), sha256, path=str(stored))
 

@@ -44,6 +44,9 @@ class BatchRow(Base):
     suspect_labels: Mapped[bool] = mapped_column(Boolean, default=False)
     trained_in: Mapped[int | None] = mapped_column(ForeignKey("training_runs.id"), nullable=True)
     duplicate_of: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    source: Mapped[str | None] = mapped_column(String(256), nullable=True)  # small batches pool per source
+    rows_set_aside: Mapped[int] = mapped_column(Integer, default=0)  # bad rows intake kept out of the batch
+    set_aside_path: Mapped[str | None] = mapped_column(String(1024), nullable=True)
 
 
 class BatchDigest(Base):
@@ -69,6 +72,7 @@ class DriftCheckRow(Base):
     report_path: Mapped[str | None] = mapped_column(String(1024), nullable=True)
     mlflow_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     checked_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    pool: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # small batches measured together
 
 
 class TrainingRunRow(Base):
@@ -145,6 +149,25 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+def _add_missing_columns(engine) -> None:
+    """Columns added since a ledger was created, added to it: `create_all` makes missing tables only.
+    Every column added so far is nullable or has a constant default, so ADD COLUMN is the whole
+    migration; a change that needs more than that brings a migration tool."""
+    from sqlalchemy import inspect, text
+
+    inspector = inspect(engine)
+    with engine.begin() as connection:
+        for table in Base.metadata.sorted_tables:
+            present = {c["name"] for c in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name in present:
+                    continue
+                kind = column.type.compile(engine.dialect)
+                default = column.default.arg if column.default is not None and column.default.is_scalar else None
+                suffix = f" DEFAULT {default!r}" if isinstance(default, (int, str)) and not isinstance(default, bool) else ""
+                connection.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}{suffix}'))
+
+
 class Ledger:
     """Opens the database named by a SQLAlchemy URL and creates the tables if they are missing."""
 
@@ -154,6 +177,7 @@ class Ledger:
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         Base.metadata.create_all(self.engine)
+        _add_missing_columns(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager

@@ -7,6 +7,7 @@ from __future__ import annotations
 from sentinel import drift, intake
 from sentinel.context import Sentinel
 from sentinel.drift_checks import check_pending
+from sentinel.pools import ready_batches
 from sentinel.promotion import finish_promotions
 from sentinel.read_models import batch_record
 from sentinel.retraining import retrain, retrain_due, retrain_until_done
@@ -18,7 +19,7 @@ def process(app: Sentinel) -> list[dict]:
     promotion a crash interrupted, then one retrain that takes every batch not yet learned. One record
     per file."""
     files = intake.pending_files(app.settings)
-    if files or app.ledger.batches_awaiting_drift_check():
+    if files or ready_batches(app):
         drift.warm_up()  # the text worker starts while intake runs
     outcomes = take_in(app, files)
     check_pending(app)

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from sentinel import intake
 from sentinel.context import Sentinel, resolve_version
 from sentinel.errors import SentinelError
 
@@ -32,7 +31,8 @@ def predict_file(app: Sentinel, path: Path, alias: str = "champion", version: st
         "predictions": [{"text": t, "label": int(y), "probability": round(float(p), 4)} for t, y, p in zip(frame["text"], labels, scores)],
     }
     if "label" in frame.columns:
-        truth = frame["label"].str.strip().str.lower().map(intake.LABELS)
+        known = {k.strip().lower(): v for k, v in app.settings.intake.label_values.items()}
+        truth = frame["label"].str.strip().str.lower().map(known)
         known = truth.notna().to_numpy()
         if known.any():
             from sklearn.metrics import accuracy_score, f1_score

@@ -8,10 +8,19 @@ import datetime as dt
 
 from sentinel.context import Sentinel, resolve_version
 from sentinel.ledger import BatchRow
+from sentinel.pools import waiting_for_pool
 
 
-def batch_record(app: Sentinel, row: BatchRow) -> dict:
-    """One batch as the CLI shows it: intake, drift verdict, and the retrain and decision it led to."""
+def batch_records(app: Sentinel, rows: list[BatchRow]) -> list[dict]:
+    """Several batches as the CLI shows them (see `batch_record`)."""
+    waiting = waiting_for_pool(app)
+    return [batch_record(app, row, waiting) for row in rows]
+
+
+def batch_record(app: Sentinel, row: BatchRow, waiting: set[str] | None = None) -> dict:
+    """One batch as the CLI shows it: intake (rows set aside included), drift verdict (or the pool it
+    waits for), and the retrain and decision it led to. `waiting`: the ids waiting for a pool, if known."""
+    waiting = waiting_for_pool(app) if waiting is None else waiting
     checks = app.ledger.drift_checks(row.batch_id)
     check = checks[-1] if checks else None
     run = app.ledger.training_run(row.trained_in) if row.trained_in else None
@@ -23,6 +32,10 @@ def batch_record(app: Sentinel, row: BatchRow) -> dict:
         "status": row.status,
         "reason": row.reason,
         "received_at": row.received_at.isoformat() if row.received_at else None,
+        "source": row.source,
+        "rows_set_aside": row.rows_set_aside or 0,
+        "set_aside": row.set_aside_path,
+        "waiting_for_pool": row.batch_id in waiting,
         "drift": None
         if check is None
         else {
@@ -30,6 +43,7 @@ def batch_record(app: Sentinel, row: BatchRow) -> dict:
             "reference_version": check.reference_version,
             "signals": check.signals,
             "report": check.report_path,
+            "pool": check.pool,
         },
         "suspect_labels": row.suspect_labels,
         "retrain_run_id": run.mlflow_run_id if run else None,
@@ -93,6 +107,8 @@ def lineage(app: Sentinel, version: str) -> dict:
                 "batch_id": batch_id,
                 "file": batch.file_name,
                 "rows": batch.rows,
+                "rows_set_aside": batch.rows_set_aside or 0,
+                "source": batch.source,
                 "received_at": batch.received_at.isoformat(),
                 "drift_checks": [
                     {

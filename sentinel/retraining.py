@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from sentinel import drift, events, failpoints, gate, intake, locks, training
+from sentinel import batch_format, drift, events, failpoints, gate, intake, locks, training
 from sentinel.context import Sentinel, os_user
 from sentinel.errors import SentinelError
 from sentinel.ledger import BatchDigest, BatchRow, ModelRow, TrainingRunRow, utcnow
+from sentinel.pools import ready_batches
 from sentinel.promotion import claim_champion, decision_tags, move_alias
 from sentinel.references import store_reference
 
@@ -28,11 +29,14 @@ def bootstrap(app: Sentinel, reference_csv: Path, actor: str | None = None) -> M
         raise SentinelError(f"reference file not found: {reference_csv}")
     raw = reference_csv.read_bytes()
     try:
-        frame = intake.parse_batch(raw, app.settings.intake.model_copy(update={"max_text_chars": 10**7}))
-    except intake.RejectedFile as rejected:
+        # A reference is often one long export: a review of any length is kept, and bad rows are set
+        # aside as in any batch.
+        parsed = batch_format.read_batch(raw, app.settings.intake.model_copy(update={"max_text_chars": 10**7}))
+    except batch_format.RejectedFile as rejected:
         raise SentinelError(
             f"the reference {reference_csv.name} is not usable: {rejected.problem.message}; {rejected.problem.fix}"
         ) from None
+    frame = parsed.frame
     sha256 = hashlib.sha256(raw).hexdigest()
     batch_id = "ref-" + intake.new_batch_id()
     stored, _ = intake.store(batch_id, frame, raw, app.settings)
@@ -46,11 +50,17 @@ def bootstrap(app: Sentinel, reference_csv: Path, actor: str | None = None) -> M
                 status="accepted",
                 stored_path=str(stored),
                 drift_status="none",
+                source=batch_format.batch_source(frame),
+                rows_set_aside=len(parsed.set_aside),
             )
         )
         session.flush()
         if session.get(BatchDigest, sha256) is None:
             session.add(BatchDigest(sha256=sha256, batch_id=batch_id))
+    if len(parsed.set_aside):
+        aside = intake.write_set_aside(parsed.set_aside, reference_csv.name, batch_id, sha256, app.settings)
+        with app.ledger.transaction() as session:
+            session.get(BatchRow, batch_id).set_aside_path = str(aside)
     data = training.assemble({batch_id: frame}, {}, app.settings.gate.holdout_share, app.settings.gate.reference_holdout_rows)
     return _train_and_register(app, data, run_name=f"bootstrap-{batch_id}", champion=None, actor=actor or os_user())
 
@@ -76,8 +86,8 @@ def retrain_due(app: Sentinel) -> bool:
 
 
 def backlog(app: Sentinel) -> int:
-    """Files in the drop zone plus batches still awaiting their drift check."""
-    return len(intake.pending_files(app.settings)) + len(app.ledger.batches_awaiting_drift_check())
+    """Files in the drop zone plus batches ready for their drift check (not those waiting for a pool)."""
+    return len(intake.pending_files(app.settings)) + len(ready_batches(app))
 
 
 def wait_for_quiet(app: Sentinel, quiet_seconds: float, max_wait_seconds: float, poll: float = 0.5) -> float:

@@ -30,18 +30,45 @@ class _Group(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a misspelt key is an error, not silently ignored
 
 
+DEFAULT_LABELS = {"0": 0, "1": 1, "0.0": 0, "1.0": 1, "negative": 0, "positive": 1, "neg": 0, "pos": 1, "false": 0, "true": 1}
+
+
 class IntakePolicy(_Group):
-    """What a batch file must look like to be accepted."""
+    """What a batch file must look like to be accepted, and what is set aside from one that is."""
 
     max_bytes: int = Field(50_000_000, description="Larger files are quarantined unread.")
-    min_rows: int = Field(50, description="Fewer rows give no meaningful drift test.")
+    min_rows: int = Field(100, description="Rows a drift check needs: smaller batches are accepted and pooled with the next ones.")
+    pool_max_age_seconds: float = Field(600.0, description="A pool of small batches older than this is measured with what it has.")
     max_text_chars: int = Field(100_000, description="A longer single review is almost surely a broken file.")
-    min_class_share: float = Field(0.02, description="A batch whose minority label is rarer than this is one-class.")
-    refuse_formulas: bool = Field(
-        True, description="Quarantine a batch whose texts a spreadsheet would run as formulas (=..., @SUM(...), +cmd|...)."
+    max_bad_row_share: float = Field(
+        0.01,
+        description="Rows with an empty text, an unknown label or an over-long text are set aside, up to this share; more refuses the file.",
     )
+    min_class_share: float = Field(0.02, description="A batch whose minority label is rarer than this is one-class.")
+    text_column: str = Field(
+        "", description="The column holding the review; empty: `text`, or the one of review, sentence, content… present."
+    )
+    label_column: str = Field("", description="The column holding the label; empty: `label`, or the one of sentiment, polarity… present.")
+    label_values: dict[str, int] = Field(
+        default_factory=lambda: dict(DEFAULT_LABELS), description="Label spellings (case-insensitive) and the class each means."
+    )
+    default_source: str = Field("default", description="The source of rows whose file has no `source` column.")
     settle_seconds: float = Field(1.0, description="A file must be unchanged this long before it is read.")
     closed_settle_seconds: float = Field(0.2, description="...or this long, once the watcher saw its writer close it (inotify).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _removed(cls, data):
+        """`refuse_formulas` is gone: text is never refused for how it begins. Said, then ignored."""
+        if isinstance(data, dict) and "refuse_formulas" in data:
+            warnings.warn(
+                "the setting intake.refuse_formulas no longer exists: a review that begins with = + - @ is review text "
+                "and is learned like any other; Sentinel neutralises such cells in every CSV it writes. Remove the setting.",
+                SettingsDeprecation,
+                stacklevel=2,
+            )
+            data = {k: v for k, v in data.items() if k != "refuse_formulas"}
+        return data
 
 
 class DriftPolicy(_Group):

@@ -39,11 +39,14 @@ def progress(kind: str, item) -> None:
 def _drift_summary(record: dict) -> str:
     drift = record.get("drift")
     if not drift:
-        return "-" if record["status"] != "accepted" else "pending"
+        if record["status"] != "accepted":
+            return "-"
+        return "waiting for its pool" if record.get("waiting_for_pool") else "pending"
     fired = [s["name"] for s in drift["signals"] if s["drifted"]]
+    pooled = f" (pool of {len(drift['pool']['members'])})" if drift.get("pool") else ""
     if not drift["detected"]:
-        return "[green]clear[/green]"
-    return f"[yellow]drift[/yellow]: {fired[0]}" + (f" +{len(fired) - 1}" if len(fired) > 1 else "")
+        return f"[green]clear[/green]{pooled}"
+    return f"[yellow]drift[/yellow]: {fired[0]}" + (f" +{len(fired) - 1}" if len(fired) > 1 else "") + pooled
 
 
 def batch_table(records: list[dict], title: str) -> None:
@@ -58,7 +61,7 @@ def batch_table(records: list[dict], title: str) -> None:
         table.add_row(
             r.get("batch_id") or "-",
             escape(r["file"]),
-            str(r.get("rows", 0)),
+            str(r.get("rows", 0)) + (f" (-{r['rows_set_aside']} set aside)" if r.get("rows_set_aside") else ""),
             status,
             _drift_summary(r),
             r.get("model_version") or "-",
@@ -69,6 +72,8 @@ def batch_table(records: list[dict], title: str) -> None:
         if r.get("reason") and r["status"] != "accepted":
             reason = r["reason"]
             console.print(escape(f"  {r['file']}: {reason.get('message')} -> {reason.get('fix', '')}"), highlight=False)
+        if r.get("set_aside"):
+            console.print(escape(f"  {r['file']}: {r['rows_set_aside']} row(s) set aside in {r['set_aside']}"), highlight=False)
 
 
 def models_table(records: list[dict], title: str) -> None:
@@ -123,7 +128,9 @@ def print_lineage(found: dict) -> None:
     )
     for batch in found["new_batches"]:
         console.print(
-            f"  batch {batch['batch_id']}  {escape(batch['file'])}  {batch['rows']} rows  received {batch['received_at'][:19]}",
+            f"  batch {batch['batch_id']}  {escape(batch['file'])}  {batch['rows']} rows"
+            + (f" ({batch['rows_set_aside']} set aside)" if batch.get("rows_set_aside") else "")
+            + f"  received {batch['received_at'][:19]}",
             highlight=False,
         )
         for check in batch["drift_checks"]:

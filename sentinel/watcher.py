@@ -23,6 +23,7 @@ from watchdog.observers import Observer
 
 from sentinel import intake
 from sentinel.context import Sentinel
+from sentinel.pools import ready_batches
 from sentinel.taking_in import take_in
 
 log = logging.getLogger(__name__)
@@ -127,7 +128,7 @@ class Watcher:
                 self.notify("intake", outcome)
                 if outcome.status == "waiting":
                     self.wake.set()
-        while self.check is not None and (pending := self.app.ledger.batches_awaiting_drift_check()):
+        while self.check is not None and (pending := ready_batches(self.app)):
             checked = self.check(pending[0].batch_id)  # the oldest; one at a time, so progress shows
             for batch_id in checked:
                 self.notify("drift", self.app.ledger.drift_checks(batch_id)[-1])

@@ -67,7 +67,25 @@ def test_twenty_stable_imdb_batches_raise_no_alarm(home, imdb):
     assert all(r["decision"] == "none" for r in records)  # no drift, no retrain
 
 
-def test_a_batch_that_is_30_percent_rotten_tomatoes_is_detected(home, imdb, rotten):
+def test_small_batches_are_accepted_pooled_and_measured_once(home, app, imdb):
+    """Three 40-row batches, dropped one after another: each is accepted; the first two wait for their
+    pool; the third completes it, and the three are measured once, as one sample."""
+    seen = []
+    for i in range(3):
+        demo.drop(imdb.iloc[17000 + 40 * i : 17040 + 40 * i], home / "data" / "incoming", f"small-{i}.csv")
+        (record,) = process(home)
+        assert record["status"] == "accepted" and record["rows"] == 40
+        seen.append(record)
+    assert [r["waiting_for_pool"] for r in seen] == [True, True, False] and seen[0]["drift"] is None
+    members = [r["batch_id"] for r in seen]
+    assert seen[2]["drift"]["pool"] == {"members": members, "rows": 120, "complete": True}
+    checks = [app.ledger.drift_checks(batch_id) for batch_id in members]
+    assert all(len(c) == 1 for c in checks) and len({c[0].mlflow_run_id for c in checks}) == 1  # one measurement
+    table = run(home, "batches").stdout
+    assert "pool of 3" in table
+
+
+def test_a_batch_that_is_30_percent_rotten_tomatoes_is_detected(home, app, imdb, rotten):
     batch = demo.mixed(imdb.iloc[15000:15700], rotten.iloc[:300], 0.3)
     demo.drop(batch, home / "data" / "incoming", "mixed-30.csv")
     (record,) = process(home)
@@ -77,6 +95,10 @@ def test_a_batch_that_is_30_percent_rotten_tomatoes_is_detected(home, imdb, rott
     # drift caused a retrain whose outcome is recorded on the batch, in the ledger and in MLflow
     assert record["retrain_run_id"] and record["model_version"] == "2"
     assert record["decision"] in ("promoted", "challenger", "rejected")
+    # that retrain learned every batch not yet learned, the pooled small ones included
+    run_id = next(r.id for r in app.ledger.training_runs() if r.mlflow_run_id == record["retrain_run_id"])
+    small = [b for b in app.ledger.batches() if b.file_name.startswith("small-")]
+    assert len(small) == 3 and {b.trained_in for b in small} == {run_id}
 
 
 def test_retrain_run_is_fully_logged_to_mlflow(app):
@@ -149,7 +171,7 @@ def test_batches_json_lists_every_batch_with_its_story(home):
         records[0]
     )
     statuses = [r["status"] for r in records]
-    assert statuses.count("duplicate") == 1 and statuses.count("accepted") == 25
+    assert statuses.count("duplicate") == 1 and statuses.count("accepted") == 28
     assert json.loads(run(home, "batches", "--json", "--quarantined").stdout)[0]["status"] == "duplicate"
 
 

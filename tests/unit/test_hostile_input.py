@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from sentinel import intake
+from sentinel import batch_format, intake
 from sentinel.ledger import Ledger
 from sentinel.settings import IntakePolicy
 from tests.conftest import make_settings
@@ -40,11 +40,17 @@ def quarantined_copy(settings, outcome) -> Path:
 
 
 @pytest.mark.parametrize("name", sorted(HOSTILE))
-def test_every_corpus_file_is_quarantined_whole_with_its_reason(name, settings, ledger):
+def test_every_corpus_file_is_quarantined_whole_with_its_reason_or_kept_as_text(name, settings, ledger):
     raw = (CORPUS / "hostile" / name).read_bytes()
     dropped = settings.incoming_dir / name
     dropped.write_bytes(raw)
     outcome = intake.ingest(dropped, settings, ledger)
+    if HOSTILE[name]["expect"] == "accepted":  # genuine text, whatever its first characters
+        assert outcome.status == "accepted", (HOSTILE[name]["why"], outcome.reason)
+        stored = pd.read_parquet(outcome.path)
+        original = pd.read_csv(io.BytesIO(raw), dtype=str, keep_default_na=False)
+        assert stored["text"].tolist() == original.iloc[:, 0].tolist()  # stored exactly as written
+        return
     assert outcome.status == "quarantined", HOSTILE[name]["why"]
     assert HOSTILE[name]["expect"] in outcome.reason["message"]
     assert outcome.reason["fix"]
@@ -150,9 +156,7 @@ def test_a_file_named_like_a_reason_never_replaces_one(settings, ledger):
 
 # ---- property-based tests of the CSV intake ------------------------------------------------------
 POLICY = IntakePolicy(min_rows=1, min_class_share=0.0)
-texts = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=200).filter(
-    lambda t: t.strip() and not intake.FORMULA.match(t)
-)
+texts = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=200).filter(str.strip)
 
 
 def as_csv(rows: list[tuple[str, object]], newline: str = "\r\n", quoting: int = csv.QUOTE_MINIMAL) -> bytes:
@@ -168,19 +172,28 @@ def as_csv(rows: list[tuple[str, object]], newline: str = "\r\n", quoting: int =
 @hypothesis_settings(max_examples=400, deadline=None)
 def test_any_bytes_are_a_batch_or_a_reason_never_a_crash(raw):
     try:
-        frame = intake.parse_batch(raw, POLICY)
-    except intake.RejectedFile as rejected:
+        frame = batch_format.parse_batch(raw, POLICY)
+    except batch_format.RejectedFile as rejected:
         assert rejected.problem.message and rejected.problem.fix
     else:
         assert list(frame.columns[:2]) == ["text", "label"] and set(frame["label"]) <= {0, 1}
 
 
-@given(st.lists(st.tuples(texts, st.sampled_from(["0", "1", " positive", "NEGATIVE "])), min_size=1, max_size=30))
+@given(
+    st.lists(
+        st.tuples(
+            texts | st.sampled_from(["=1+1", "-Facts (I): good", "+1 for the score", "@director", "=) loved it"]),
+            st.sampled_from(["0", "1", " positive", "NEGATIVE ", "pos", "False"]),
+        ),
+        min_size=1,
+        max_size=30,
+    )
+)
 @hypothesis_settings(max_examples=200, deadline=None)
 def test_every_review_written_as_csv_comes_back_exactly(rows):
-    frame = intake.parse_batch(as_csv(rows), POLICY)
+    frame = batch_format.parse_batch(as_csv(rows), POLICY)
     assert frame["text"].tolist() == [text for text, _ in rows]
-    assert frame["label"].tolist() == [intake.LABELS[label.strip().lower()] for _, label in rows]
+    assert frame["label"].tolist() == [batch_format.LABELS[label.strip().lower()] for _, label in rows]
 
 
 @given(
@@ -189,7 +202,7 @@ def test_every_review_written_as_csv_comes_back_exactly(rows):
 @hypothesis_settings(max_examples=100, deadline=None)
 def test_line_endings_and_a_byte_order_mark_change_nothing(rows, newline, bom):
     raw = as_csv(rows, newline, csv.QUOTE_ALL)
-    frame = intake.parse_batch(b"\xef\xbb\xbf" + raw if bom else raw, POLICY)
+    frame = batch_format.parse_batch(b"\xef\xbb\xbf" + raw if bom else raw, POLICY)
     assert frame["text"].tolist() == [text for text, _ in rows]  # a line ending inside quotes is part of the review
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sentinel import intake
+from sentinel import batch_format, intake
 from sentinel.ledger import Ledger
 from sentinel.settings import IntakePolicy
 
@@ -30,12 +30,13 @@ def rows(n: int = 6, label=lambda i: i % 2) -> str:
         (b"text,label\n", "header but no rows", None),
         (b"text;label\na;1\nb;0\nc;1\nd;0\n", "separated by semicolons", None),
         (b"text\tlabel\na\t1\nb\t0\n", "separated by tabs", None),
-        (b"review,score\na,1\nb,0\n", "missing required column(s) text, label", "text"),
+        (b"title,score\na,1\nb,0\n", "missing required column(s) text", "text"),
+        (b"text,score\na,1\nb,0\n", "missing required column(s) label", "label"),
+        (b"review,content,label\na,b,1\nc,d,0\n", "several that could be it: review, content", "text"),
         (rows().replace(",1\n", ",maybe\n", 1).encode(), "not 0/1 or negative/positive", "label"),
         (rows().replace("review number 2 was fine", "  ", 1).encode(), "empty text", "text"),
         ("text,label\ncafé,1\n".encode("latin-1"), "not UTF-8", None),
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00IHDR", "binary", None),
-        (rows(3).encode(), "only 3 row(s)", None),
         (rows(10, label=lambda i: 1).encode(), "one-class", "label"),
         (b'text,label\n"unterminated,1\nmore,0\n', "cannot be parsed", None),
         (b"text,label\nwaytoolong,1\nb,0\nc,1\nd,0\n", "longer than", "text"),
@@ -44,8 +45,8 @@ def rows(n: int = 6, label=lambda i: i % 2) -> str:
 )
 def test_bad_files_are_refused_with_an_actionable_reason(raw, message, column):
     policy = POLICY.model_copy(update={"max_text_chars": 5}) if message == "longer than" else POLICY
-    with pytest.raises(intake.RejectedFile) as caught:
-        intake.parse_batch(raw, policy)
+    with pytest.raises(batch_format.RejectedFile) as caught:
+        batch_format.parse_batch(raw, policy)
     problem = caught.value.problem
     assert message in problem.message
     assert problem.fix
@@ -54,22 +55,22 @@ def test_bad_files_are_refused_with_an_actionable_reason(raw, message, column):
 
 def test_reason_names_the_offending_rows_and_values():
     raw = rows(8).replace("review number 3 was fine,1", "review number 3 was fine,neutral").encode()
-    with pytest.raises(intake.RejectedFile) as caught:
-        intake.parse_batch(raw, POLICY)
+    with pytest.raises(batch_format.RejectedFile) as caught:
+        batch_format.parse_batch(raw, POLICY)
     assert caught.value.problem.rows == [4]  # data row 4 (the header is not counted)
     assert caught.value.problem.values == ["neutral"]
 
 
 def test_labels_are_normalised_and_extra_columns_kept():
     raw = ("\ufeffText,Label,source\n" + "".join(f"r{i},{'POSITIVE' if i % 2 else 'negative'},imdb\n" for i in range(6))).encode("utf-8")
-    frame = intake.parse_batch(raw, POLICY)
+    frame = batch_format.parse_batch(raw, POLICY)
     assert list(frame.columns) == ["text", "label", "source"]
     assert frame["label"].tolist() == [0, 1, 0, 1, 0, 1]
 
 
 def test_quoted_commas_and_newlines_survive():
     raw = b'text,label\n"great, really\nmoving",1\n"bad, ""awful""",0\nok,1\nmeh,0\n'
-    frame = intake.parse_batch(raw, POLICY)
+    frame = batch_format.parse_batch(raw, POLICY)
     assert frame["text"].iloc[0] == "great, really\nmoving"
     assert frame["text"].iloc[1] == 'bad, "awful"'
 
@@ -130,7 +131,7 @@ def test_rejected_file_is_moved_with_its_reason_never_deleted(settings, ledger):
     moved = settings.quarantine_dir / "tiny batch.csv"
     assert moved.read_text() == content
     reason = json.loads(Path(f"{moved}.reason.json").read_text())
-    assert "only 1 row(s)" in reason["message"] and reason["fix"] and reason["file"] == "tiny batch.csv"
+    assert "one-class" in reason["message"] and reason["fix"] and reason["file"] == "tiny batch.csv"
     assert ledger.batch(outcome.batch_id).status == "quarantined"
 
 
