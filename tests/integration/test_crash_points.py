@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -57,12 +58,30 @@ def doctor(home: Path, *flags: str) -> dict:
     return found
 
 
-@pytest.mark.parametrize("point", sorted(failpoints.POINTS))
-def test_a_kill_at_any_point_loses_nothing_and_doctor_agrees_after_the_restart(point, tmp_path, imdb, rotten):
-    home = tmp_path
+@pytest.fixture(scope="module")
+def bootstrapped(tmp_path_factory, imdb) -> tuple[Path, Path]:
+    """One bootstrapped project, kept as a snapshot. Every test starts from a copy of it at the same path
+    (the ledger and MLflow record absolute paths), so the champion is trained once, not once per point."""
+    base = tmp_path_factory.mktemp("crash")
+    home, snapshot = base / "home", base / "snapshot"
+    home.mkdir()
     reference = home / "reference.csv"
     imdb.iloc[:1500].to_csv(reference, index=False)
     assert run(home, "bootstrap", "--reference", str(reference)).returncode == 0
+    shutil.copytree(home, snapshot, symlinks=True)
+    return home, snapshot
+
+
+@pytest.fixture
+def home(bootstrapped) -> Path:
+    home, snapshot = bootstrapped
+    shutil.rmtree(home)
+    shutil.copytree(snapshot, home, symlinks=True)
+    return home
+
+
+@pytest.mark.parametrize("point", sorted(failpoints.POINTS))
+def test_a_kill_at_any_point_loses_nothing_and_doctor_agrees_after_the_restart(point, home, imdb, rotten):
     incoming = home / "data" / "incoming"
     demo.drop(imdb.iloc[1500:1900], incoming, "stable.csv")
     demo.drop(rotten.iloc[:6000], incoming, "rotten.csv")
