@@ -92,10 +92,11 @@ def test_the_watcher_survives_the_whole_hostile_corpus_and_odd_entries(project, 
     corpus = Path(__file__).parents[1] / "corpus" / "hostile"
     secret = tmp_path / "outside.csv"
     secret.write_text("text,label\n" + "outside the drop zone,1\n" * 60)
-    names = set()
+    expected = json.loads((corpus.parent / "hostile.json").read_text())
+    names, genuine = set(), set()  # genuine: text that begins like a formula, variants intake maps
     for source in sorted(corpus.iterdir()):
         shutil.copyfile(source, incoming / f"corpus-{source.name}")
-        names.add(f"corpus-{source.name}")
+        (genuine if expected[source.name]["expect"] == "accepted" else names).add(f"corpus-{source.name}")
     (incoming / "link-out.csv").symlink_to(secret)
     (incoming / "a-folder").mkdir()
     os.mkfifo(incoming / "a-pipe.csv")
@@ -105,10 +106,11 @@ def test_the_watcher_survives_the_whole_hostile_corpus_and_odd_entries(project, 
 
     def settled():
         seen = {item.file: item.status for kind, item in watching if kind == "intake" and item.status != "waiting"}
-        return seen if names | {"after-the-corpus.csv"} <= set(seen) else None
+        return seen if names | genuine | {"after-the-corpus.csv"} <= set(seen) else None
 
     seen = wait_for(settled, 120, "every entry taken in")
     assert {name: seen[name] for name in names} == dict.fromkeys(names, "quarantined")
+    assert {name: seen[name] for name in genuine} == dict.fromkeys(genuine, "accepted")
     assert seen["after-the-corpus.csv"] == "accepted"
     [good] = [b for b in project.ledger.batches() if b.file_name == "after-the-corpus.csv"]
     wait_for(lambda: project.ledger.drift_checks(good.batch_id), 60, "the good batch's drift check")
