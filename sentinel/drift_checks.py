@@ -43,8 +43,8 @@ def check_unit(app: Sentinel, members: list[BatchRow], complete: bool = True) ->
         batches = [session.get(BatchRow, batch_id, with_for_update=True) for batch_id in ids]
         if any(b.drift_status != "pending" for b in batches):
             return None  # another process finished first; its record stands
+        signals = verdict.as_dict()["signals"]
         for batch in batches:
-            signals = verdict.as_dict()["signals"]
             session.add(
                 DriftCheckRow(
                     batch_id=batch.batch_id,
