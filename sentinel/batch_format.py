@@ -10,9 +10,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from sentinel.settings import DEFAULT_LABELS, IntakePolicy
+from sentinel.settings import IntakePolicy
 
-LABELS = DEFAULT_LABELS  # the default spellings; a policy's `label_values` decide
 BOMS = ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"), (b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16"))
 # A cell that begins with one of these is run by a spreadsheet as a formula (OWASP's CSV injection
 # list). Reviews begin with them all the time ("- great cast", "=) loved it"), so intake keeps them as
@@ -22,7 +21,6 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 # `label`) column and exactly one of these: a guess between two candidates is refused with the setting.
 TEXT_ALIASES = ("text", "review", "review_text", "reviewtext", "sentence", "content", "body", "comment")
 LABEL_ALIASES = ("label", "sentiment", "polarity", "class", "target")
-REQUIRED = ("text", "label")
 SHOWN = 10  # how many offending rows a reason lists
 NAME_THE_COLUMNS = "the first line must name the columns, e.g. `text,label`"
 MAX_HEADER_CHARS = 10_000  # far beyond any real header, far below the csv module's field limit

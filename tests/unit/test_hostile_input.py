@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from sentinel import batch_format, intake
 from sentinel.ledger import Ledger
-from sentinel.settings import IntakePolicy
+from sentinel.settings import DEFAULT_LABELS, IntakePolicy
 from tests.conftest import make_settings
 
 CORPUS = Path(__file__).parents[1] / "corpus"
@@ -193,7 +193,7 @@ def test_any_bytes_are_a_batch_or_a_reason_never_a_crash(raw):
 def test_every_review_written_as_csv_comes_back_exactly(rows):
     frame = batch_format.parse_batch(as_csv(rows), POLICY)
     assert frame["text"].tolist() == [text for text, _ in rows]
-    assert frame["label"].tolist() == [batch_format.LABELS[label.strip().lower()] for _, label in rows]
+    assert frame["label"].tolist() == [DEFAULT_LABELS[label.strip().lower()] for _, label in rows]
 
 
 @given(
