@@ -53,7 +53,7 @@ def batch_table(records: list[dict], title: str) -> None:
     """Batches as `process` and `batches` print them, with each refused file's reason and fix below."""
     table = Table(title=title)
     for column in ("batch", "file", "rows", "status", "drift", "model", "decision"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")  # a batch id a person copies is never cut short
     for r in records:
         status = r["status"] if r["status"] == "accepted" else f"[red]{r['status']}[/red]"
         if r.get("suspect_labels"):

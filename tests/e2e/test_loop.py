@@ -21,7 +21,7 @@ SENTINEL = [sys.executable, "-m", "sentinel.cli"]
 
 
 def run(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = os.environ | {"SENTINEL_HOME": str(home), "SENTINEL_INTAKE__SETTLE_SECONDS": "0.1"}
+    env = os.environ | {"SENTINEL_HOME": str(home), "SENTINEL_INTAKE__SETTLE_SECONDS": "0.1", "COLUMNS": "200"}  # tables unwrapped
     result = subprocess.run([*SENTINEL, *args], env=env, capture_output=True, text=True, timeout=600)
     if check and result.returncode != 0:
         raise AssertionError(f"sentinel {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
