@@ -191,7 +191,7 @@ def test_dropped_files_get_verdicts_and_drift_retrains(running, fresh_imdb, fres
 
 
 def test_a_quarantined_file_and_a_decision_are_notified_through_prefect_automations(running, webhook):
-    (incoming(running) / "wrong-columns.csv").write_text("review,score\ngreat,5\n" * 60)
+    (incoming(running) / "wrong-columns.csv").write_text("title,score\ngreat,5\n" * 60)  # no column holds a review
 
     def notified() -> bool:
         return any("wrong-columns.csv" in m["subject"] for m in webhook.received)
