@@ -7,7 +7,7 @@ from __future__ import annotations
 from sentinel import drift, intake
 from sentinel.context import Sentinel
 from sentinel.drift_checks import check_pending
-from sentinel.pools import ready_batches
+from sentinel.pools import ready_batches, waiting_for_pool
 from sentinel.promotion import finish_promotions
 from sentinel.read_models import batch_record
 from sentinel.retraining import retrain, retrain_due, retrain_until_done
@@ -27,12 +27,13 @@ def process(app: Sentinel) -> list[dict]:
     if retrain_due(app):
         retrain(app)
     records = []
+    waiting = waiting_for_pool(app)  # once for all records, not once a file
     for outcome in outcomes:
         record = {"file": outcome.file, "status": outcome.status, "batch_id": outcome.batch_id, "rows": outcome.rows}
         if outcome.reason:
             record["reason"] = outcome.reason
         if outcome.status == "accepted":
-            record |= batch_record(app, app.ledger.batch(outcome.batch_id))
+            record |= batch_record(app, app.ledger.batch(outcome.batch_id), waiting)
         records.append(record)
     return records
 
