@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DO_NOT_TRACK := 1
 
-.PHONY: install up demo process lint test test-fast deployments-yaml bench clean
+.PHONY: install up demo replay-demo process lint test test-fast deployments-yaml bench clean
 
 $(BIN)/sentinel: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,9 @@ up: install  ## everything on this machine: Prefect and MLflow servers, the depl
 
 demo: install  ## the guided loop on real reviews, standalone
 	$(BIN)/sentinel demo
+
+replay-demo: install  ## the demo's stream replayed with the four built-in policies; outputs in replay-out/
+	$(BIN)/sentinel demo --replay --out replay-out
 
 process: install
 	$(BIN)/sentinel process
@@ -42,4 +45,4 @@ bench: install  ## figures as ratios against a floor measured in the same run
 	$(BIN)/python bench/up.py
 
 clean:
-	rm -rf data/batches data/quarantine data/reference data/demo-reference.csv reports evidently sentinel.db* mlflow.db mlartifacts .prefect *.lock
+	rm -rf data/batches data/quarantine data/reference data/demo-reference.csv reports evidently replay-out sentinel.db* mlflow.db mlartifacts .prefect *.lock

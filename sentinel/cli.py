@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from sentinel.errors import SentinelError, TamperedModel
+from sentinel.replay_cli import replay_command
 from sentinel.terminal import batch_table, console, errors, models_table, print_lineage, progress
 
 app = typer.Typer(
@@ -269,12 +270,22 @@ def demo(
         bool, typer.Option("--drop", help="Only drop the demo's files into data/incoming/, for a running `sentinel up`.")
     ] = False,
     pause: Annotated[float, typer.Option(help="Seconds between dropped files (with --drop).")] = 3.0,
+    replay: Annotated[
+        bool, typer.Option("--replay", help="Instead: replay the demo's stream with the four built-in policies (see `sentinel replay`).")
+    ] = False,
+    out: Annotated[Path, typer.Option("--out", help="Where --replay writes its outputs.")] = Path("replay-out"),
+    json_output: JsonFlag = False,
 ):
     """The guided loop on real reviews: a champion from IMDB, stable IMDB batches, then Rotten Tomatoes."""
     from sentinel import demo as demo_data
     from sentinel import loop, retraining
-    from sentinel.settings import redacted
+    from sentinel.settings import project_home, redacted
 
+    if replay:
+        from sentinel.replay_cli import demo_replay
+
+        demo_replay(project_home(), out, json_output)
+        return
     sentinel = _open()
     incoming = sentinel.settings.incoming_dir
     imdb, rotten = demo_data.reviews("imdb"), demo_data.reviews("rotten_tomatoes")
@@ -315,6 +326,9 @@ def demo(
     console.print(f"ledger: {redacted(sentinel.settings.ledger_url)}   drift reports: {sentinel.settings.reports_dir}")
     console.print(f"MLflow UI: mlflow ui --backend-store-uri {redacted(sentinel.settings.mlflow_tracking_uri)}")
     console.print("next: sentinel models · sentinel batches · sentinel predict FILE.csv")
+
+
+app.command("replay")(friendly(replay_command))
 
 
 @app.command()

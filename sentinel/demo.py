@@ -65,3 +65,27 @@ def batches(imdb: pd.DataFrame, rotten: pd.DataFrame, reference_rows: int, batch
         ("flipped.csv", fresh.iloc[2 * batch_rows : 3 * batch_rows].assign(label=lambda f: 1 - f["label"])),
         ("broken.csv", None),
     ]
+
+
+def replay_stream(folder: Path, reference_rows: int = 2000, batch_rows: int = 500, holdout_rows: int = 1000) -> dict[str, Path]:
+    """A stream to replay, written to `folder`: the reference, two stable IMDB batches, then Rotten
+    Tomatoes (the shift) with one batch whose labels were flipped upstream (listed in known-bad.txt),
+    and unseen holdouts of both sites. Returns the paths of `reference` and each holdout."""
+    imdb, rotten = reviews("imdb"), reviews("rotten_tomatoes")
+    stream = folder / "stream"
+    stream.mkdir(parents=True, exist_ok=True)
+    fresh = imdb.iloc[reference_rows + holdout_rows :].reset_index(drop=True)
+    unseen_rotten = rotten.iloc[holdout_rows:].reset_index(drop=True)
+    files = [(f"01-imdb-{i}.csv", fresh.iloc[i * batch_rows : (i + 1) * batch_rows]) for i in range(2)]
+    chunks = [unseen_rotten.iloc[i * batch_rows : (i + 1) * batch_rows] for i in range(6)]
+    files += [(f"02-rotten-{i}.csv", chunk) for i, chunk in enumerate(chunks[:3])]
+    files.append(("03-rotten-flipped.csv", chunks[3].assign(label=lambda f: 1 - f["label"])))
+    files += [(f"04-rotten-{i}.csv", chunk) for i, chunk in enumerate(chunks[4:], start=3)]
+    for name, frame in files:
+        drop(frame, stream, name)
+    (stream / "known-bad.txt").write_text("# batches whose labels were flipped upstream\n03-rotten-flipped.csv\n")
+    paths = {"reference": folder / "reference.csv", "imdb": folder / "holdout-imdb.csv", "rotten": folder / "holdout-rotten.csv"}
+    imdb.iloc[:reference_rows].to_csv(paths["reference"], index=False)
+    imdb.iloc[reference_rows : reference_rows + holdout_rows].to_csv(paths["imdb"], index=False)
+    rotten.iloc[:holdout_rows].to_csv(paths["rotten"], index=False)
+    return paths

@@ -207,6 +207,18 @@ def _collect(pending: _Worker | None):
         return None
 
 
+def worker_cpu_seconds() -> float:
+    """CPU seconds the running worker has used so far (0 without one, or where /proc cannot say): the
+    worker is a long-lived child, so the rusage of reaped children never counts it."""
+    if _worker is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{_worker.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def work_in_process() -> None:
     """Do every job in this process from now on: trades a few seconds for the worker's memory."""
     _give_up_on_worker()

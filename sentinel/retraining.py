@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -120,18 +121,29 @@ def retrain_until_done(app: Sentinel, actor: str = "sentinel") -> list[TrainingR
     return runs
 
 
-def retrain(app: Sentinel, actor: str = "sentinel") -> TrainingRunRow | None:
+Overrule = Callable[[gate.Decision], gate.Decision]
+
+
+def retrain(app: Sentinel, actor: str = "sentinel", *, unless_due: bool = True, overrule: Overrule | None = None) -> TrainingRunRow | None:
     """Train a challenger on the champion's data plus every batch not yet learned, gate it, register it.
-    One at a time: a second caller returns None at once, and the running one takes all pending work."""
+    One at a time: a second caller returns None at once, and the running one takes all pending work.
+
+    The two keywords exist for the baselines `sentinel replay` compares the policy with: `unless_due`
+    False retrains whenever a batch is waiting to be learned, drift or not, and `overrule` replaces the
+    gate's decision (the rest of the path, registry and references included, stays the real one)."""
     with locks.held(app.settings, "retrain", timeout=0) as acquired:
-        return _retrain(app, actor) if acquired and retrain_due(app) else None
+        if not acquired:
+            return None
+        if retrain_due(app) or (not unless_due and batches_to_learn(app, app.require_champion())):
+            return _retrain(app, actor, overrule)
+        return None
 
 
-def _retrain(app: Sentinel, actor: str) -> TrainingRunRow:
+def _retrain(app: Sentinel, actor: str, overrule: Overrule | None = None) -> TrainingRunRow:
     champion = app.require_champion()
     data = training_data(app, champion)
     run_name = "retrain-" + _name_batches(data.new_batches)
-    model = _train_and_register(app, data, run_name=run_name, champion=champion, actor=actor)
+    model = _train_and_register(app, data, run_name=run_name, champion=champion, actor=actor, overrule=overrule)
     run = app.ledger.training_run(model.training_run_id)
     _announce(app, run, model)
     return run
@@ -170,18 +182,27 @@ def _name_batches(batch_ids: tuple[str, ...]) -> str:
     return f"{batch_ids[0]}..{batch_ids[-1]}({len(batch_ids)})"
 
 
-def _train_and_register(app: Sentinel, data: training.TrainingData, *, run_name: str, champion: ModelRow | None, actor: str) -> ModelRow:
+def _train_and_register(
+    app: Sentinel, data: training.TrainingData, *, run_name: str, champion: ModelRow | None, actor: str, overrule: Overrule | None = None
+) -> ModelRow:
     # The drift reference a promotion needs depends on the training rows only: build it in the
     # worker while the model fits here. Whatever happens, its answer is read, so the worker is free.
     reference_job = drift.ReferenceJob(data.train, app.settings.drift, seed=app.settings.model.seed)
     try:
-        return _fit_gate_register(app, data, reference_job, run_name=run_name, champion=champion, actor=actor)
+        return _fit_gate_register(app, data, reference_job, run_name=run_name, champion=champion, actor=actor, overrule=overrule)
     finally:
         reference_job.discard()
 
 
 def _fit_gate_register(
-    app: Sentinel, data: training.TrainingData, reference_job: drift.ReferenceJob, *, run_name: str, champion: ModelRow | None, actor: str
+    app: Sentinel,
+    data: training.TrainingData,
+    reference_job: drift.ReferenceJob,
+    *,
+    run_name: str,
+    champion: ModelRow | None,
+    actor: str,
+    overrule: Overrule | None,
 ) -> ModelRow:
     import mlflow
 
@@ -231,6 +252,8 @@ def _fit_gate_register(
             decision = None
         else:
             decision = judge(champion.version)
+            if overrule is not None:
+                decision = overrule(decision)
             mlflow.log_metrics({k: v for k, v in decision.as_dict().items() if isinstance(v, float)})
             mlflow.set_tag("sentinel.decision", decision.decision)
         reporting.log_curves(challenger_new if challenger_new.rows else challenger_ref)

@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 console = Console()
-errors = Console(stderr=True)
+errors = Console(stderr=True, soft_wrap=True)  # an error is one line, however narrow the terminal
 
 
 def say(line: str) -> None:
