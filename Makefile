@@ -43,6 +43,7 @@ bench: install  ## figures as ratios against a floor measured in the same run
 	$(BIN)/python bench/retrain.py
 	$(BIN)/python bench/process_memory.py
 	$(BIN)/python bench/up.py
+	$(BIN)/python bench/replay.py
 
 clean:
 	rm -rf data/batches data/quarantine data/reference data/demo-reference.csv reports evidently replay-out sentinel.db* mlflow.db mlartifacts .prefect *.lock

@@ -391,6 +391,17 @@ def _serve_one() -> None:
         send("done", result)
 
 
+def tracking_uri_given(home: Path) -> bool:
+    """Was an MLflow tracking URI set on purpose (a variable or sentinel.toml), not left to the default?"""
+    if os.environ.get("SENTINEL_MLFLOW_TRACKING_URI") or os.environ.get("MLFLOW_TRACKING_URI"):
+        return True
+    toml = home / "sentinel.toml"
+    try:
+        return bool(toml.is_file() and tomllib.loads(toml.read_text()).get("mlflow_tracking_uri"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return False
+
+
 if __name__ == "__main__":
     # Run from the module imported under its real name, so the request unpickles as `sentinel.replay.…`.
     from sentinel.replay import _serve_one as serve

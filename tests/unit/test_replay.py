@@ -195,3 +195,30 @@ def test_the_command_refuses_a_missing_stream_in_one_line(tmp_path):
     )
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [f"error: stream folder not found: {tmp_path / 'nope'}"]
+
+
+def test_the_comparison_is_logged_to_mlflow_as_a_parent_run_with_one_child_per_policy(tmp_path):
+    from mlflow import MlflowClient
+
+    result = _result("a.csv")
+    paths = replay_report.write(result, tmp_path / "out")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    parent_id = replay_report.log_to_mlflow(result, paths, uri)
+    client = MlflowClient(uri)
+    parent = client.get_run(parent_id)
+    assert {a.path for a in client.list_artifacts(parent_id)} == {"replay.json", "replay.csv", "replay.png", "replay.html"}
+    children = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'")
+    assert sorted(r.info.run_name for r in children) == ["never", "sentinel"]
+    child = children[0]
+    assert child.data.metrics["final_h"] == 0.8 and child.data.metrics["promotions"] == 1
+    assert [m.value for m in client.get_metric_history(child.info.run_id, "accuracy_h")] == [0.7, 0.8]
+
+
+def test_the_comparison_goes_to_mlflow_only_when_a_tracking_uri_was_set(tmp_path, monkeypatch):
+    monkeypatch.delenv("SENTINEL_MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert not replay.tracking_uri_given(tmp_path)
+    (tmp_path / "sentinel.toml").write_text('mlflow_tracking_uri = "http://127.0.0.1:5000"\n')
+    assert replay.tracking_uri_given(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    assert replay.tracking_uri_given(tmp_path / "elsewhere")
