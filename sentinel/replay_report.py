@@ -10,7 +10,9 @@ import io
 import json
 from pathlib import Path
 
-MARKERS = {"retrained": ("o", "retrained"), "promoted": ("*", "promoted")}
+from sentinel.batch_format import spreadsheet_safe
+
+MARKERS = {"retrained": "o", "promoted": "*"}
 CSV_COLUMNS = ("policy", "batch", "file", "status", "drift", "fired", "suspect_labels", "champion_accuracy_on_batch", "retrained")
 CSV_TAIL = ("decision", "decision_reason", "champion", "wall_seconds", "cpu_seconds")
 
@@ -41,7 +43,7 @@ def table_csv(result: dict) -> str:
         for index, record in enumerate(summary["batches"], start=1):
             row = [name, index] + [_cell(record.get(c)) for c in CSV_COLUMNS[2:]]
             row += [record["accuracy"][h] for h in holdouts] + [_cell(record.get(c)) for c in CSV_TAIL]
-            writer.writerow([_spreadsheet_safe(v) for v in row])
+            writer.writerow([spreadsheet_safe(v) for v in row])
     return buffer.getvalue()
 
 
@@ -51,11 +53,6 @@ def _cell(value) -> str:
     if isinstance(value, (list, tuple)):
         return " ".join(str(v) for v in value)
     return str(value)
-
-
-def _spreadsheet_safe(value):
-    # A file name or reason that begins with = + - @ would run as a formula in a spreadsheet.
-    return "'" + value if isinstance(value, str) and value[:1] in ("=", "+", "-", "@") else value
 
 
 def _plain(text: str) -> str:
@@ -82,7 +79,7 @@ def plot(result: dict):
             # A colour and a dash per policy: baselines that agree for a while draw on top of each other.
             style = {"color": f"C{index % 10}", "linestyle": ("-", "--", "-.", ":")[index % 4], "linewidth": 2.2 - 0.3 * (index % 4)}
             (line,) = axis.plot(range(len(curve)), curve, label=_plain(name), **style)
-            for kind, (marker, _) in MARKERS.items():
+            for kind, marker in MARKERS.items():
                 hits = [
                     i for i, r in enumerate(records, start=1) if (r["decision"] == "promoted" if kind == "promoted" else r["retrained"])
                 ]
