@@ -236,6 +236,12 @@ def _too_many_bad_rows(frame, problems, bad, policy: IntakePolicy, known: dict, 
     return rejected(f"{message}: {share}", described[worst][1], column=described[worst][2], rows=_rows(problems[worst]), values=values)
 
 
+def read_export(raw: bytes, policy: IntakePolicy) -> ParsedBatch:
+    """A long labeled export (a reference, a holdout) read like any batch, bad rows set aside, except
+    that a review of any length is kept."""
+    return read_batch(raw, policy.model_copy(update={"max_text_chars": 10**7}))
+
+
 def spreadsheet_safe(value) -> str:
     """A cell fit for a CSV a person may open in a spreadsheet: one that would run as a formula gets a
     leading apostrophe (OWASP's advice for CSV injection). For what Sentinel writes, never what it stores."""

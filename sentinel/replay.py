@@ -106,7 +106,7 @@ def open_stream(folder: Path, reference: Path, holdouts: dict[str, Path], known_
         if not path.is_file():
             raise SentinelError(f"holdout {name!r}: file not found: {path}")
         try:
-            parsed = batch_format.read_batch(path.read_bytes(), settings.intake.model_copy(update={"max_text_chars": 10**7}))
+            parsed = batch_format.read_export(path.read_bytes(), settings.intake)
         except batch_format.RejectedFile as rejected:
             raise SentinelError(
                 f"holdout {name!r} ({path.name}) is not usable: {rejected.problem.message}; {rejected.problem.fix}"
@@ -122,7 +122,7 @@ def parse_holdouts(specs: list[str]) -> dict[str, Path]:
     """`NAME=FILE.csv` (or just `FILE.csv`, named by its stem) into a name → path mapping."""
     holdouts: dict[str, Path] = {}
     for spec in specs:
-        name, _, path = spec.rpartition("=") if "=" in spec else (Path(spec).stem, "", spec)
+        name, _, path = spec.partition("=") if "=" in spec else (Path(spec).stem, "", spec)  # a path may hold "=" too
         if not name or not path:
             raise SentinelError(f"--holdout {spec!r}: write NAME=FILE.csv")
         if name in holdouts:
@@ -216,7 +216,7 @@ def run_policy(stream: Stream, policy: Policy, base: Settings, on_batch: Callabl
                 run = None
                 if policy.retrains != "never":
                     overrule = _promote_regardless if policy.promotes == "always" else None
-                    run = retrain(app, ACTOR, unless_due=policy.retrains == "drift", overrule=overrule)
+                    run = retrain(app, ACTOR, only_when_due=policy.retrains == "drift", overrule=overrule)
                 record |= _verdict(app, outcome.batch_id) if outcome.status == "accepted" else {"drift": None, "drift_status": "-"}
                 record["retrained"] = run is not None
                 record["decision"] = run.decision if run else None

@@ -30,9 +30,7 @@ def bootstrap(app: Sentinel, reference_csv: Path, actor: str | None = None) -> M
         raise SentinelError(f"reference file not found: {reference_csv}")
     raw = reference_csv.read_bytes()
     try:
-        # A reference is often one long export: a review of any length is kept, and bad rows are set
-        # aside as in any batch.
-        parsed = batch_format.read_batch(raw, app.settings.intake.model_copy(update={"max_text_chars": 10**7}))
+        parsed = batch_format.read_export(raw, app.settings.intake)
     except batch_format.RejectedFile as rejected:
         raise SentinelError(
             f"the reference {reference_csv.name} is not usable: {rejected.problem.message}; {rejected.problem.fix}"
@@ -124,17 +122,19 @@ def retrain_until_done(app: Sentinel, actor: str = "sentinel") -> list[TrainingR
 Overrule = Callable[[gate.Decision], gate.Decision]
 
 
-def retrain(app: Sentinel, actor: str = "sentinel", *, unless_due: bool = True, overrule: Overrule | None = None) -> TrainingRunRow | None:
+def retrain(
+    app: Sentinel, actor: str = "sentinel", *, only_when_due: bool = True, overrule: Overrule | None = None
+) -> TrainingRunRow | None:
     """Train a challenger on the champion's data plus every batch not yet learned, gate it, register it.
     One at a time: a second caller returns None at once, and the running one takes all pending work.
 
-    The two keywords exist for the baselines `sentinel replay` compares the policy with: `unless_due`
+    The two keywords exist for the baselines `sentinel replay` compares the policy with: `only_when_due`
     False retrains whenever a batch is waiting to be learned, drift or not, and `overrule` replaces the
     gate's decision (the rest of the path, registry and references included, stays the real one)."""
     with locks.held(app.settings, "retrain", timeout=0) as acquired:
         if not acquired:
             return None
-        if retrain_due(app) or (not unless_due and batches_to_learn(app, app.require_champion())):
+        if retrain_due(app) or (not only_when_due and batches_to_learn(app, app.require_champion())):
             return _retrain(app, actor, overrule)
         return None
 
