@@ -230,11 +230,20 @@ def review(
 
 @app.command()
 @friendly
-def requeue(file: Annotated[str, typer.Argument(help="The name of a file in data/quarantine/ (fixed, usually).")]):
-    """Put a quarantined file back into data/incoming/ to be taken in again."""
+def requeue(
+    file: Annotated[
+        str, typer.Argument(help="The name of a file in data/quarantine/ (fixed, usually), or the id of a batch kept out of training.")
+    ],
+):
+    """Put a quarantined file back into data/incoming/ to be taken in again, or let the next retrain learn
+    a batch the gate kept out (its labels could not be learned) or that went with a rejected version."""
     from sentinel import taking_in
 
-    target = taking_in.requeue(_open(), file)
+    app_ = _open()
+    if app_.ledger.batch(file) is not None:
+        console.print(taking_in.readmit(app_, file))
+        return
+    target = taking_in.requeue(app_, file)
     console.print(f"moved back to {target}")
 
 

@@ -60,6 +60,8 @@ class DriftVerdict:
     detected: bool
     signals: tuple[Signal, ...]
     suspect_labels: bool = False  # the champion disagrees with the labels far more than chance allows
+    champion_accuracy: float | None = None  # on the batch's labels, when the champion predicted it
+    champion_predictions: tuple[int, ...] | None = None  # the champion's predictions, for the shadow evaluation
 
     def signal(self, name: str) -> Signal | None:
         """The signal of that name, if it was measured."""
@@ -67,7 +69,12 @@ class DriftVerdict:
 
     def as_dict(self) -> dict:
         """The verdict as the ledger and `--json` store it."""
-        return {"detected": self.detected, "suspect_labels": self.suspect_labels, "signals": [asdict(s) for s in self.signals]}
+        return {
+            "detected": self.detected,
+            "suspect_labels": self.suspect_labels,
+            "champion_accuracy": self.champion_accuracy,
+            "signals": [asdict(s) for s in self.signals],
+        }
 
 
 @dataclass(frozen=True)
@@ -82,6 +89,7 @@ class Calibration:
     std: dict[str, float]
     expected_accuracy: float
     draws: int
+    expected_rows: int = 0  # rows the expected accuracy was measured on (0: treat it as exact)
 
     def threshold(self, name: str, batch_rows: int, policy: DriftPolicy) -> float:
         """The threshold of one signal for a batch of `batch_rows` rows, from the calibrated no-drift noise."""
@@ -312,7 +320,7 @@ def build_reference(
     rng = np.random.default_rng(seed)
     size = min(policy.calibration_batch_rows, max(50, len(training) // 4))
     pool_rows = min(len(training), policy.reference_rows + size)
-    pool = with_descriptors(training.iloc[rng.choice(len(training), size=pool_rows, replace=False)])
+    pool = with_descriptors(training.iloc[_per_source(training, pool_rows, rng)])
     reference = pool.iloc[: policy.reference_rows].reset_index(drop=True)
     compared_rows = min(policy.reference_rows, pool_rows - size)
     draws: dict[str, list[float]] = {name: [] for name in SIGNALS}
@@ -333,20 +341,37 @@ def build_reference(
     return reference, calibration
 
 
+def _per_source(training: pd.DataFrame, rows: int, rng: np.random.Generator) -> np.ndarray:
+    """Positions of `rows` training rows, shuffled, with every source as equal a share as its rows allow:
+    the reference of a champion that learned a second site holds that site in earnest, not as the few
+    percent its rows are of the whole, so its batches are not drift any more."""
+    if "source" not in training.columns or training["source"].nunique() < 2:
+        return rng.choice(len(training), size=rows, replace=False)
+    sources = training["source"].fillna("").astype(str).to_numpy()
+    groups = [rng.permutation(np.flatnonzero(sources == source)) for source in sorted(set(sources))]
+    quota, left, taken = rows, len(groups), []
+    for group in sorted(groups, key=len):  # the smallest first, so what it cannot fill goes to the others
+        take = min(len(group), quota // left)
+        taken.append(group[:take])
+        quota, left = quota - take, left - 1
+    return rng.permutation(np.concatenate(taken))
+
+
 class ReferenceJob:
     """A drift reference built in the worker while a retrain fits its model: the reference depends on
     the training rows only, so it is ready (or nearly) when the gate has decided."""
 
     def __init__(self, training: pd.DataFrame, policy: DriftPolicy, seed: int) -> None:
-        self.args = (training[["text", "label"]].reset_index(drop=True), policy, seed)
+        columns = [c for c in ("text", "label", "source") if c in training.columns]
+        self.args = (training[columns].reset_index(drop=True), policy, seed)
         self.pending = _start("reference", *self.args)
 
-    def result(self, expected_accuracy: float) -> tuple[pd.DataFrame, Calibration]:
+    def result(self, expected_accuracy: float, expected_rows: int = 0) -> tuple[pd.DataFrame, Calibration]:
         """The reference and its calibration, waiting for the worker if it is still building them."""
         answer = _collect(self.pending)
         self.pending = None
         reference, calibration = answer if answer is not None else build_reference(self.args[0], 0.0, self.args[1], self.args[2])
-        return reference, dataclasses.replace(calibration, expected_accuracy=float(expected_accuracy))
+        return reference, dataclasses.replace(calibration, expected_accuracy=float(expected_accuracy), expected_rows=int(expected_rows))
 
     def discard(self) -> None:
         """Not needed (no promotion, or the run failed): the answer is still read, so the worker is free
@@ -391,11 +416,13 @@ def measure(
         label = "domain classifier ROC AUC" if name == "text" else method
         signals.append(Signal(name, round(score, 5), round(threshold, 5), f"{label} (calibrated, z={policy.z:g})", score > threshold))
 
-    suspect = False
+    suspect, accuracy = False, None
     if predicted is not None:
         accuracy = float(np.mean(predicted == batch["label"].to_numpy()))
         expected = calibration.expected_accuracy
-        noise = math.sqrt(max(expected * (1 - expected), 1e-4) / len(batch))
+        # Both the batch's accuracy and the expected one are estimates: the noise of the drop is both.
+        variance = max(expected * (1 - expected), 1e-4)
+        noise = math.sqrt(variance / len(batch) + (variance / calibration.expected_rows if calibration.expected_rows else 0.0))
         drop_threshold = policy.performance_drop + policy.z * noise
         drop = expected - accuracy
         signals.append(
@@ -408,7 +435,8 @@ def measure(
             )
         )
         suspect = accuracy < policy.suspect_accuracy
-    return DriftVerdict(any(s.drifted for s in signals), tuple(signals), suspect)
+    predictions = None if predicted is None else tuple(int(p) for p in predicted)
+    return DriftVerdict(any(s.drifted for s in signals), tuple(signals), suspect, accuracy, predictions)
 
 
 _JOBS = {"text": _text_snapshot, "reference": lambda training, policy, seed: build_reference(training, 0.0, policy, seed)}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sentinel import drift, events, failpoints, intake, locks
+from sentinel import drift, events, failpoints, intake, locks, shadow, triggers
 from sentinel.context import Sentinel
 from sentinel.ledger import BatchRow, DriftCheckRow
 from sentinel.pools import ready_units
@@ -37,8 +37,11 @@ def check_unit(app: Sentinel, members: list[BatchRow], complete: bool = True) ->
     pool = None if len(ids) == 1 else {"members": ids, "rows": len(frame), "complete": complete}
     report = app.settings.reports_dir / "drift" / f"drift-{name}.html"
     verdict = drift.measure(frame, reference, calibration, lambda f: model.predict(f[["text"]]), app.settings.drift, report)
-    run_id = _log_drift_run(app, name, champion.version, verdict, report, pool)
+    trigger = _trigger(app, champion.version, calibration, verdict, len(frame))
+    run_id = _log_drift_run(app, name, champion.version, verdict, report, pool, trigger)
     failpoints.reach("drift.logged")
+    # Before anything learns this batch, it is a free test set for the challenger still gathering evidence.
+    looked = None if verdict.suspect_labels else shadow.evaluate(app, champion, frame, verdict.champion_predictions, ids)
     with app.ledger.transaction() as session:
         batches = [session.get(BatchRow, batch_id, with_for_update=True) for batch_id in ids]
         if any(b.drift_status != "pending" for b in batches):
@@ -54,14 +57,23 @@ def check_unit(app: Sentinel, members: list[BatchRow], complete: bool = True) ->
                     report_path=str(report),
                     mlflow_run_id=run_id,
                     pool=pool,
+                    trigger=trigger.as_dict(),
+                    shadow=looked,
                 )
             )
-            batch.drift_status = "detected" if verdict.detected else "clear"
+            batch.drift_status = "detected" if trigger.fired else "harmless" if verdict.detected else "clear"
             batch.suspect_labels = verdict.suspect_labels
     scores = {s.name: s.score for s in verdict.signals}
-    event = events.DRIFT_DETECTED if verdict.detected else events.DRIFT_CLEAR
+    event = events.DRIFT_DETECTED if trigger.fired else events.DRIFT_CLEAR  # detected: a retrain is due
     for batch_id in ids:
-        payload = {"scores": scores, "suspect_labels": verdict.suspect_labels, "reference_version": champion.version, "pool": pool}
+        payload = {
+            "scores": scores,
+            "drifted": verdict.detected,
+            "trigger": trigger.why,
+            "suspect_labels": verdict.suspect_labels,
+            "reference_version": champion.version,
+            "pool": pool,
+        }
         events.emit(app.settings, event, events.batch_resource(batch_id), payload)
     return verdict
 
@@ -85,7 +97,32 @@ def check_pending(app: Sentinel, timeout: float = 900.0, limit: int | None = Non
     return checked
 
 
-def _log_drift_run(app: Sentinel, name: str, reference_version: str, verdict: drift.DriftVerdict, report: Path, pool: dict | None) -> str:
+def _trigger(
+    app: Sentinel, reference_version: str, calibration: drift.Calibration, verdict: drift.DriftVerdict, rows: int
+) -> triggers.Trigger:
+    """The retrain rule of the settings applied to this verdict and the champion's recent accuracy."""
+    policy = app.settings.drift
+    accuracy = None
+    if verdict.champion_accuracy is not None:
+        accuracy = triggers.Accuracy(verdict.champion_accuracy, rows, calibration.expected_accuracy, calibration.expected_rows)
+    earlier, seen = [], set()
+    for check in app.ledger.recent_drift_checks(reference_version, 4 * policy.sustain_batches):
+        measured = (check.trigger or {}).get("accuracy")
+        if measured and check.mlflow_run_id not in seen:  # the members of a pool share one measurement
+            seen.add(check.mlflow_run_id)
+            earlier.append(triggers.Accuracy(**measured))
+    return triggers.decide(verdict, policy, accuracy, earlier)
+
+
+def _log_drift_run(
+    app: Sentinel,
+    name: str,
+    reference_version: str,
+    verdict: drift.DriftVerdict,
+    report: Path,
+    pool: dict | None,
+    trigger: triggers.Trigger,
+) -> str:
     import mlflow
 
     experiment = app.registry.experiment_id(app.settings.drift_experiment)
@@ -97,6 +134,8 @@ def _log_drift_run(app: Sentinel, name: str, reference_version: str, verdict: dr
                 "sentinel.reference_version": reference_version,
                 "sentinel.detected": str(verdict.detected).lower(),
                 "sentinel.suspect_labels": str(verdict.suspect_labels).lower(),
+                "sentinel.retrain_due": str(trigger.fired).lower(),
+                "sentinel.trigger": trigger.why[:500],
             }
         )
         mlflow.log_metrics(

@@ -1,110 +1,422 @@
-"""The gate: may a challenger replace the champion? A pure function of both models' predictions on the
-same held-out rows; no MLflow, no database."""
+"""The gate: may a challenger replace the champion? Pure functions of both models' predictions on the
+same rows; no MLflow, no database. The state carried between looks (`Evidence`) is a plain value that
+the caller stores in the ledger.
+
+One metric (a setting) answers one question everywhere: the margin, the interval and the test are all
+on that metric, on the same rows. Superiority is judged where the world moved (the held-out rows of the
+batches whose drift caused the retrain); every other slice may only show that the challenger is not
+worse by more than a stated bound. Evidence is carried forward: each later labeled batch, scored before
+anything learns it, adds to an anytime-valid e-process, so looking after every batch does not inflate
+the rate of false promotions.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import math
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
-from scipy.stats import binomtest
 
 from sentinel.settings import GatePolicy
+
+METRICS = ("accuracy", "macro_f1", "balanced_accuracy")
+
+# The e-process is a mixture of betting martingales, one per fraction of wealth bet on each row. A
+# mixture of test supermartingales is one too, so Ville's inequality bounds P(ever >= 1/alpha) by alpha
+# under the null however often it is looked at. Small bets win slowly but safely on small effects, large
+# bets quickly on large ones; the mixture pays for not knowing which by a factor of len(BETS).
+BETS = (0.02, 0.05, 0.1, 0.2, 0.35, 0.5)
 
 
 @dataclass(frozen=True)
 class SliceScores:
-    """Labels and both models' predictions on one held-out slice."""
+    """Labels and both models' predictions on one slice of rows."""
 
     y_true: np.ndarray
     champion: np.ndarray
     challenger: np.ndarray
 
+    @property
+    def rows(self) -> int:
+        """How many rows the slice holds."""
+        return len(self.y_true)
+
+    @classmethod
+    def empty(cls) -> SliceScores:
+        """A slice with no rows."""
+        nothing = np.zeros(0, dtype=int)
+        return cls(nothing, nothing, nothing)
+
+    def take(self, mask: np.ndarray) -> SliceScores:
+        """The rows the mask selects."""
+        return SliceScores(self.y_true[mask], self.champion[mask], self.challenger[mask])
+
+
+def metric(name: str, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+    """The named metric along the last axis (so a whole bootstrap is computed at once); nan on no rows."""
+    if y_true.shape[-1] == 0:
+        return np.asarray(float("nan"))
+    right = y_true == y_pred
+    if name == "accuracy":
+        return right.mean(axis=-1)
+    recalls = []
+    f1s = []
+    for cls in (0, 1):
+        actual, predicted = y_true == cls, y_pred == cls
+        tp = np.sum(actual & predicted, axis=-1)
+        n_actual, n_predicted = np.sum(actual, axis=-1), np.sum(predicted, axis=-1)
+        recalls.append(np.where(n_actual > 0, tp / np.maximum(n_actual, 1), np.nan))
+        f1s.append(np.where(n_actual + n_predicted > 0, 2 * tp / np.maximum(n_actual + n_predicted, 1), 0.0))
+    if name == "balanced_accuracy":
+        return np.nanmean(np.stack(recalls), axis=0)
+    if name == "macro_f1":
+        return np.mean(np.stack(f1s), axis=0)
+    raise ValueError(f"unknown metric {name!r}: use one of {', '.join(METRICS)}")
+
+
+def bootstrap_deltas(scores: SliceScores, name: str, rounds: int, seed: int = 0) -> np.ndarray:
+    """metric(challenger) - metric(champion) on `rounds` paired resamples of the same rows."""
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, scores.rows, size=(rounds, scores.rows))
+    y = scores.y_true[picks]
+    return metric(name, y, scores.challenger[picks]) - metric(name, y, scores.champion[picks])
+
+
+# --- the sequential test ---------------------------------------------------------------------------
+
+
+def observations(look: SliceScores, name: str) -> tuple[np.ndarray, float]:
+    """One look's paired differences as observations in [-1, 1] whose mean has the sign of the metric's
+    delta, and the factor that turns a delta of the metric into the same scale (for the margin).
+
+    Accuracy: one observation a row, challenger right minus champion right. Balanced accuracy: the same,
+    each row weighted by its class's inverse share in the look, divided by the largest weight so it
+    stays in [-1, 1]. Macro F1 has no per-row form: one observation a look, the look's delta; valid, but
+    much slower to convince."""
+    if look.rows == 0:
+        return np.zeros(0), 1.0
+    right = (look.challenger == look.y_true).astype(float) - (look.champion == look.y_true).astype(float)
+    if name == "accuracy":
+        return right, 1.0
+    if name == "balanced_accuracy":
+        shares = {cls: np.mean(look.y_true == cls) for cls in (0, 1)}
+        present = [cls for cls in (0, 1) if shares[cls] > 0]
+        weights = np.array([1 / (len(present) * shares[cls]) for cls in look.y_true])
+        scale = 1 / weights.max()
+        return right * weights * scale, scale
+    delta = float(metric(name, look.y_true, look.challenger) - metric(name, look.y_true, look.champion))
+    return np.array([delta]), 1.0
+
 
 @dataclass(frozen=True)
-class Decision:
-    """The gate's decision with the numbers behind it, as stored on the version and in the ledger."""
+class Evidence:
+    """The e-processes of one challenger against one champion, summed over every look so far.
 
-    decision: str  # promoted | challenger | rejected
-    reason: str
-    f1_new: float
-    f1_champion: float
-    f1_delta: float
-    ci_low: float
-    ci_high: float
-    p_value: float
-    f1_reference_new: float
-    f1_reference_champion: float
-    rows_new: int
-    rows_reference: int
+    `better` tests "the challenger is no better than the champion plus the margin" (large: promote);
+    `worse` tests "the challenger is no worse than the champion" (large: retire). Both are stored as the
+    log wealth of each bet in `BETS`, so an update needs only the new look."""
+
+    champion_version: str
+    metric: str
+    margin: float
+    log_better: tuple[float, ...] = tuple(0.0 for _ in BETS)
+    log_worse: tuple[float, ...] = tuple(0.0 for _ in BETS)
+    rows: int = 0
+    looks: int = 0
+    delta_sum: float = 0.0  # the metric's delta, summed over looks weighted by rows (for the running mean)
+    challenger_right: int = 0  # the challenger's correct predictions over every row looked at
+    batches: tuple[str, ...] = ()
+
+    @property
+    def e_better(self) -> float:
+        """The e-value against "no better than the champion + margin"."""
+        return float(np.mean(np.exp(self.log_better)))
+
+    @property
+    def e_worse(self) -> float:
+        """The e-value against "no worse than the champion"."""
+        return float(np.mean(np.exp(self.log_worse)))
+
+    @property
+    def mean_delta(self) -> float:
+        """The metric's delta over every row looked at; nan before the first."""
+        return self.delta_sum / self.rows if self.rows else float("nan")
+
+    @property
+    def challenger_accuracy(self) -> float:
+        """The challenger's accuracy over every row looked at; nan before the first."""
+        return self.challenger_right / self.rows if self.rows else float("nan")
+
+    def add(self, look: SliceScores, batches: tuple[str, ...] = ()) -> Evidence:
+        """The evidence after one more look at rows neither model was trained on."""
+        if look.rows == 0:
+            return self
+        x, scale = observations(look, self.metric)
+        m = self.margin * scale
+        bets = np.asarray(BETS)[:, None]
+        # 1 + bet * (x - m) > 0 because x >= -1, m < 1 and every bet <= 0.5.
+        better = np.asarray(self.log_better) + np.log1p(bets * (x - m)).sum(axis=1)
+        worse = np.asarray(self.log_worse) + np.log1p(-bets * x).sum(axis=1)
+        delta = float(metric(self.metric, look.y_true, look.challenger) - metric(self.metric, look.y_true, look.champion))
+        return replace(
+            self,
+            log_better=tuple(float(v) for v in better),
+            log_worse=tuple(float(v) for v in worse),
+            rows=self.rows + look.rows,
+            looks=self.looks + 1,
+            delta_sum=self.delta_sum + delta * look.rows,
+            challenger_right=self.challenger_right + int(np.sum(look.challenger == look.y_true)),
+            batches=self.batches + tuple(batches),
+        )
 
     def as_dict(self) -> dict:
-        """The decision as the ledger and `--json` store it."""
+        """As the ledger stores it."""
         return asdict(self)
 
     @classmethod
-    def unmeasured(cls, decision: str, reason: str) -> Decision:
+    def from_dict(cls, data: dict) -> Evidence:
+        """Read back what `as_dict` stored."""
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
+# --- decisions -------------------------------------------------------------------------------------
+
+SUPERIORITY, NON_INFERIORITY = "superiority", "non-inferiority"
+
+
+@dataclass(frozen=True)
+class SliceResult:
+    """One slice's comparison: its rows, both models' metric, the delta and its interval, and the verdict."""
+
+    name: str  # shifted | other-new | reference | shadow
+    test: str  # superiority | non-inferiority
+    rows: int
+    challenger: float
+    champion: float
+    delta: float
+    ci_low: float
+    ci_high: float
+    verdict: str  # better | not-yet | worse | non-inferior | unproven | inferior | too-few-rows
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A decision with the evidence behind it, as stored on the version's tags, in the ledger and shown
+    by `sentinel show`: the metric, each slice with its rows and both models' values, the interval and
+    the e-value, and the rule that decided."""
+
+    decision: str  # promoted | challenger | rejected | retired
+    reason: str
+    metric: str
+    metric_new: float  # the challenger on the deciding slice
+    metric_champion: float
+    delta: float
+    ci_low: float
+    ci_high: float
+    p_value: float  # anytime-valid: 1 / e-value, capped at 1
+    e_value: float
+    rule: str  # which rule decided, in a few words
+    deciding_slice: str
+    slices: tuple[SliceResult, ...] = ()
+    bad_batches: tuple[str, ...] = ()  # batches whose labels the challenger could not learn
+    evidence: Evidence | None = None
+
+    def as_dict(self) -> dict:
+        """The decision as the ledger and `--json` store it."""
+        data = asdict(self)
+        data["slices"] = [asdict(s) for s in self.slices]
+        data["evidence"] = self.evidence.as_dict() if self.evidence else None
+        return data
+
+    def tags(self) -> dict:
+        """The decision's numbers as `sentinel.*` version tags; a number not measured is left out."""
+        numbers = {
+            "metric_new": self.metric_new,
+            "metric_champion": self.metric_champion,
+            "delta": self.delta,
+            "ci_low": self.ci_low,
+            "ci_high": self.ci_high,
+            "p_value": self.p_value,
+            "e_value": self.e_value,
+        }
+        tags = {"metric": self.metric, "rule": self.rule, "slice": self.deciding_slice}
+        tags |= {k: round(v, 6) for k, v in numbers.items() if v == v}
+        tags |= {f"slice_{s.name}": f"{s.verdict}: {s.rows} rows, {s.champion:.4f} -> {s.challenger:.4f}" for s in self.slices}
+        if self.bad_batches:
+            tags["bad_batches"] = ",".join(self.bad_batches)
+        return tags
+
+    @classmethod
+    def unmeasured(cls, decision: str, reason: str, metric_name: str = "accuracy") -> Decision:
         """A decision taken without a comparison (its numbers are NaN), e.g. by `sentinel doctor`."""
         nan = float("nan")
-        return cls(decision, reason, nan, nan, nan, nan, nan, nan, nan, nan, 0, 0)
+        return cls(decision, reason, metric_name, nan, nan, nan, nan, nan, nan, nan, "unmeasured", "none")
 
 
-def f1(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
-    """F1 of the positive class along the last axis, so a whole bootstrap is computed at once."""
-    tp = np.sum((y_pred == 1) & (y_true == 1), axis=-1)
-    fp = np.sum((y_pred == 1) & (y_true == 0), axis=-1)
-    fn = np.sum((y_pred == 0) & (y_true == 1), axis=-1)
-    denominator = 2 * tp + fp + fn
-    return np.where(denominator > 0, 2 * tp / np.maximum(denominator, 1), 0.0)
+def compare(name: str, scores: SliceScores, test: str, policy: GatePolicy, seed: int = 0) -> SliceResult:
+    """One slice: the metric of both models, the paired bootstrap interval of the delta (two-sided at
+    alpha), and the verdict of a non-inferiority test (one-sided at alpha: the lower bound of the delta
+    must clear -bound). Superiority verdicts come from the e-process, not from here."""
+    nan = float("nan")
+    if scores.rows < policy.min_slice_rows:
+        challenger = float(metric(policy.metric, scores.y_true, scores.challenger)) if scores.rows else nan
+        champion = float(metric(policy.metric, scores.y_true, scores.champion)) if scores.rows else nan
+        return SliceResult(name, test, scores.rows, challenger, champion, challenger - champion, nan, nan, "too-few-rows")
+    challenger = float(metric(policy.metric, scores.y_true, scores.challenger))
+    champion = float(metric(policy.metric, scores.y_true, scores.champion))
+    deltas = bootstrap_deltas(scores, policy.metric, policy.bootstrap_rounds, seed)
+    low, high = (float(q) for q in np.quantile(deltas, [policy.alpha / 2, 1 - policy.alpha / 2]))
+    verdict = ""
+    if test == NON_INFERIORITY:
+        one_sided_low, one_sided_high = (float(q) for q in np.quantile(deltas, [policy.alpha, 1 - policy.alpha]))
+        if one_sided_high < -policy.noninferiority_bound:
+            verdict = "inferior"
+        elif one_sided_low >= -policy.noninferiority_bound:
+            verdict = "non-inferior"
+        else:
+            verdict = "unproven"
+    return SliceResult(name, test, scores.rows, challenger, champion, challenger - champion, low, high, verdict)
 
 
-def paired_bootstrap(scores: SliceScores, rounds: int, alpha: float, seed: int = 0) -> tuple[float, float]:
-    """Percentile interval of F1(challenger) - F1(champion), resampling the same rows for both models."""
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, len(scores.y_true), size=(rounds, len(scores.y_true)))
-    y = scores.y_true[picks]
-    deltas = f1(y, scores.challenger[picks]) - f1(y, scores.champion[picks])
-    low, high = np.quantile(deltas, [alpha / 2, 1 - alpha / 2])
-    return float(low), float(high)
+def unlearnable(per_batch: dict[str, SliceScores], policy: GatePolicy) -> tuple[str, ...]:
+    """Batches whose labels the challenger, which learned them, still cannot predict on their held-out
+    rows: its accuracy there is surely below `min_metric` (the upper one-sided bound at alpha). Flipped,
+    random or another task's labels look like this; a genuine new domain that a model learned does not."""
+    z = _z(policy.alpha)
+    bad = []
+    for batch_id, scores in per_batch.items():
+        if scores.rows < policy.min_slice_rows:
+            continue
+        accuracy = float(np.mean(scores.challenger == scores.y_true))
+        upper = accuracy + z * math.sqrt(max(accuracy * (1 - accuracy), 0.25 / scores.rows) / scores.rows)
+        if upper < policy.min_metric:
+            bad.append(batch_id)
+    return tuple(bad)
 
 
-def mcnemar(scores: SliceScores) -> float:
-    """Exact McNemar p-value: do the two models err on different rows more often than chance allows?"""
-    champion_right = scores.champion == scores.y_true
-    challenger_right = scores.challenger == scores.y_true
-    only_champion = int(np.sum(champion_right & ~challenger_right))
-    only_challenger = int(np.sum(~champion_right & challenger_right))
-    if only_champion + only_challenger == 0:
-        return 1.0
-    return float(binomtest(only_challenger, only_champion + only_challenger, 0.5).pvalue)
+def _z(alpha: float) -> float:
+    from statistics import NormalDist
+
+    return NormalDist().inv_cdf(1 - alpha)
 
 
-def decide(new: SliceScores, reference: SliceScores, policy: GatePolicy, seed: int = 0) -> Decision:
-    """Promote only when the challenger is better on the newest rows by the margin, significantly by
-    both the bootstrap interval and McNemar, clears the F1 floor, and does not regress on the reference."""
-    f1_new, f1_champion = float(f1(new.y_true, new.challenger)), float(f1(new.y_true, new.champion))
-    ref_new, ref_champion = float(f1(reference.y_true, reference.challenger)), float(f1(reference.y_true, reference.champion))
-    delta = f1_new - f1_champion
-    low, high = paired_bootstrap(new, policy.bootstrap_rounds, policy.alpha, seed) if len(new.y_true) else (float("nan"),) * 2
-    p_value = mcnemar(new)
-    regression = ref_champion - ref_new
+@dataclass(frozen=True)
+class Slices:
+    """The rows a new challenger is judged on: where the world moved (`shifted`: held-out rows of the
+    batches that caused the retrain), the other new rows, and the reference (held-out rows of the
+    champion's own training batches); and the held-out rows of each new batch, to judge its labels."""
 
-    if len(new.y_true) == 0:
-        decision, reason = "challenger", "no held-out rows of new data to compare on"
-    elif f1_new < policy.min_f1:
-        decision, reason = "rejected", f"F1 on the new data {f1_new:.3f} is below the floor {policy.min_f1:.2f}; its labels may be wrong"
-    elif regression > policy.reference_regression:
-        decision, reason = "rejected", f"F1 on the reference slice drops by {regression:.3f} (bound {policy.reference_regression:.3f})"
-    elif high < 0:
-        decision, reason = "rejected", f"significantly worse on the new data: F1 delta {delta:+.3f}, 95% CI [{low:+.3f}, {high:+.3f}]"
-    elif delta < policy.margin:
-        decision, reason = "challenger", f"F1 delta {delta:+.3f} is below the margin {policy.margin:.3f}"
-    elif low <= 0 or p_value >= policy.alpha:
-        decision, reason = "challenger", f"F1 delta {delta:+.3f} is not significant: CI [{low:+.3f}, {high:+.3f}], McNemar p={p_value:.3g}"
-    else:
-        decision, reason = (
-            "promoted",
-            f"F1 {f1_champion:.3f} -> {f1_new:.3f} ({delta:+.3f}, CI [{low:+.3f}, {high:+.3f}], p={p_value:.3g}); reference slice F1 {-regression:+.3f}",
+    shifted: SliceScores
+    other_new: SliceScores = field(default_factory=SliceScores.empty)
+    reference: SliceScores = field(default_factory=SliceScores.empty)
+    per_batch: dict[str, SliceScores] = field(default_factory=dict)
+    shifted_batches: tuple[str, ...] = ()
+
+
+def decide(slices: Slices, policy: GatePolicy, champion_version: str = "", seed: int = 0) -> Decision:
+    """Judge a challenger at its birth.
+
+    Rejected: the labels of some new batch cannot be learned (those batches are named, so they are kept
+    out of later training), or it is inferior beyond the bound on a slice, or the e-process says it is
+    worse where the world moved. Promoted: the e-process on the shifted rows clears 1/alpha and every
+    other slice with enough rows is shown non-inferior. Otherwise challenger: its evidence is carried
+    to the next labeled batches (`shadow`)."""
+    evidence = Evidence(champion_version, policy.metric, policy.margin).add(slices.shifted, slices.shifted_batches)
+    shifted = compare("shifted", slices.shifted, SUPERIORITY, policy, seed)
+    others = [
+        compare(name, scores, NON_INFERIORITY, policy, seed)
+        for name, scores in (("other-new", slices.other_new), ("reference", slices.reference))
+        if scores.rows
+    ]
+    bad = unlearnable(slices.per_batch, policy)
+    threshold = 1 / policy.alpha
+    if evidence.e_better >= threshold:
+        shifted = replace(shifted, verdict="better")
+    elif evidence.e_worse >= threshold:
+        shifted = replace(shifted, verdict="worse")
+    elif shifted.verdict != "too-few-rows":
+        shifted = replace(shifted, verdict="not-yet")
+    results = (shifted, *others)
+
+    def made(decision: str, reason: str, rule: str, on: SliceResult = shifted) -> Decision:
+        e = evidence.e_better if on is shifted else float("nan")
+        return Decision(
+            decision,
+            reason,
+            policy.metric,
+            on.challenger,
+            on.champion,
+            on.delta,
+            on.ci_low,
+            on.ci_high,
+            min(1.0, 1 / e) if e == e and e > 0 else float("nan"),
+            e,
+            rule,
+            on.name,
+            results,
+            bad,
+            evidence,
         )
-    return Decision(
-        decision, reason, f1_new, f1_champion, delta, low, high, p_value, ref_new, ref_champion, len(new.y_true), len(reference.y_true)
+
+    name = policy.metric
+    if bad:
+        return made(
+            "rejected",
+            f"the labels of {', '.join(bad)} cannot be learned: {name} on their own held-out rows is surely below {policy.min_metric:.2f}",
+            "labels",
+        )
+    inferior = next((r for r in others if r.verdict == "inferior"), None)
+    if inferior is not None:
+        return made(
+            "rejected",
+            f"{name} on the {inferior.name} slice drops by {-inferior.delta:.3f} ({inferior.rows} rows, CI [{inferior.ci_low:+.3f}, {inferior.ci_high:+.3f}]), beyond the bound {policy.noninferiority_bound:.3f}",
+            "non-inferiority",
+            inferior,
+        )
+    if shifted.verdict == "worse":
+        return made(
+            "rejected",
+            f"worse where the data moved: {name} {shifted.delta:+.3f} on {shifted.rows} rows, e-value {evidence.e_worse:.1f} against 'no worse'",
+            "e-process",
+        )
+    if shifted.rows == 0:
+        return made("challenger", "no held-out rows of the new data to compare on yet: judged on the next labeled batches", "no rows")
+    unproven = [r for r in others if r.verdict == "unproven"]
+    if shifted.verdict == "better" and not unproven:
+        return made(
+            "promoted",
+            f"{name} {shifted.champion:.3f} -> {shifted.challenger:.3f} ({shifted.delta:+.3f}) on {shifted.rows} shifted rows, e-value {evidence.e_better:.1f} >= {threshold:g}"
+            + "".join(f"; {r.name} {r.delta:+.3f} ({r.verdict})" for r in others),
+            "e-process",
+        )
+    if shifted.verdict == "better":
+        return made(
+            "challenger",
+            f"better where the data moved ({shifted.delta:+.3f}, e-value {evidence.e_better:.1f}) but not yet shown non-inferior on "
+            + ", ".join(f"{r.name} ({r.delta:+.3f} on {r.rows} rows, CI [{r.ci_low:+.3f}, {r.ci_high:+.3f}])" for r in unproven),
+            "non-inferiority",
+        )
+    return made(
+        "challenger",
+        f"{name} {shifted.delta:+.3f} on {shifted.rows} shifted rows is not yet evidence enough (e-value {evidence.e_better:.2f} < {threshold:g}): scored on the next labeled batches",
+        "e-process",
     )
+
+
+def shadow(evidence: Evidence, look: SliceScores, policy: GatePolicy, batches: tuple[str, ...] = ()) -> tuple[Evidence, str, str]:
+    """One more labeled batch, scored by the champion and a live challenger before anything learned it.
+    Returns the new evidence, the verdict (promote | retire | keep) and why."""
+    evidence = evidence.add(look, batches)
+    threshold = 1 / policy.alpha
+    summary = f"{evidence.metric} {evidence.mean_delta:+.3f} over {evidence.rows} rows in {evidence.looks} looks"
+    if evidence.e_better >= threshold:
+        return evidence, "promote", f"shadow evidence: {summary}, e-value {evidence.e_better:.1f} >= {threshold:g}"
+    if evidence.e_worse >= threshold:
+        return evidence, "retire", f"shadow evidence says it is worse: {summary}, e-value {evidence.e_worse:.1f} against 'no worse'"
+    if evidence.looks > policy.max_shadow_batches:
+        return (
+            evidence,
+            "retire",
+            f"no decision after {policy.max_shadow_batches} shadow batches: {summary}, e-value {evidence.e_better:.2f}",
+        )
+    return evidence, "keep", f"shadow evidence so far: {summary}, e-value {evidence.e_better:.2f}"

@@ -40,13 +40,14 @@ class BatchRow(Base):
     reason: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     stored_path: Mapped[str | None] = mapped_column(String(1024), nullable=True)
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-    drift_status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|detected|clear|none
+    drift_status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|detected|harmless|clear|none
     suspect_labels: Mapped[bool] = mapped_column(Boolean, default=False)
     trained_in: Mapped[int | None] = mapped_column(ForeignKey("training_runs.id"), nullable=True)
     duplicate_of: Mapped[str | None] = mapped_column(String(64), nullable=True)
     source: Mapped[str | None] = mapped_column(String(256), nullable=True)  # small batches pool per source
     rows_set_aside: Mapped[int] = mapped_column(Integer, default=0)  # bad rows intake kept out of the batch
     set_aside_path: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    excluded: Mapped[str | None] = mapped_column(Text, nullable=True)  # why no retrain learns it, until a person requeues it
 
 
 class BatchDigest(Base):
@@ -73,6 +74,8 @@ class DriftCheckRow(Base):
     mlflow_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     checked_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     pool: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # small batches measured together
+    trigger: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # the retrain rule, whether it fired, why
+    shadow: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # the live challenger scored on this batch
 
 
 class TrainingRunRow(Base):
@@ -106,8 +109,9 @@ class ModelRow(Base):
     artifact_sha256: Mapped[str] = mapped_column(String(64))
     reference_path: Mapped[str | None] = mapped_column(String(1024), nullable=True)
     calibration: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-    decision: Mapped[str] = mapped_column(String(16))  # promoted | challenger | rejected
+    decision: Mapped[str] = mapped_column(String(16))  # promoted | challenger | rejected | retired
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    evidence: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # a challenger's e-processes (gate.Evidence)
 
 
 class AliasMoveRow(Base):
@@ -228,6 +232,12 @@ class Ledger:
             if batch_id:
                 query = query.where(DriftCheckRow.batch_id == batch_id)
             return list(session.scalars(query))
+
+    def recent_drift_checks(self, reference_version: str, limit: int) -> list[DriftCheckRow]:
+        """The last `limit` drift checks against one reference version, oldest first."""
+        with self._sessions() as session:
+            query = select(DriftCheckRow).where(DriftCheckRow.reference_version == reference_version)
+            return list(session.scalars(query.order_by(DriftCheckRow.id.desc()).limit(limit)))[::-1]
 
     def training_runs(self) -> list[TrainingRunRow]:
         """Every training run, oldest first."""

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from sentinel import events, failpoints, gate, locks
 from sentinel.context import Sentinel, resolve_version
 from sentinel.errors import SentinelError
-from sentinel.ledger import AliasMoveRow, ModelRow, TrainingRunRow, utcnow
+from sentinel.ledger import AliasMoveRow, BatchRow, ModelRow, TrainingRunRow, utcnow
 from sentinel.references import ensure_reference
 
 
@@ -58,12 +58,6 @@ def finish_promotions(app: Sentinel, actor: str = "sentinel") -> list[str] | Non
         return done
 
 
-def decision_tags(decision: gate.Decision) -> dict:
-    """The gate's numbers as version tags; a number it did not measure is left out, not written as nan."""
-    numbers = {k: getattr(decision, k) for k in ("f1_new", "f1_champion", "f1_delta", "ci_low", "ci_high", "p_value")}
-    return {k: v for k, v in numbers.items() if v == v}
-
-
 def claim_champion(
     app: Sentinel,
     version: str,
@@ -86,10 +80,12 @@ def claim_champion(
             reason = f"compared again with version {current}, champion since this run began: {decision.reason}"
             app.registry.set_tags(
                 version,
-                {"role": "champion" if outcome == "promoted" else outcome, "decision": outcome, "reason": reason} | decision_tags(decision),
+                {"role": "champion" if outcome == "promoted" else outcome, "decision": outcome, "reason": reason} | decision.tags(),
             )
             with app.ledger.transaction() as session:
-                session.get(ModelRow, (app.settings.registered_model, version)).decision = outcome
+                stored = session.get(ModelRow, (app.settings.registered_model, version))
+                stored.decision = outcome
+                stored.evidence = decision.evidence.as_dict() if decision.evidence and outcome == "challenger" else None
                 if run_id is not None:
                     run = session.get(TrainingRunRow, run_id)
                     run.decision, run.reason, run.comparison = outcome, reason, decision.as_dict() | {"champion_version": current}
@@ -101,6 +97,20 @@ def claim_champion(
         elif outcome == "challenger":
             move_alias(app, "challenger", version, actor, reason)
     return outcome
+
+
+def retire(app: Sentinel, version: str, reason: str, actor: str) -> None:
+    """A challenger leaves the race (its evidence went the other way, it waited too long, or a newer one
+    superseded it): it loses the challenger alias and its evidence stops. Call inside `promotion_lock`."""
+    if app.registry.alias_version("challenger") == version:
+        move_alias(app, "challenger", None, actor, f"retired: {reason}")
+    app.registry.set_tags(version, {"role": "retired", "decision": "retired", "reason": reason})
+    with app.ledger.transaction() as session:
+        row = session.get(ModelRow, (app.settings.registered_model, version))
+        row.decision = "retired"
+        if row.training_run_id is not None:
+            run = session.get(TrainingRunRow, row.training_run_id)
+            run.decision, run.reason = "retired", reason
 
 
 def move_alias(app: Sentinel, alias: str, version: str | None, actor: str, reason: str) -> None:
@@ -184,10 +194,15 @@ def reject(app: Sentinel, version: str, reason: str, actor: str) -> dict:
         if app.registry.alias_version("challenger") == row.version:
             move_alias(app, "challenger", None, actor, f"rejected: {reason}")
         app.registry.set_tags(row.version, {"role": "rejected", "override": f"rejected by {actor}: {reason}", "override_at": _now()})
+        champion = app.champion()
+        learned_by_champion = set(champion.batch_ids) if champion else set()
         with app.ledger.transaction() as session:
             session.get(ModelRow, (row.model_name, row.version)).decision = "rejected"
             if row.training_run_id is not None:
-                session.get(TrainingRunRow, row.training_run_id).decision = "rejected"
+                run = session.get(TrainingRunRow, row.training_run_id)
+                run.decision = "rejected"
+                for batch_id in set(run.batch_ids) - learned_by_champion:
+                    session.get(BatchRow, batch_id).excluded = f"learned by version {row.version}, which {actor} rejected: {reason}"
     events.emit(app.settings, events.MODEL_REJECTED, events.model_resource(row.model_name, row.version), {"by": actor, "reason": reason})
     return {"version": row.version, "by": actor, "reason": reason}
 

@@ -4,6 +4,7 @@ recorded in the ledger, so a promotion resets what "normal" is."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -22,16 +23,19 @@ def champion_reference(app: Sentinel, champion: ModelRow) -> tuple[pd.DataFrame,
     return pd.read_parquet(champion.reference_path), drift.Calibration(**champion.calibration)
 
 
-def ensure_reference(app: Sentinel, row: ModelRow) -> ModelRow:
+def ensure_reference(app: Sentinel, row: ModelRow, expected: tuple[float, int] | None = None) -> ModelRow:
     """A version that was never champion, or whose promotion stopped before its reference was written,
-    has no drift reference: build it from its own training rows, with the accuracy it reaches on their
-    held-out rows, as a promotion by the gate would. Returns the row as stored."""
+    has no drift reference: build it from its own training rows. `expected`: its accuracy on unseen rows
+    of the world as it is now and how many rows that was measured on (a promotion by shadow evidence
+    knows it); else its accuracy on the held-out rows of what it learned. Returns the row as stored."""
     if row.reference_path and Path(row.reference_path).is_file():
         return row
     frames = {b: intake.load_batch_frame(app.ledger.batch(b).stored_path) for b in row.batch_ids}
     data = training.assemble(frames, {}, app.settings.gate.holdout_share, 10**9)
-    expected = training.evaluate(app.load_model(row), data.holdout_reference).accuracy
-    store_reference(app, row.version, *drift.build_reference(data.train, expected, app.settings.drift, seed=app.settings.model.seed))
+    if expected is None:
+        expected = (training.evaluate(app.load_model(row), data.holdout_reference).accuracy, len(data.holdout_reference))
+    reference, calibration = drift.build_reference(data.train, expected[0], app.settings.drift, seed=app.settings.model.seed)
+    store_reference(app, row.version, reference, dataclasses.replace(calibration, expected_rows=int(expected[1])))
     return app.ledger.model(row.model_name, row.version)
 
 

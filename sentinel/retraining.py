@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from sentinel import batch_format, drift, events, failpoints, gate, intake, locks, training
@@ -17,7 +18,7 @@ from sentinel.context import Sentinel, os_user
 from sentinel.errors import SentinelError
 from sentinel.ledger import BatchDigest, BatchRow, ModelRow, TrainingRunRow, utcnow
 from sentinel.pools import ready_batches
-from sentinel.promotion import claim_champion, decision_tags, move_alias
+from sentinel.promotion import claim_champion, move_alias, retire
 from sentinel.references import store_reference
 
 
@@ -65,18 +66,17 @@ def bootstrap(app: Sentinel, reference_csv: Path, actor: str | None = None) -> M
 
 
 def batches_to_learn(app: Sentinel, champion: ModelRow) -> list[BatchRow]:
-    """Accepted, drift-checked batches the champion has not learned, minus suspect ones and those a
-    rejected challenger learned (their data made a worse model)."""
+    """Accepted, drift-checked batches the champion has not learned, minus those whose labels looked
+    inverted and those kept out since (labels the gate could not learn, or a person's rejection)."""
     learned = set(champion.batch_ids)
-    rejected_runs = {r.id for r in app.ledger.training_runs() if r.decision == "rejected"}
     return [
         b
         for b in app.ledger.batches(status="accepted")
-        if b.batch_id not in learned
-        and b.drift_status in ("detected", "clear")
-        and not b.suspect_labels
-        and b.trained_in not in rejected_runs
+        if b.batch_id not in learned and b.drift_status in CHECKED and not b.suspect_labels and not b.excluded
     ]
+
+
+CHECKED = ("detected", "harmless", "clear")
 
 
 def retrain_due(app: Sentinel) -> bool:
@@ -166,14 +166,24 @@ def _announce(app: Sentinel, run: TrainingRunRow, model: ModelRow) -> None:
 
 
 def training_data(app: Sentinel, champion: ModelRow) -> training.TrainingData:
-    """The champion's batches plus every batch it has not learned, split into training and held-out rows."""
+    """The champion's batches plus every batch it has not learned, split into training and held-out rows;
+    the batches whose drift caused this retrain are where the gate judges superiority."""
 
     def frames(rows: list[BatchRow | None]) -> dict[str, pd.DataFrame]:
         return {r.batch_id: intake.load_batch_frame(r.stored_path) for r in rows if r is not None}
 
     old = frames([app.ledger.batch(b) for b in champion.batch_ids])
     fresh = frames(batches_to_learn(app, champion))
-    return training.assemble(old, fresh, app.settings.gate.holdout_share, app.settings.gate.reference_holdout_rows)
+    shifted = tuple(b.batch_id for b in app.ledger.unanswered_drift())
+    gate_policy = app.settings.gate
+    return training.assemble(
+        old,
+        fresh,
+        gate_policy.holdout_share,
+        gate_policy.reference_holdout_rows,
+        shifted=shifted,
+        max_old_rows=app.settings.training.max_old_rows,
+    )
 
 
 def _name_batches(batch_ids: tuple[str, ...]) -> str:
@@ -228,7 +238,8 @@ def _fit_gate_register(
         )
         reporting.log_inputs(data)
         tick = time.perf_counter()
-        model = training.fit(data.train, settings.model)
+        weights = np.where(data.new_rows_mask(), settings.training.new_rows_weight, 1.0) if settings.training.new_rows_weight != 1 else None
+        model = training.fit(data.train, settings.model, weights)
         mlflow.log_metric("fit_seconds", time.perf_counter() - tick)
 
         challenger_new = training.evaluate(model, data.holdout_new)
@@ -243,9 +254,7 @@ def _fit_gate_register(
             if mlflow.active_run():
                 mlflow.log_metrics(champion_new.metrics("champion_new") | champion_ref.metrics("champion_reference"))
             return gate.decide(
-                gate.SliceScores(champion_new.y_true, champion_new.y_pred, challenger_new.y_pred),
-                gate.SliceScores(champion_ref.y_true, champion_ref.y_pred, challenger_ref.y_pred),
-                settings.gate,
+                gate_slices(data, champion_new, challenger_new, champion_ref, challenger_ref), settings.gate, champion_version
             )
 
         if champion is None:
@@ -254,8 +263,8 @@ def _fit_gate_register(
             decision = judge(champion.version)
             if overrule is not None:
                 decision = overrule(decision)
-            mlflow.log_metrics({k: v for k, v in decision.as_dict().items() if isinstance(v, float)})
-            mlflow.set_tag("sentinel.decision", decision.decision)
+            mlflow.log_metrics({k: v for k, v in decision.as_dict().items() if isinstance(v, float) and v == v and abs(v) != float("inf")})
+            mlflow.set_tags({"sentinel.decision": decision.decision, "sentinel.rule": decision.rule})
         reporting.log_curves(challenger_new if challenger_new.rows else challenger_ref)
         model_uri, digest = app.registry.log_model(model, data.train[["text"]].head(5))
 
@@ -270,10 +279,11 @@ def _fit_gate_register(
             "trained_rows": len(data.train),
             "drift_text": drift_scores.get("text"),
             "drift_label": drift_scores.get("label"),
-            "f1_reference": challenger_ref.f1,
+            "metric": settings.gate.metric,
+            "metric_reference": float(gate.metric(settings.gate.metric, challenger_ref.y_true, challenger_ref.y_pred)),
         }
         if decision is not None:
-            tags |= decision_tags(decision)
+            tags |= decision.tags()
         version = app.registry.register(model_uri, tags | {"model_sha256": digest})
         failpoints.reach("retrain.registered")
 
@@ -290,12 +300,20 @@ def _fit_gate_register(
             reason=reason,
             comparison=decision.as_dict() | {"champion_version": champion.version}
             if decision
-            else {"f1_reference": challenger_ref.f1, "accuracy_reference": challenger_ref.accuracy},
+            else {
+                "metric": settings.gate.metric,
+                "metric_reference": tags["metric_reference"],
+                "accuracy_reference": challenger_ref.accuracy,
+            },
         )
         session.add(run_row)
         session.flush()
+        bad = set(decision.bad_batches) if decision else set()
         for batch_id in data.new_batches:
-            session.get(BatchRow, batch_id).trained_in = run_row.id
+            batch = session.get(BatchRow, batch_id)
+            batch.trained_in = run_row.id
+            if batch_id in bad:
+                batch.excluded = f"labels cannot be learned (version {version}): {reason}"
         session.add(
             ModelRow(
                 model_name=settings.registered_model,
@@ -305,19 +323,62 @@ def _fit_gate_register(
                 batch_ids=list(data.learned_batches),
                 artifact_sha256=digest,
                 decision=outcome,
+                evidence=decision.evidence.as_dict() if decision and decision.evidence and outcome == "challenger" else None,
             )
         )
 
     failpoints.reach("retrain.recorded")
+    if outcome in ("promoted", "challenger"):
+        _retire_superseded(app, version, actor)
     if outcome == "promoted":
-        held = [e for e in (challenger_new, challenger_ref) if e.rows]
-        expected = sum(e.accuracy * e.rows for e in held) / sum(e.rows for e in held)
-        store_reference(app, version, *reference_job.result(expected))
+        store_reference(app, version, *reference_job.result(*expected_accuracy(data, challenger_new, challenger_ref)))
         claim_champion(app, version, champion.version if champion else None, judge, actor, reason, run_row.id)
     elif outcome == "challenger":
         with locks.promotion_lock(settings):
             move_alias(app, "challenger", version, actor, reason)
     return app.ledger.model(settings.registered_model, version)
+
+
+def gate_slices(
+    data: training.TrainingData,
+    champion_new: training.Evaluation,
+    challenger_new: training.Evaluation,
+    champion_ref: training.Evaluation,
+    challenger_ref: training.Evaluation,
+) -> gate.Slices:
+    """Both models' predictions on the held-out rows, cut into the slices the gate judges."""
+    new = gate.SliceScores(champion_new.y_true, champion_new.y_pred, challenger_new.y_pred)
+    batch_of = data.holdout_new["batch_id"].to_numpy()
+    shifted = np.isin(batch_of, data.shifted_batches)
+    return gate.Slices(
+        shifted=new.take(shifted),
+        other_new=new.take(~shifted),
+        reference=gate.SliceScores(champion_ref.y_true, champion_ref.y_pred, challenger_ref.y_pred),
+        per_batch={b: new.take(batch_of == b) for b in data.new_batches},
+        shifted_batches=data.shifted_batches,
+    )
+
+
+def expected_accuracy(data: training.TrainingData, new: training.Evaluation, reference: training.Evaluation) -> tuple[float, int]:
+    """What a new champion is expected to score on unseen rows of the world as it is now, and on how
+    many rows that was measured: its accuracy on the held-out rows of the batches that caused its
+    retrain (the new world), else on every held-out row. The performance signal holds batches to it;
+    an average over the old and the new domain would call every batch of the new one a loss."""
+    shifted = data.holdout_new["batch_id"].isin(data.shifted_batches).to_numpy()
+    if new.rows and shifted.sum() >= 50:
+        return float(np.mean(new.y_pred[shifted] == new.y_true[shifted])), int(shifted.sum())
+    held = [e for e in (new, reference) if e.rows]
+    rows = sum(e.rows for e in held)
+    return sum(e.accuracy * e.rows for e in held) / rows, rows
+
+
+def _retire_superseded(app: Sentinel, version: str, actor: str) -> None:
+    """A newer challenger (or a new champion) supersedes every challenger still gathering evidence."""
+    live = [m for m in app.ledger.models(app.settings.registered_model) if m.decision == "challenger" and m.version != version]
+    if live:
+        with locks.promotion_lock(app.settings):
+            for row in live:
+                retire(app, row.version, f"superseded by version {version}", actor)
 
 
 def _drift_scores(app: Sentinel, batch_ids: tuple[str, ...]) -> dict[str, float]:

@@ -83,19 +83,67 @@ class DriftPolicy(_Group):
     descriptor_threshold: float = Field(0.1, description="Floor for the normed Wasserstein distance of a descriptor.")
     text_threshold_floor: float = Field(0.52, description="The calibrated text ROC AUC threshold never goes below this.")
     performance_drop: float = Field(0.05, description="Champion accuracy drop on the batch, beyond its noise, that counts.")
+    trigger: Literal["any", "harmful", "sustained"] = Field(
+        "harmful",
+        description="What starts a retrain. any: any signal drifts. harmful: the champion's accuracy on the batch drops (performance drift). "
+        "sustained: harmful, or a smaller drop that lasts over `sustain_batches` batches.",
+    )
+    sustain_batches: int = Field(3, ge=2, description="Batches a sustained drop is pooled over.")
     suspect_accuracy: float = Field(0.35, description="Champion accuracy below this means the batch's labels look inverted.")
 
 
 class GatePolicy(_Group):
-    """When a challenger may replace the champion."""
+    """When a challenger may replace the champion: one metric, judged where the data moved, with the
+    evidence of later batches carried forward (see `sentinel.gate`)."""
 
-    margin: float = Field(0.005, description="Minimum F1 gain on the newest held-out rows.")
-    alpha: float = Field(0.05, description="Significance level of the paired bootstrap interval and McNemar test.")
-    reference_regression: float = Field(0.01, description="Largest F1 loss allowed on the reference slice.")
-    min_f1: float = Field(0.6, description="A challenger below this F1 on the newest rows is rejected outright.")
-    bootstrap_rounds: int = Field(1000, description="Paired bootstrap resamples for the F1 interval.")
+    metric: Literal["accuracy", "macro_f1", "balanced_accuracy"] = Field(
+        "accuracy", description="The one metric of the margin, the interval and the test, on every slice."
+    )
+    margin: float = Field(0.0, ge=0.0, lt=0.5, description="The challenger must beat the champion by more than this on the shifted rows.")
+    alpha: float = Field(
+        0.05,
+        gt=0.0,
+        lt=0.5,
+        description="Error rate of every test: a challenger no better than the champion is promoted at most this often.",
+    )
+    noninferiority_bound: float = Field(
+        0.02, ge=0.0, description="On the other new rows and the reference slice the challenger may be worse by at most this (tested)."
+    )
+    min_metric: float = Field(
+        0.6,
+        description="A batch whose held-out rows the challenger that learned them surely scores below this has labels that cannot be learned.",
+    )
+    min_slice_rows: int = Field(50, description="A slice with fewer held-out rows is reported, not tested.")
+    max_shadow_batches: int = Field(6, description="A challenger undecided after this many later batches is retired.")
+    bootstrap_rounds: int = Field(1000, description="Paired bootstrap resamples for the interval of the metric's delta.")
     holdout_share: float = Field(0.2, description="Share of every batch's rows that is held out and never trained on.")
     reference_holdout_rows: int = Field(2500, description="Cap on the reference slice used by the gate.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data):
+        """The F1-era names still work for one release, said once."""
+        renamed = {"reference_regression": "noninferiority_bound", "min_f1": "min_metric"}
+        if isinstance(data, dict) and any(old in data for old in renamed):
+            data = dict(data)
+            for old, new in renamed.items():
+                if old in data:
+                    warnings.warn(
+                        f"the setting gate.{old} is now gate.{new} (the gate judges one metric, `gate.metric`); rename it",
+                        SettingsDeprecation,
+                        stacklevel=2,
+                    )
+                    data.setdefault(new, data.pop(old))
+        return data
+
+
+class TrainingPolicy(_Group):
+    """What a retrain learns from."""
+
+    new_rows_weight: float = Field(
+        1.0, gt=0.0, description="Sample weight of the rows of batches the champion has not learned (1: every row counts the same)."
+    )
+    max_old_rows: int = Field(0, ge=0, description="Cap on the champion's training rows a retrain keeps, newest batches first (0: no cap).")
 
 
 class ModelParams(_Group):
@@ -167,6 +215,7 @@ class Settings(BaseSettings):
     intake: IntakePolicy = IntakePolicy()
     drift: DriftPolicy = DriftPolicy()
     gate: GatePolicy = GatePolicy()
+    training: TrainingPolicy = TrainingPolicy()
     model: ModelParams = ModelParams()
     up: UpPolicy = UpPolicy()
     services: dict | None = Field(None, exclude=True, description="Deprecated: the old name of `up`; read into `up` for one release.")

@@ -14,6 +14,7 @@ from pathlib import Path
 from sentinel import events, intake, locks
 from sentinel.context import Sentinel
 from sentinel.errors import SentinelError
+from sentinel.ledger import BatchRow
 
 log = logging.getLogger(__name__)
 
@@ -91,3 +92,16 @@ def requeue(app: Sentinel, name: str) -> Path:
     os.replace(source, target)
     reason_file.rename(reason_file.with_name(f"{reason_file.name}.requeued-{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M%S}"))
     return target
+
+
+def readmit(app: Sentinel, batch_id: str) -> str:
+    """A person vouches for a batch the loop kept out of training: the next retrain may learn it."""
+    with app.ledger.transaction() as session:
+        batch = session.get(BatchRow, batch_id)
+        if batch is None or batch.status != "accepted":
+            raise SentinelError(f"{batch_id} is not an accepted batch; see `sentinel batches`")
+        if not batch.excluded and not batch.suspect_labels:
+            raise SentinelError(f"batch {batch_id} is not kept out of training; nothing to requeue")
+        why = batch.excluded or "its labels looked inverted"
+        batch.excluded, batch.suspect_labels = None, False
+    return f"batch {batch_id} will be learned by the next retrain (it was kept out: {why})"

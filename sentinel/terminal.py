@@ -46,7 +46,9 @@ def _drift_summary(record: dict) -> str:
     pooled = f" (pool of {len(drift['pool']['members'])})" if drift.get("pool") else ""
     if not drift["detected"]:
         return f"[green]clear[/green]{pooled}"
-    return f"[yellow]drift[/yellow]: {fired[0]}" + (f" +{len(fired) - 1}" if len(fired) > 1 else "") + pooled
+    summary = f"[yellow]drift[/yellow]: {fired[0]}" + (f" +{len(fired) - 1}" if len(fired) > 1 else "") + pooled
+    trigger = drift.get("trigger") or {}
+    return summary if trigger.get("fired", True) else summary + " (harmless: no retrain)"
 
 
 def batch_table(records: list[dict], title: str) -> None:
@@ -74,6 +76,10 @@ def batch_table(records: list[dict], title: str) -> None:
             console.print(escape(f"  {r['file']}: {reason.get('message')} -> {reason.get('fix', '')}"), highlight=False)
         if r.get("set_aside"):
             console.print(escape(f"  {r['file']}: {r['rows_set_aside']} row(s) set aside in {r['set_aside']}"), highlight=False)
+        if r.get("excluded"):
+            console.print(
+                escape(f"  {r['file']}: not learned: {r['excluded']} (`sentinel requeue {r['batch_id']}` to learn it)"), highlight=False
+            )
 
 
 def models_table(records: list[dict], title: str) -> None:
@@ -84,10 +90,10 @@ def models_table(records: list[dict], title: str) -> None:
         "aliases",
         "role",
         "decision",
-        "F1 new",
-        "F1 ref",
+        "metric",
+        "new",
         "delta [CI]",
-        "p",
+        "e-value",
         "drift text/label",
         "batches",
         "created",
@@ -97,17 +103,13 @@ def models_table(records: list[dict], title: str) -> None:
         table.add_column(column, overflow="fold")
     for r in records:
         t = r["tags"]
-        ci = (
-            f"{_num(t.get('f1_delta'), '+.3f')} [{_num(t.get('ci_low'), '+.3f')}, {_num(t.get('ci_high'), '+.3f')}]"
-            if "f1_delta" in t
-            else "-"
-        )
+        ci = f"{_num(t.get('delta'), '+.3f')} [{_num(t.get('ci_low'), '+.3f')}, {_num(t.get('ci_high'), '+.3f')}]" if "delta" in t else "-"
         drift_scores = f"{_num(t.get('drift_text'))}/{_num(t.get('drift_label'))}" if "drift_text" in t else "-"
         review = escape(f"{t['review']} by {t.get('reviewed_by', '?')}") if "review" in t else "-"
         reason = escape(t.get("override") or t.get("reason", ""))
         table.add_row(
-            r["version"], ",".join(r["aliases"]) or "-", t.get("role", "-"), t.get("decision", "-"), _num(t.get("f1_new")), _num(t.get("f1_reference")),
-            ci, _num(t.get("p_value"), ".2g"), drift_scores, str(len(r["new_batches"]) or len(r["batches"])), r["created_at"][:16], review, reason,
+            r["version"], ",".join(r["aliases"]) or "-", t.get("role", "-"), t.get("decision", "-"), t.get("metric", "-"), _num(t.get("metric_new")),
+            ci, _num(t.get("e_value"), ".3g"), drift_scores, str(len(r["new_batches"]) or len(r["batches"])), r["created_at"][:16], review, reason,
         )  # fmt: skip
     console.print(table)
 
@@ -142,6 +144,12 @@ def print_lineage(found: dict) -> None:
         run = found["retrain"]
         console.print(f"  retrain {run['run_name']}: {run['trained_rows']} rows  (MLflow {run['mlflow_run']})", highlight=False)
         console.print(f"  gate: {found['gate']['decision']} — {escape(found['gate']['reason'] or '')}", highlight=False)
+        for piece in (found["gate"].get("comparison") or {}).get("slices") or []:
+            console.print(
+                f"    {piece['name']} ({piece['test']}): {piece['rows']} rows, {_num(piece['champion'])} -> {_num(piece['challenger'])}"
+                f"  delta {_num(piece['delta'], '+.3f')} [{_num(piece['ci_low'], '+.3f')}, {_num(piece['ci_high'], '+.3f')}]  {piece['verdict']}",
+                highlight=False,
+            )
     if tags.get("review"):
         console.print(escape(f"  review: {tags['review']} by {tags.get('reviewed_by')}: {tags.get('review_note', '')}"), highlight=False)
     for move in found["alias_moves"]:

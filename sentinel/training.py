@@ -41,32 +41,73 @@ def holdout_mask(frame: pd.DataFrame, share: float) -> np.ndarray:
 
 @dataclass(frozen=True)
 class TrainingData:
-    """The rows a challenger learns from and the two held-out slices the gate compares models on."""
+    """The rows a challenger learns from and the slices the gate compares models on."""
 
     train: pd.DataFrame
     holdout_new: pd.DataFrame  # held-out rows of the batches the champion has not learned
     holdout_reference: pd.DataFrame  # held-out rows of the champion's own training batches
     learned_batches: tuple[str, ...]  # every batch whose training rows are in `train`
     new_batches: tuple[str, ...]
+    shifted_batches: tuple[str, ...] = ()  # the new batches whose drift caused this retrain
+
+    def new_rows_mask(self) -> np.ndarray:
+        """Which training rows come from batches the champion has not learned."""
+        return self.train["batch_id"].isin(self.new_batches).to_numpy()
+
+    def holdout_shifted(self) -> pd.DataFrame:
+        """Held-out rows of the batches that caused the retrain: where superiority is judged."""
+        return self.holdout_new[self.holdout_new["batch_id"].isin(self.shifted_batches)]
+
+    def holdout_other_new(self) -> pd.DataFrame:
+        """Held-out rows of the other new batches: judged for non-inferiority."""
+        return self.holdout_new[~self.holdout_new["batch_id"].isin(self.shifted_batches)]
 
 
 def split(frames: dict[str, pd.DataFrame], share: float) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Training rows and held-out rows of several batches, each row tagged with its batch."""
+    """Training rows and held-out rows of several batches, each row tagged with its batch (and its
+    source, where the batch has one)."""
     train, held = [], []
     for batch_id, frame in frames.items():
         mask = holdout_mask(frame, share)
-        tagged = frame[["text", "label"]].assign(batch_id=batch_id)
+        columns = ["text", "label", "source"] if "source" in frame.columns else ["text", "label"]
+        tagged = frame[columns].assign(batch_id=batch_id)
         train.append(tagged[~mask])
         held.append(tagged[mask])
     empty = pd.DataFrame({"text": pd.Series(dtype=str), "label": pd.Series(dtype="int8"), "batch_id": pd.Series(dtype=str)})
     return (pd.concat(train, ignore_index=True) if train else empty), (pd.concat(held, ignore_index=True) if held else empty)
 
 
+def cap_newest(train: pd.DataFrame, order: tuple[str, ...], cap: int, seed: int = 0) -> pd.DataFrame:
+    """At most `cap` rows, the newest batches' first (0: all): what a model learned long ago gives way
+    to what it learned lately, and a retrain's cost stops growing with the stream."""
+    if not cap or len(train) <= cap:
+        return train
+    kept, left = [], cap
+    for batch_id in reversed(order):
+        rows = train[train["batch_id"] == batch_id]
+        if len(rows) > left:
+            rows = rows.sample(n=left, random_state=seed)
+        kept.append(rows)
+        left -= len(rows)
+        if not left:
+            break
+    return pd.concat(kept[::-1], ignore_index=True)
+
+
 def assemble(
-    champion_batches: dict[str, pd.DataFrame], new_batches: dict[str, pd.DataFrame], share: float, reference_cap: int, seed: int = 0
+    champion_batches: dict[str, pd.DataFrame],
+    new_batches: dict[str, pd.DataFrame],
+    share: float,
+    reference_cap: int,
+    seed: int = 0,
+    *,
+    shifted: tuple[str, ...] = (),
+    max_old_rows: int = 0,
 ) -> TrainingData:
-    """The training rows and the gate's held-out slices (new batches, reference) from the champion's and the new batches."""
+    """The training rows and the gate's held-out slices from the champion's and the new batches.
+    `shifted`: the new batches whose drift caused the retrain; `max_old_rows`: cap on the champion's rows."""
     old_train, old_held = split(champion_batches, share)
+    old_train = cap_newest(old_train, tuple(champion_batches), max_old_rows, seed)
     new_train, new_held = split(new_batches, share)
     if len(old_held) > reference_cap:
         old_held = old_held.sample(n=reference_cap, random_state=seed).reset_index(drop=True)
@@ -76,13 +117,15 @@ def assemble(
         holdout_reference=old_held,
         learned_batches=tuple(champion_batches) + tuple(new_batches),
         new_batches=tuple(new_batches),
+        shifted_batches=tuple(b for b in new_batches if b in shifted) or tuple(new_batches),
     )
 
 
-def fit(train: pd.DataFrame, params: ModelParams) -> Pipeline:
-    """Fit the pipeline of these hyper-parameters on the training rows."""
+def fit(train: pd.DataFrame, params: ModelParams, sample_weight: np.ndarray | None = None) -> Pipeline:
+    """Fit the pipeline of these hyper-parameters on the training rows (optionally weighted per row)."""
     pipeline = build_pipeline(params)
-    pipeline.fit(train[["text"]], train["label"].astype(int))
+    extra = {} if sample_weight is None else {"classifier__sample_weight": sample_weight}
+    pipeline.fit(train[["text"]], train["label"].astype(int), **extra)
     return pipeline
 
 
