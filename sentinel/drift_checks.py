@@ -61,7 +61,10 @@ def check_unit(app: Sentinel, members: list[BatchRow], complete: bool = True) ->
                     shadow=looked,
                 )
             )
-            batch.drift_status = "detected" if trigger.fired else "harmless" if verdict.detected else "clear"
+            # detected: a retrain is due (or the labels look inverted, which no retrain learns); harmless:
+            # drift that the trigger policy lets pass, learned by the next retrain.
+            detected = trigger.fired or (verdict.detected and verdict.suspect_labels)
+            batch.drift_status = "detected" if detected else "harmless" if verdict.detected else "clear"
             batch.suspect_labels = verdict.suspect_labels
     scores = {s.name: s.score for s in verdict.signals}
     event = events.DRIFT_DETECTED if trigger.fired else events.DRIFT_CLEAR  # detected: a retrain is due

@@ -204,7 +204,7 @@ def run_policy(stream: Stream, policy: Policy, base: Settings, on_batch: Callabl
                 record: dict = {"file": path.name, "status": outcome.status, "batch_id": outcome.batch_id, "rows": outcome.rows}
                 if outcome.reason:
                     record["reason"] = outcome.reason.get("message", "")
-                champion = app.require_champion()
+                champion = before = app.require_champion()
                 if outcome.status == "accepted":
                     files[outcome.batch_id] = path.name
                     frame = load_batch_frame(app.ledger.batch(outcome.batch_id).stored_path)
@@ -222,10 +222,10 @@ def run_policy(stream: Stream, policy: Policy, base: Settings, on_batch: Callabl
                 record["decision"] = run.decision if run else None
                 record["decision_reason"] = run.reason if run else None
                 record["learned"] = [files.get(b, b) for b in run.batch_ids] if run else []
-                record["bad_promoted"] = bool(
-                    run and run.decision == "promoted" and any(stream.is_bad(files.get(b, "")) for b in run.batch_ids)
-                )
                 champion = app.require_champion()
+                # A champion can change without a retrain: the shadow evidence of a challenger promoted it.
+                record["promoted"] = champion.version != before.version
+                record["bad_promoted"] = record["promoted"] and any(stream.is_bad(files.get(b, "")) for b in champion.batch_ids)
                 record["champion"] = champion.version
                 record["accuracy"] = score(app, champion)
                 record["wall_seconds"] = round(time.perf_counter() - tick, 3)
@@ -262,6 +262,9 @@ def _verdict(app, batch_id: str) -> dict:
         "suspect_labels": bool(row.suspect_labels),
         "scores": {s["name"]: s["score"] for s in check.signals},
         "fired": [s["name"] for s in check.signals if s["drifted"]],
+        "retrain_due": row.drift_status == "detected",
+        "trigger": (check.trigger or {}).get("why"),
+        "shadow": check.shadow,
         "pool": (check.pool or {}).get("members"),
     }
 
@@ -280,7 +283,7 @@ def summarise(policy: Policy, setup: dict, records: list[dict], wall: float, cpu
         "final": {name: curve[-1] for name, curve in curves.items()},
         "mean": {name: round(float(np.mean(curve)), 5) for name, curve in curves.items()},
         "retrains": sum(r["retrained"] for r in records),
-        "promotions": sum(r["decision"] == "promoted" for r in records),
+        "promotions": sum(r["promoted"] for r in records),
         "bad_promotions": sum(r["bad_promoted"] for r in records),
         "drift_detected": sum(bool(r.get("drift")) for r in records),
         "compute_seconds": round(cpu, 3),

@@ -80,9 +80,7 @@ def plot(result: dict):
             style = {"color": f"C{index % 10}", "linestyle": ("-", "--", "-.", ":")[index % 4], "linewidth": 2.2 - 0.3 * (index % 4)}
             (line,) = axis.plot(range(len(curve)), curve, label=_plain(name), **style)
             for kind, marker in MARKERS.items():
-                hits = [
-                    i for i, r in enumerate(records, start=1) if (r["decision"] == "promoted" if kind == "promoted" else r["retrained"])
-                ]
+                hits = [i for i, r in enumerate(records, start=1) if (r.get("promoted") if kind == "promoted" else r["retrained"])]
                 axis.plot(
                     hits,
                     [curve[i] for i in hits],

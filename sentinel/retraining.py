@@ -20,6 +20,7 @@ from sentinel.ledger import BatchDigest, BatchRow, ModelRow, TrainingRunRow, utc
 from sentinel.pools import ready_batches
 from sentinel.promotion import claim_champion, move_alias, retire
 from sentinel.references import store_reference
+from sentinel.shadow import live_challenger
 
 
 def bootstrap(app: Sentinel, reference_csv: Path, actor: str | None = None) -> ModelRow:
@@ -80,8 +81,28 @@ CHECKED = ("detected", "harmless", "clear")
 
 
 def retrain_due(app: Sentinel) -> bool:
-    """A drift verdict that no retrain has answered yet."""
-    return bool(app.ledger.unanswered_drift())
+    """A drift verdict that no retrain has answered yet, or enough clean rows waiting to be learned (see
+    `refresh_due`); but not while a challenger is still gathering evidence against the champion. A new
+    challenger would supersede it and start its evidence from nothing, so with small batches no
+    challenger would ever gather enough; the wait is bounded by `gate.max_shadow_batches`."""
+    champion = app.champion()
+    if champion is None or live_challenger(app, champion) is not None:
+        return False
+    return bool(app.ledger.unanswered_drift()) or refresh_due(app, champion)
+
+
+def refresh_due(app: Sentinel, champion: ModelRow) -> bool:
+    """Rows of batches that drifted without harm, and that no retrain has tried yet, add up to
+    `training.refresh_share` of the rows the champion learned. Harmful drift stops once the champion
+    copes with the new data, but a model keeps improving with more of it; a refresh at geometric steps
+    follows that at a small share of always retraining. Stable batches (no drift) never count: while the
+    data is stable nothing retrains."""
+    share = app.settings.training.refresh_share
+    if not share or champion.training_run_id is None:
+        return False
+    learned = app.ledger.training_run(champion.training_run_id).trained_rows
+    waiting = sum(b.rows for b in batches_to_learn(app, champion) if b.trained_in is None and b.drift_status == "harmless")
+    return waiting >= share * learned
 
 
 def backlog(app: Sentinel) -> int:

@@ -144,6 +144,11 @@ class TrainingPolicy(_Group):
         1.0, gt=0.0, description="Sample weight of the rows of batches the champion has not learned (1: every row counts the same)."
     )
     max_old_rows: int = Field(0, ge=0, description="Cap on the champion's training rows a retrain keeps, newest batches first (0: no cap).")
+    refresh_share: float = Field(
+        0.5,
+        ge=0.0,
+        description="Retrain without drift once the clean rows not yet tried reach this share of the rows the champion learned (0: never).",
+    )
 
 
 class ModelParams(_Group):

@@ -67,7 +67,10 @@ def test_models_lists_each_version_with_its_decision_and_filters(home):
     assert records[0]["tags"]["decision"] == "promoted"
     second = records[1]["tags"]
     assert second["decision"] in ("promoted", "challenger", "rejected")
-    assert {"f1_new", "f1_champion", "f1_delta", "ci_low", "ci_high", "p_value", "drift_text", "batches", "trained_rows"} <= set(second)
+    assert {"metric", "metric_new", "metric_champion", "delta", "p_value", "e_value", "drift_text", "batches", "trained_rows"} <= set(
+        second
+    )
+    assert second["metric"] == "accuracy" and any(k.startswith("slice_") for k in second)
     chosen = as_json(home, "models", "--decision", second["decision"])
     assert "2" in [r["version"] for r in chosen] and all(r["tags"]["decision"] == second["decision"] for r in chosen)
     assert [r["version"] for r in as_json(home, "models", "--role", "champion")] == [champion(home)]
@@ -130,7 +133,8 @@ def test_show_gives_the_whole_lineage_of_a_version(home):
     assert check["detected"] and check["against_version"] == "1" and check["fired"]
     assert check["mlflow_run"] and Path(check["report"]).exists()
     assert found["retrain"]["run_name"].startswith("retrain-") and found["retrain"]["mlflow_run"]
-    assert found["gate"]["decision"] in ("promoted", "challenger", "rejected") and found["gate"]["comparison"]["f1_new"] > 0
+    assert found["gate"]["decision"] in ("promoted", "challenger", "rejected") and found["gate"]["comparison"]["metric_new"] > 0
+    assert {s["name"] for s in found["gate"]["comparison"]["slices"]} >= {"shifted", "reference"}
     assert any(m["reason"].startswith("rollback: ") for m in found["alias_moves"])
     text = sentinel(home, "show", "2").stdout
     assert "rotten.csv" in text and "gate:" in text

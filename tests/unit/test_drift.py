@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from sentinel import demo, drift
@@ -100,3 +101,12 @@ def test_a_discarded_reference_job_frees_the_worker(imdb):
     job.discard()
     assert drift.start_text_drift(imdb["text"].iloc[:60], imdb["text"].iloc[60:200]) is not None  # free again
     drift._collect(drift._worker)
+
+
+def test_the_reference_gives_every_source_an_equal_share(imdb, rotten):
+    import numpy as np
+
+    training = pd.concat([imdb.head(4000).assign(source="imdb"), rotten.head(400).assign(source="rt")], ignore_index=True)
+    picked = training.iloc[drift._per_source(training, 1000, np.random.default_rng(0))]
+    assert picked["source"].value_counts().to_dict() == {"imdb": 600, "rt": 400}  # rt gives all it has, imdb the rest
+    assert len(set(picked.index)) == 1000

@@ -127,6 +127,7 @@ def _record(file: str, accuracy: float, retrained=False, decision=None, bad=Fals
         "retrained": retrained,
         "decision": decision,
         "decision_reason": "because" if decision else None,
+        "promoted": decision == "promoted",
         "bad_promoted": bad,
         "champion": "2" if decision == "promoted" else "1",
         "accuracy": {"h": accuracy},

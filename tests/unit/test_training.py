@@ -45,3 +45,30 @@ def test_model_learns_sentiment(imdb):
     # minimum functionality: unmistakable reviews
     obvious = pd.DataFrame({"text": ["An awful, boring, terrible waste of time.", "A wonderful, brilliant and moving film. Loved it."]})
     assert model.predict(obvious).tolist() == [0, 1]
+
+
+def test_the_slices_follow_the_batches_that_caused_the_retrain(imdb):
+    new = {"b1": imdb.iloc[1000:1500], "b2": imdb.iloc[1500:2000]}
+    data = training.assemble({"ref": imdb.iloc[:1000]}, new, share=0.2, reference_cap=500, shifted=("b2",))
+    assert data.shifted_batches == ("b2",)
+    assert set(data.holdout_shifted()["batch_id"]) == {"b2"} and set(data.holdout_other_new()["batch_id"]) == {"b1"}
+    assert data.new_rows_mask().sum() == (data.train["batch_id"] != "ref").sum()
+    # a retrain no drift caused (a refresh, a baseline of replay) judges superiority on every new row
+    everything = training.assemble({"ref": imdb.iloc[:1000]}, new, share=0.2, reference_cap=500)
+    assert everything.shifted_batches == ("b1", "b2") and everything.holdout_other_new().empty
+
+
+def test_old_rows_are_capped_newest_batches_first(imdb):
+    old = {"a": imdb.iloc[:1000], "b": imdb.iloc[1000:2000], "c": imdb.iloc[2000:3000]}
+    data = training.assemble(old, {"n": imdb.iloc[3000:3500]}, share=0.2, reference_cap=100, max_old_rows=1200)
+    kept = data.train[data.train["batch_id"] != "n"]["batch_id"].value_counts()
+    assert len(data.train[data.train["batch_id"] != "n"]) == 1200
+    assert "a" not in kept and kept["c"] > 700  # the oldest batch gives way first
+    assert (data.train["batch_id"] == "n").sum() > 350  # new rows are never capped
+
+
+def test_sample_weights_reach_the_classifier(imdb):
+    rows = imdb.iloc[:800]
+    plain = training.fit(rows, ModelParams(max_features=3000))
+    weighted = training.fit(rows, ModelParams(max_features=3000), np.where(np.arange(800) < 400, 5.0, 1.0))
+    assert not np.allclose(plain[-1].coef_, weighted[-1].coef_)

