@@ -82,12 +82,16 @@ CHECKED = ("detected", "harmless", "clear")
 
 def retrain_due(app: Sentinel) -> bool:
     """A drift verdict that no retrain has answered yet, or enough clean rows waiting to be learned (see
-    `refresh_due`); but not while a challenger is still gathering evidence against the champion. A new
-    challenger would supersede it and start its evidence from nothing, so with small batches no
-    challenger would ever gather enough; the wait is bounded by `gate.max_shadow_batches`."""
+    `refresh_due`); but not while a challenger whose evidence so far leans towards "better" is still
+    gathering it. A new challenger would supersede it and start its evidence from nothing, so with small
+    batches no challenger would ever gather enough; the wait is bounded by `gate.max_shadow_batches`. A
+    challenger whose evidence leans the other way does not hold up a retrain on more data."""
     champion = app.champion()
-    if champion is None or live_challenger(app, champion) is not None:
+    if champion is None:
         return False
+    live = live_challenger(app, champion)
+    if live is not None and gate.Evidence.from_dict(live.evidence).e_better >= 1:
+        return False  # its evidence leans towards "better": let the next batches decide it first
     return bool(app.ledger.unanswered_drift()) or refresh_due(app, champion)
 
 

@@ -114,7 +114,7 @@ class GatePolicy(_Group):
         description="A batch whose held-out rows the challenger that learned them surely scores below this has labels that cannot be learned.",
     )
     min_slice_rows: int = Field(50, description="A slice with fewer held-out rows is reported, not tested.")
-    max_shadow_batches: int = Field(6, description="A challenger undecided after this many later batches is retired.")
+    max_shadow_batches: int = Field(4, description="A challenger undecided after this many later batches is retired.")
     bootstrap_rounds: int = Field(1000, description="Paired bootstrap resamples for the interval of the metric's delta.")
     holdout_share: float = Field(0.2, description="Share of every batch's rows that is held out and never trained on.")
     reference_holdout_rows: int = Field(2500, description="Cap on the reference slice used by the gate.")
