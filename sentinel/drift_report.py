@@ -14,7 +14,7 @@ from evidently.metrics import Accuracy, F1Score, ValueDrift
 
 from sentinel import drift, intake
 from sentinel.context import Sentinel
-from sentinel.ledger import DriftReportRow
+from sentinel.ledger import CHECKED, DriftReportRow
 from sentinel.references import champion_reference
 
 PROJECT = "sentinel"
@@ -23,7 +23,7 @@ PROJECT = "sentinel"
 def unreported_batches(app: Sentinel) -> list:
     """Drift-checked batches that no report has covered yet."""
     reported = {b for report in app.ledger.drift_reports() for b in report.batch_ids}
-    return [b for b in app.ledger.batches(status="accepted") if b.drift_status in ("detected", "clear") and b.batch_id not in reported]
+    return [b for b in app.ledger.batches(status="accepted") if b.drift_status in CHECKED and b.batch_id not in reported]
 
 
 def _dataset(frame: pd.DataFrame) -> Dataset:

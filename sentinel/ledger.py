@@ -21,6 +21,10 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+# A batch's drift status once it was checked: a retrain is due, drift the trigger let pass, no drift.
+CHECKED = ("detected", "harmless", "clear")
+
+
 class Base(DeclarativeBase):
     """The ledger's declarative base: JSON for dicts and lists, timezone-aware datetimes."""
 

@@ -53,6 +53,7 @@ def batch_record(app: Sentinel, row: BatchRow, waiting: set[str] | None = None) 
         "retrain_run_id": run.mlflow_run_id if run else None,
         "model_version": run.model_version if run else None,
         "decision": run.decision if run else "none",
+        "retrain_cause": ((run.comparison or {}).get("cause") or "drift") if run else None,
     }
 
 

@@ -5,6 +5,7 @@ batches becomes one retrain."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from collections.abc import Callable
@@ -16,7 +17,7 @@ import pandas as pd
 from sentinel import batch_format, drift, events, failpoints, gate, intake, locks, training
 from sentinel.context import Sentinel, os_user
 from sentinel.errors import SentinelError
-from sentinel.ledger import BatchDigest, BatchRow, ModelRow, TrainingRunRow, utcnow
+from sentinel.ledger import CHECKED, BatchDigest, BatchRow, ModelRow, TrainingRunRow, utcnow
 from sentinel.pools import ready_batches
 from sentinel.promotion import claim_champion, move_alias, retire
 from sentinel.references import store_reference
@@ -77,21 +78,20 @@ def batches_to_learn(app: Sentinel, champion: ModelRow) -> list[BatchRow]:
     ]
 
 
-CHECKED = ("detected", "harmless", "clear")
-
-
 def retrain_due(app: Sentinel) -> bool:
     """A drift verdict that no retrain has answered yet, or enough clean rows waiting to be learned (see
-    `refresh_due`); but not while a challenger whose evidence so far leans towards "better" is still
-    gathering it. A new challenger would supersede it and start its evidence from nothing, so with small
-    batches no challenger would ever gather enough; the wait is bounded by `gate.max_shadow_batches`. A
-    challenger whose evidence leans the other way does not hold up a retrain on more data."""
+    `refresh_due`); but not while a challenger whose evidence so far leans towards "better" has seen
+    fewer than `gate.shadow_wait_batches` later batches. A new challenger would supersede it and start
+    its evidence from nothing, so with small batches no challenger would ever gather enough; past that
+    wait, or with evidence leaning the other way, more data comes first."""
     champion = app.champion()
     if champion is None:
         return False
     live = live_challenger(app, champion)
-    if live is not None and gate.Evidence.from_dict(live.evidence).e_better >= 1:
-        return False  # its evidence leans towards "better": let the next batches decide it first
+    if live is not None:
+        evidence = gate.Evidence.from_dict(live.evidence)
+        if evidence.e_better >= 1 and evidence.looks <= app.settings.gate.shadow_wait_batches:
+            return False  # its evidence leans towards "better": let the next batch or two decide it first
     return bool(app.ledger.unanswered_drift()) or refresh_due(app, champion)
 
 
@@ -200,8 +200,9 @@ def training_data(app: Sentinel, champion: ModelRow) -> training.TrainingData:
     old = frames([app.ledger.batch(b) for b in champion.batch_ids])
     fresh = frames(batches_to_learn(app, champion))
     shifted = tuple(b.batch_id for b in app.ledger.unanswered_drift())
+    cause = "drift" if shifted else "refresh" if refresh_due(app, champion) else "baseline"
     gate_policy = app.settings.gate
-    return training.assemble(
+    data = training.assemble(
         old,
         fresh,
         gate_policy.holdout_share,
@@ -209,6 +210,7 @@ def training_data(app: Sentinel, champion: ModelRow) -> training.TrainingData:
         shifted=shifted,
         max_old_rows=app.settings.training.max_old_rows,
     )
+    return dataclasses.replace(data, cause=cause)
 
 
 def _name_batches(batch_ids: tuple[str, ...]) -> str:
@@ -250,7 +252,7 @@ def _fit_gate_register(
         mlflow.set_tags(
             {
                 "sentinel.batches": ",".join(data.new_batches) or "reference",
-                "sentinel.trigger": "bootstrap" if champion is None else "drift",
+                "sentinel.trigger": data.cause,
             }
         )
         mlflow.log_params(
@@ -323,7 +325,7 @@ def _fit_gate_register(
             model_version=version,
             decision=outcome,
             reason=reason,
-            comparison=decision.as_dict() | {"champion_version": champion.version}
+            comparison=decision.as_dict() | {"champion_version": champion.version, "cause": data.cause}
             if decision
             else {
                 "metric": settings.gate.metric,

@@ -115,6 +115,9 @@ class GatePolicy(_Group):
     )
     min_slice_rows: int = Field(50, description="A slice with fewer held-out rows is reported, not tested.")
     max_shadow_batches: int = Field(4, description="A challenger undecided after this many later batches is retired.")
+    shadow_wait_batches: int = Field(
+        2, ge=0, description="A new retrain waits this many batches for a challenger whose evidence leans towards better."
+    )
     bootstrap_rounds: int = Field(1000, description="Paired bootstrap resamples for the interval of the metric's delta.")
     holdout_share: float = Field(0.2, description="Share of every batch's rows that is held out and never trained on.")
     reference_holdout_rows: int = Field(2500, description="Cap on the reference slice used by the gate.")
@@ -145,7 +148,7 @@ class TrainingPolicy(_Group):
     )
     max_old_rows: int = Field(0, ge=0, description="Cap on the champion's training rows a retrain keeps, newest batches first (0: no cap).")
     refresh_share: float = Field(
-        0.5,
+        0.25,
         ge=0.0,
         description="Retrain without drift once the clean rows not yet tried reach this share of the rows the champion learned (0: never).",
     )

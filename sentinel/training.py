@@ -49,6 +49,7 @@ class TrainingData:
     learned_batches: tuple[str, ...]  # every batch whose training rows are in `train`
     new_batches: tuple[str, ...]
     shifted_batches: tuple[str, ...] = ()  # the new batches whose drift caused this retrain
+    cause: str = "bootstrap"  # bootstrap | drift | refresh | baseline (a replay policy retraining regardless)
 
     def new_rows_mask(self) -> np.ndarray:
         """Which training rows come from batches the champion has not learned."""

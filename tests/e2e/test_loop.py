@@ -96,7 +96,9 @@ def test_a_batch_that_is_30_percent_rotten_tomatoes_is_detected_and_says_whether
     trigger = record["drift"]["trigger"]
     assert trigger["rule"] == "harmful" and trigger["why"] and trigger["fired"] == record["retrain_due"]
     if not record["retrain_due"]:
-        assert "without a loss of accuracy" in trigger["why"] and record["decision"] == "none"
+        assert "without a loss of accuracy" in trigger["why"]
+        # harmless drift still counts towards a refresh: here, with the 20 stable batches, it may start one
+        assert record["decision"] == "none" or record["retrain_cause"] == "refresh"
 
 
 def test_a_real_domain_shift_is_learned_and_promoted(home, app, rotten):
@@ -120,7 +122,8 @@ def test_a_real_domain_shift_is_learned_and_promoted(home, app, rotten):
     comparison = app.ledger.training_run(run_id).comparison
     slices = {s["name"]: s for s in comparison["slices"]}
     assert comparison["deciding_slice"] == "shifted" and slices["shifted"]["verdict"] == "better"
-    assert slices["other-new"]["verdict"] == "non-inferior" and slices["reference"]["verdict"] == "non-inferior"
+    assert slices["reference"]["verdict"] == "non-inferior"  # and on other new rows, if any were not learned yet
+    assert all(s["verdict"] == "non-inferior" for name, s in slices.items() if name != "shifted")
 
 
 def test_retrain_run_is_fully_logged_to_mlflow(app):

@@ -18,6 +18,7 @@ import pytest
 
 from sentinel import demo, failpoints
 from sentinel.context import Sentinel
+from sentinel.ledger import CHECKED
 from sentinel.settings import Settings
 
 pytestmark = pytest.mark.slow
@@ -105,7 +106,7 @@ def test_a_kill_at_any_point_loses_nothing_and_doctor_agrees_after_the_restart(p
         assert [b.file_name for b in batches if b.status == "quarantined"] == ["broken.csv"]
         assert (app.settings.quarantine_dir / "broken.csv").read_text() == "text;label\nsemicolons;1\n"
         for batch in (b for b in batches if b.status == "accepted" and not b.batch_id.startswith("ref-")):
-            assert batch.drift_status in ("clear", "detected") and len(app.ledger.drift_checks(batch.batch_id)) == 1
+            assert batch.drift_status in CHECKED and len(app.ledger.drift_checks(batch.batch_id)) == 1
             assert Path(batch.stored_path).is_file() and Path(batch.stored_path).with_suffix(".csv").is_file()
         rotten_batch = next(b for b in batches if b.file_name == "rotten.csv")
         assert rotten_batch.drift_status == "detected" and rotten_batch.trained_in is not None

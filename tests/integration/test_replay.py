@@ -48,7 +48,8 @@ def test_policies_replay_in_child_processes_as_they_do_in_this_one_and_touch_not
     assert never["final"] == never["first_champion"]["accuracy"]
     assert [b["status"] for b in never["batches"]] == ["accepted"] * 4 + ["quarantined"]
     assert [b["drift"] for b in never["batches"][:4]] == [False, False, True, True]  # the shift is seen, and not acted on
-    assert sentinel["retrains"] >= 1 and all(b["retrained"] == bool(b["drift"]) for b in sentinel["batches"][:4])
+    # it retrains on the shift only: never on a batch without drift
+    assert sentinel["retrains"] >= 1 and all(b["drift"] for b in sentinel["batches"][:4] if b["retrained"])
     for b in sentinel["batches"][:4]:
         assert 0 <= b["champion_accuracy_on_batch"] <= 1 and set(b["accuracy"]) == {"imdb", "rotten"}
         assert b["wall_seconds"] > 0 and b["cpu_seconds"] > 0

@@ -17,6 +17,7 @@ import pytest
 
 from sentinel import demo, drift_checks, drift_report, loop, retraining, up
 from sentinel.context import Sentinel
+from sentinel.ledger import CHECKED
 from sentinel.settings import Settings
 from sentinel.watcher import Watcher
 from tests.conftest import make_settings
@@ -163,7 +164,7 @@ def test_the_drift_report_covers_the_batches_since_the_last_one(project, rotten)
     loop.process(project)
 
     made = drift_report.make_report(project)
-    assert made["batches"] == len([b for b in project.ledger.batches(status="accepted") if b.drift_status in ("detected", "clear")])
+    assert made["batches"] == len([b for b in project.ledger.batches(status="accepted") if b.drift_status in CHECKED])
     html = open(made["html"], encoding="utf-8").read()
     assert "<script>alert(1)" not in html  # Evidently embeds example texts when it shows them; never as markup
     assert drift_report.make_report(project) is None  # nothing new since
