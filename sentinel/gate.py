@@ -313,14 +313,18 @@ class Slices:
     shifted_batches: tuple[str, ...] = ()
 
 
-def decide(slices: Slices, policy: GatePolicy, champion_version: str = "", seed: int = 0) -> Decision:
+def decide(slices: Slices, policy: GatePolicy, champion_version: str = "", seed: int = 0, *, refresh: bool = False) -> Decision:
     """Judge a challenger at its birth.
 
     Rejected: the labels of some new batch cannot be learned (those batches are named, so they are kept
     out of later training), or it is inferior beyond the bound on a slice, or the e-process says it is
     worse where the world moved. Promoted: the e-process on the shifted rows clears 1/alpha and every
     other slice with enough rows is shown non-inferior. Otherwise challenger: its evidence is carried
-    to the next labeled batches (`shadow`)."""
+    to the next labeled batches (`shadow`).
+
+    `refresh`: no drift harmed the champion; the challenger learned the same data and more of the world
+    as it is now. Its question is then whether the fresher model is at least as good: it is also
+    promoted when every slice, the new rows included, is shown non-inferior."""
     evidence = Evidence(champion_version, policy.metric, policy.margin).add(slices.shifted, slices.shifted_batches)
     shifted = compare("shifted", slices.shifted, SUPERIORITY, policy, seed)
     others = [
@@ -338,7 +342,7 @@ def decide(slices: Slices, policy: GatePolicy, champion_version: str = "", seed:
         shifted = replace(shifted, verdict="not-yet")
     results = (shifted, *others)
 
-    def made(decision: str, reason: str, rule: str, on: SliceResult = shifted) -> Decision:
+    def made(decision: str, reason: str, rule: str, on: SliceResult = shifted, also: tuple[SliceResult, ...] = ()) -> Decision:
         e = evidence.e_better if on is shifted else float("nan")
         return Decision(
             decision,
@@ -353,7 +357,7 @@ def decide(slices: Slices, policy: GatePolicy, champion_version: str = "", seed:
             e,
             rule,
             on.name,
-            results,
+            results + also,
             bad,
             evidence,
         )
@@ -388,6 +392,16 @@ def decide(slices: Slices, policy: GatePolicy, champion_version: str = "", seed:
             f"{name} {shifted.champion:.3f} -> {shifted.challenger:.3f} ({shifted.delta:+.3f}) on {shifted.rows} shifted rows, e-value {evidence.e_better:.1f} >= {threshold:g}"
             + "".join(f"; {r.name} {r.delta:+.3f} ({r.verdict})" for r in others),
             "e-process",
+        )
+    fresh = compare("new", slices.shifted, NON_INFERIORITY, policy, seed) if refresh else None
+    if fresh is not None and fresh.verdict == "non-inferior" and not unproven and all(r.verdict == "non-inferior" for r in others):
+        return made(
+            "promoted",
+            f"a refresh, not worse anywhere: {name} {fresh.delta:+.3f} on {fresh.rows} new rows (one-sided bound above -{policy.noninferiority_bound:.3f})"
+            + "".join(f"; {r.name} {r.delta:+.3f} ({r.verdict})" for r in others),
+            "non-inferiority (refresh)",
+            fresh,
+            (fresh,),
         )
     if shifted.verdict == "better":
         return made(

@@ -280,9 +280,8 @@ def _fit_gate_register(
             champion_ref = training.evaluate(champion_model, data.holdout_reference)
             if mlflow.active_run():
                 mlflow.log_metrics(champion_new.metrics("champion_new") | champion_ref.metrics("champion_reference"))
-            return gate.decide(
-                gate_slices(data, champion_new, challenger_new, champion_ref, challenger_ref), settings.gate, champion_version
-            )
+            slices = gate_slices(data, champion_new, challenger_new, champion_ref, challenger_ref)
+            return gate.decide(slices, settings.gate, champion_version, refresh=data.cause == "refresh")
 
         if champion is None:
             decision = None

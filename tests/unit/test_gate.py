@@ -163,3 +163,15 @@ def test_a_real_five_point_gain_is_promoted_within_two_batches_of_500_rows():
     overlapping data do), is promoted by the second batch of 500 rows in at least 90 % of 200 streams."""
     looks = [_stream_until_promoted(6, 500, seed, gain=0.05) for seed in range(200)]
     assert sum(look is not None and look <= 2 for look in looks) / 200 >= 0.9
+
+
+def test_a_refresh_is_promoted_when_it_is_not_worse_anywhere():
+    """No drift harmed the champion; the challenger learned the same data and more: the question is
+    whether the fresher model is at least as good, on the new rows and the reference alike."""
+    slices = Slices(close(1500, 0.85, 0.06, seed=31, gain=0.01), reference=STABLE_REFERENCE)
+    assert decide(slices, POLICY).decision == "challenger"  # as superiority, a one-point gain is not yet shown
+    refreshed = decide(slices, POLICY, refresh=True)
+    assert refreshed.decision == "promoted" and refreshed.rule == "non-inferiority (refresh)"
+    assert refreshed.deciding_slice == "new" and {s.name for s in refreshed.slices} == {"shifted", "reference", "new"}
+    worse = Slices(close(1500, 0.85, 0.10, seed=32, gain=-0.04), reference=STABLE_REFERENCE)
+    assert decide(worse, POLICY, refresh=True).decision != "promoted"
