@@ -79,11 +79,13 @@ def batches_to_learn(app: Sentinel, champion: ModelRow) -> list[BatchRow]:
 
 
 def retrain_due(app: Sentinel) -> bool:
-    """A drift verdict that no retrain has answered yet, or enough clean rows waiting to be learned (see
-    `refresh_due`); but not while a challenger whose evidence so far leans towards "better" has seen
-    fewer than `gate.shadow_wait_batches` later batches. A new challenger would supersede it and start
-    its evidence from nothing, so with small batches no challenger would ever gather enough; past that
-    wait, or with evidence leaning the other way, more data comes first."""
+    """A drift verdict that no retrain has answered yet, or enough harmlessly drifted rows waiting to be
+    learned (see `refresh_due`). A refresh waits while a challenger whose evidence so far leans towards
+    "better" has seen fewer than `gate.shadow_wait_batches` later batches: a new challenger would
+    supersede it and start its evidence from nothing, so with small batches none would ever gather
+    enough. Harmful drift does not wait: the champion is losing accuracy now."""
+    if app.ledger.unanswered_drift():
+        return True
     champion = app.champion()
     if champion is None:
         return False
@@ -91,8 +93,8 @@ def retrain_due(app: Sentinel) -> bool:
     if live is not None:
         evidence = gate.Evidence.from_dict(live.evidence)
         if evidence.e_better >= 1 and evidence.looks <= app.settings.gate.shadow_wait_batches:
-            return False  # its evidence leans towards "better": let the next batch or two decide it first
-    return bool(app.ledger.unanswered_drift()) or refresh_due(app, champion)
+            return False
+    return refresh_due(app, champion)
 
 
 def refresh_due(app: Sentinel, champion: ModelRow) -> bool:

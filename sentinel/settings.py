@@ -116,7 +116,7 @@ class GatePolicy(_Group):
     min_slice_rows: int = Field(50, description="A slice with fewer held-out rows is reported, not tested.")
     max_shadow_batches: int = Field(4, description="A challenger undecided after this many later batches is retired.")
     shadow_wait_batches: int = Field(
-        2, ge=0, description="A new retrain waits this many batches for a challenger whose evidence leans towards better."
+        2, ge=0, description="A refresh waits this many batches for a challenger whose evidence leans towards better."
     )
     bootstrap_rounds: int = Field(1000, description="Paired bootstrap resamples for the interval of the metric's delta.")
     holdout_share: float = Field(0.2, description="Share of every batch's rows that is held out and never trained on.")
