@@ -196,7 +196,7 @@ class SliceResult:
     delta: float
     ci_low: float
     ci_high: float
-    verdict: str  # better | not-yet | worse | non-inferior | unproven | inferior | too-few-rows
+    verdict: str  # better | not-yet | worse | non-inferior | unproven | underpowered | inferior | too-few-rows
 
 
 @dataclass(frozen=True)
@@ -273,6 +273,11 @@ def compare(name: str, scores: SliceScores, test: str, policy: GatePolicy, seed:
             verdict = "inferior"
         elif one_sided_low >= -policy.noninferiority_bound:
             verdict = "non-inferior"
+        elif (one_sided_high - one_sided_low) / 2 > policy.noninferiority_bound and challenger >= champion:
+            # Too few rows for the test ever to show the bound (its half-width alone is wider), and no
+            # loss measured: the slice cannot inform the decision either way, so it is reported, not
+            # waited for. A measured loss on such a slice still holds the challenger back.
+            verdict = "underpowered"
         else:
             verdict = "unproven"
     return SliceResult(name, test, scores.rows, challenger, champion, challenger - champion, low, high, verdict)
@@ -394,7 +399,7 @@ def decide(slices: Slices, policy: GatePolicy, champion_version: str = "", seed:
             "e-process",
         )
     fresh = compare("new", slices.shifted, NON_INFERIORITY, policy, seed) if refresh else None
-    if fresh is not None and fresh.verdict == "non-inferior" and not unproven and all(r.verdict == "non-inferior" for r in others):
+    if fresh is not None and fresh.verdict == "non-inferior" and not unproven:
         return made(
             "promoted",
             f"a refresh, not worse anywhere: {name} {fresh.delta:+.3f} on {fresh.rows} new rows (one-sided bound above -{policy.noninferiority_bound:.3f})"

@@ -175,3 +175,12 @@ def test_a_refresh_is_promoted_when_it_is_not_worse_anywhere():
     assert refreshed.deciding_slice == "new" and {s.name for s in refreshed.slices} == {"shifted", "reference", "new"}
     worse = Slices(close(1500, 0.85, 0.10, seed=32, gain=-0.04), reference=STABLE_REFERENCE)
     assert decide(worse, POLICY, refresh=True).decision != "promoted"
+
+
+def test_a_slice_too_small_to_show_the_bound_does_not_hold_up_a_clear_gain_unless_it_measured_a_loss():
+    gain = scores(1000, 0.70, 0.80)
+    # 120 reference rows: the one-sided bound's half-width alone is wider than 0.02, so the test cannot show it
+    even = decide(Slices(gain, reference=close(120, 0.85, 0.10, seed=44)), POLICY)  # no loss measured
+    assert {s.name: s.verdict for s in even.slices}["reference"] == "underpowered" and even.decision == "promoted"
+    losing = decide(Slices(gain, reference=close(120, 0.85, 0.10, seed=43)), POLICY)  # 2 points lost
+    assert {s.name: s.verdict for s in losing.slices}["reference"] == "unproven" and losing.decision == "challenger"
