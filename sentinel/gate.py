@@ -273,10 +273,10 @@ def compare(name: str, scores: SliceScores, test: str, policy: GatePolicy, seed:
             verdict = "inferior"
         elif one_sided_low >= -policy.noninferiority_bound:
             verdict = "non-inferior"
-        elif (one_sided_high - one_sided_low) / 2 > policy.noninferiority_bound and challenger >= champion:
-            # Too few rows for the test ever to show the bound (its half-width alone is wider), and no
-            # loss measured: the slice cannot inform the decision either way, so it is reported, not
-            # waited for. A measured loss on such a slice still holds the challenger back.
+        elif (one_sided_high - one_sided_low) / 2 > policy.noninferiority_bound:
+            # Too few rows for the test ever to show the bound (its half-width alone is wider): the slice
+            # cannot inform the decision either way, so it is reported, not waited for. A loss beyond
+            # the bound that it does show still rejects (inferior, above).
             verdict = "underpowered"
         else:
             verdict = "unproven"

@@ -225,7 +225,8 @@ def run_policy(stream: Stream, policy: Policy, base: Settings, on_batch: Callabl
                 champion = app.require_champion()
                 # A champion can change without a retrain: the shadow evidence of a challenger promoted it.
                 record["promoted"] = champion.version != before.version
-                record["bad_promoted"] = record["promoted"] and any(stream.is_bad(files.get(b, "")) for b in champion.batch_ids)
+                brought = set(champion.batch_ids) - set(before.batch_ids)  # what this promotion made the champion know
+                record["bad_promoted"] = record["promoted"] and any(stream.is_bad(files.get(b, "")) for b in brought)
                 record["champion"] = champion.version
                 record["accuracy"] = score(app, champion)
                 record["wall_seconds"] = round(time.perf_counter() - tick, 3)

@@ -30,16 +30,16 @@ def quality_gate(mine: str, champion: str) -> gate.Decision:
     return gate.Decision(
         outcome,
         f"quality {QUALITY[champion]:.2f} -> {QUALITY[mine]:.2f}",
+        "accuracy",
         QUALITY[mine],
         QUALITY[champion],
         delta,
         delta,
         delta,
-        0.0,
-        0.0,
-        0.0,
-        0,
-        0,
+        0.01,
+        100.0,
+        "e-process",
+        "shifted",
     )
 
 

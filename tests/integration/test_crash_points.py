@@ -28,7 +28,9 @@ FAST = {
     "SENTINEL_INTAKE__MIN_ROWS": "20",
     "SENTINEL_DRIFT__CALIBRATION_DRAWS": "4",
     "SENTINEL_DRIFT__REFERENCE_ROWS": "1000",
-    "SENTINEL_GATE__REFERENCE_REGRESSION": "0.05",  # a small IMDB champion loses a little on IMDB when it learns Rotten Tomatoes
+    # These tests are about crashes, not the gate: a generous bound makes the promotion they walk through
+    # certain (a small IMDB champion loses a little on IMDB when it learns Rotten Tomatoes).
+    "SENTINEL_GATE__NONINFERIORITY_BOUND": "0.2",
 }
 
 

@@ -74,12 +74,6 @@ def test_a_loss_beyond_the_bound_on_the_reference_slice_rejects_a_better_challen
     assert decision.decision == "rejected" and decision.deciding_slice == "reference" and "beyond the bound" in decision.reason
 
 
-def test_non_inferiority_not_yet_shown_keeps_a_better_challenger_waiting():
-    # 150 reference rows cannot show a loss of at most 0.02: the interval is too wide either way.
-    decision = decide(Slices(scores(1000, 0.70, 0.80), reference=scores(150, 0.89, 0.88, seed=3)), POLICY)
-    assert decision.decision == "challenger" and "non-inferior" in decision.reason
-
-
 def test_the_other_new_rows_are_a_non_inferiority_check_not_where_superiority_is_judged():
     slices = Slices(scores(1000, 0.70, 0.80), other_new=scores(1500, 0.89, 0.83, seed=9), reference=STABLE_REFERENCE)
     decision = decide(slices, POLICY)
@@ -177,10 +171,11 @@ def test_a_refresh_is_promoted_when_it_is_not_worse_anywhere():
     assert decide(worse, POLICY, refresh=True).decision != "promoted"
 
 
-def test_a_slice_too_small_to_show_the_bound_does_not_hold_up_a_clear_gain_unless_it_measured_a_loss():
+def test_a_slice_too_small_to_show_the_bound_is_reported_not_waited_for():
     gain = scores(1000, 0.70, 0.80)
-    # 120 reference rows: the one-sided bound's half-width alone is wider than 0.02, so the test cannot show it
-    even = decide(Slices(gain, reference=close(120, 0.85, 0.10, seed=44)), POLICY)  # no loss measured
-    assert {s.name: s.verdict for s in even.slices}["reference"] == "underpowered" and even.decision == "promoted"
-    losing = decide(Slices(gain, reference=close(120, 0.85, 0.10, seed=43)), POLICY)  # 2 points lost
-    assert {s.name: s.verdict for s in losing.slices}["reference"] == "unproven" and losing.decision == "challenger"
+    # 120 reference rows: the one-sided bound's half-width alone is wider than 0.02, so no test can show it
+    small = decide(Slices(gain, reference=close(120, 0.85, 0.10, seed=43)), POLICY)  # 2 points lost: noise here
+    assert {s.name: s.verdict for s in small.slices}["reference"] == "underpowered" and small.decision == "promoted"
+    # 3,000 rows can show the bound; a loss of a point and a half leaves it unshown, and the challenger waits
+    tested = decide(Slices(gain, reference=close(3000, 0.85, 0.10, seed=44, gain=-0.015)), POLICY)
+    assert {s.name: s.verdict for s in tested.slices}["reference"] == "unproven" and tested.decision == "challenger"
