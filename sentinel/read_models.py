@@ -54,7 +54,14 @@ def batch_record(app: Sentinel, row: BatchRow, waiting: set[str] | None = None) 
         "model_version": run.model_version if run else None,
         "decision": run.decision if run else "none",
         "retrain_cause": ((run.comparison or {}).get("cause") or "drift") if run else None,
+        "gate": _gate_summary(run.comparison) if run and run.comparison else None,
     }
+
+
+def _gate_summary(comparison: dict) -> dict:
+    """The decision's numbers under the metric's own name, as `batches --json` shows them."""
+    keys = ("metric", "metric_new", "metric_champion", "delta", "ci_low", "ci_high", "e_value", "p_value", "rule", "deciding_slice")
+    return {k: comparison.get(k) for k in keys if k in comparison}
 
 
 def model_records(app: Sentinel) -> list[dict]:
