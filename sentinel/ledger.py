@@ -8,6 +8,8 @@ which version was champion when.
 from __future__ import annotations
 
 import datetime as dt
+import json
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -176,12 +178,29 @@ def _add_missing_columns(engine) -> None:
                 connection.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}{suffix}'))
 
 
+def _finite(value: Any) -> Any:
+    """The value with every NaN or infinity replaced by None, all the way down."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _to_json(value: Any) -> str:
+    # A number not measured is NaN in Python; SQLite's JSON accepts the token, PostgreSQL's refuses it
+    # (and so does the JSON standard): store null, which every reader already treats as "not measured".
+    return json.dumps(_finite(value))
+
+
 class Ledger:
     """Opens the database named by a SQLAlchemy URL and creates the tables if they are missing."""
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine = create_engine(url, pool_pre_ping=True)
+        self.engine = create_engine(url, pool_pre_ping=True, json_serializer=_to_json)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         Base.metadata.create_all(self.engine)

@@ -104,3 +104,16 @@ def test_work_locks_exclude_other_hosts_through_a_shared_postgresql_ledger(tmp_p
         assert acquired and also  # separate folders, separate SQLite ledgers: nothing shared
     with locks.held(alone[0], "retrain", timeout=0) as acquired, locks.held(alone[0], "retrain", timeout=0) as again:
         assert acquired and not again
+
+
+def test_a_number_not_measured_is_stored_as_null_so_postgresql_accepts_it(tmp_path):
+    # PostgreSQL's JSON refuses the token NaN (CI: a gate decision with an unmeasured p-value failed there).
+    from sentinel.ledger import Ledger, TrainingRunRow
+
+    ledger = Ledger(f"sqlite:///{tmp_path}/nan.db")
+    with ledger.transaction() as session:
+        session.add(
+            TrainingRunRow(run_name="r", batch_ids=[], comparison={"p_value": float("nan"), "slices": [{"e": float("inf")}], "delta": 0.5})
+        )
+    assert ledger.training_runs()[0].comparison == {"p_value": None, "slices": [{"e": None}], "delta": 0.5}
+    ledger.dispose()
