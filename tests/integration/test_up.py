@@ -287,7 +287,9 @@ def test_a_burst_of_100_files_is_taken_in_once_and_retrained_at_most_twice(runni
     wait_for(lambda: no_retrain_waiting(running), 400, "the burst's retrains")
     exactly_once(running, files)
     runs = ledger.training_runs()[before:]
-    assert 1 <= len(runs) <= 2, [r.run_name for r in runs]
+    # At most two retrains. Whether there is one depends on the champion of the earlier tests: after it
+    # learned Rotten Tomatoes, the burst's drift costs it no accuracy, and a refresh waits for `reconcile`.
+    assert len(runs) <= 2, [r.run_name for r in runs]
     for earlier, later in zip(runs, runs[1:]):
         assert earlier.finished_at <= later.started_at, "two retrains overlapped"
     ledger.dispose()
