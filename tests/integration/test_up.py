@@ -332,7 +332,10 @@ def test_files_dropped_while_a_server_is_down_are_each_finished(running, fresh_i
     wait_for(lambda: no_retrain_waiting(running), 300, "the retrain after the outage")
     exactly_once(running, {stable, shifted})
     rotten = next(b for b in ledger.batches() if b.file_name == shifted)
-    assert rotten.drift_status == "detected" and rotten.trained_in is not None
+    # By now the champion has learned Rotten Tomatoes: whether this batch's drift costs it accuracy (and so
+    # starts a retrain) depends on the earlier tests. A retrain that was due was done.
+    assert rotten.drift_status in ("detected", "harmless")
+    assert rotten.drift_status != "detected" or rotten.trained_in is not None
     ledger.dispose()
 
 
