@@ -109,7 +109,9 @@ def _trigger(
     if verdict.champion_accuracy is not None:
         accuracy = triggers.Accuracy(verdict.champion_accuracy, rows, calibration.expected_accuracy, calibration.expected_rows)
     earlier, seen = [], set()
-    for check in app.ledger.recent_drift_checks(reference_version, 4 * policy.sustain_batches):
+    # Only the sustained rule looks back; the others spare every check this read of the ledger.
+    history = app.ledger.recent_drift_checks(reference_version, 4 * policy.sustain_batches) if policy.trigger == "sustained" else []
+    for check in history:
         measured = (check.trigger or {}).get("accuracy")
         if measured and check.mlflow_run_id not in seen:  # the members of a pool share one measurement
             seen.add(check.mlflow_run_id)

@@ -5,7 +5,6 @@ batches becomes one retrain."""
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import time
 from collections.abc import Callable
@@ -204,15 +203,15 @@ def training_data(app: Sentinel, champion: ModelRow) -> training.TrainingData:
     shifted = tuple(b.batch_id for b in app.ledger.unanswered_drift())
     cause = "drift" if shifted else "refresh" if refresh_due(app, champion) else "baseline"
     gate_policy = app.settings.gate
-    data = training.assemble(
+    return training.assemble(
         old,
         fresh,
         gate_policy.holdout_share,
         gate_policy.reference_holdout_rows,
         shifted=shifted,
         max_old_rows=app.settings.training.max_old_rows,
+        cause=cause,
     )
-    return dataclasses.replace(data, cause=cause)
 
 
 def _name_batches(batch_ids: tuple[str, ...]) -> str:

@@ -104,6 +104,7 @@ def assemble(
     *,
     shifted: tuple[str, ...] = (),
     max_old_rows: int = 0,
+    cause: str = "bootstrap",
 ) -> TrainingData:
     """The training rows and the gate's held-out slices from the champion's and the new batches.
     `shifted`: the new batches whose drift caused the retrain; `max_old_rows`: cap on the champion's rows."""
@@ -119,6 +120,7 @@ def assemble(
         learned_batches=tuple(champion_batches) + tuple(new_batches),
         new_batches=tuple(new_batches),
         shifted_batches=tuple(b for b in new_batches if b in shifted) or tuple(new_batches),
+        cause=cause,
     )
 
 
