@@ -206,16 +206,10 @@ def ingest(path: Path, settings: Settings, ledger: Ledger) -> IntakeOutcome:
     batch_id = new_batch_id()
     policy = settings.intake
     name = display_name(path)
-    info = path.lstat()
-    if not stat.S_ISREG(info.st_mode):
-        kind = "symbolic link" if stat.S_ISLNK(info.st_mode) else "directory" if stat.S_ISDIR(info.st_mode) else "special file"
-        problem = Problem(f"{name} is a {kind}, not a regular file; it was not followed or read", "drop the CSV file itself")
-        return _record_rejection(path, problem, settings, ledger, batch_id, None, "quarantined")
-    if info.st_size > policy.max_bytes:
-        problem = Problem(f"the file is {info.st_size:,} bytes; the limit is {policy.max_bytes:,}", "split it into smaller batches")
-        return _record_rejection(path, problem, settings, ledger, batch_id, None, "quarantined")
-
-    raw = path.read_bytes()
+    opened = _open_regular(path, policy.max_bytes)
+    if isinstance(opened, Problem):
+        return _record_rejection(path, opened, settings, ledger, batch_id, None, "quarantined")
+    raw, info = opened
     sha256 = hashlib.sha256(raw).hexdigest()
     try:
         parsed = read_batch(raw, policy)
@@ -254,10 +248,13 @@ def ingest(path: Path, settings: Settings, ledger: Ledger) -> IntakeOutcome:
             session.flush()
             session.add(BatchDigest(sha256=sha256, batch_id=batch_id))
     except IntegrityError:
-        # Another intake accepted the same bytes between our check and our commit.
-        stored.unlink(missing_ok=True)
-        original.unlink(missing_ok=True)
-        return _record_duplicate(path, settings, ledger, batch_id, sha256, _accepted_with_digest(ledger, sha256))
+        # Only a clash on the content digest means another intake accepted the same bytes between our
+        # check and our commit; any other constraint that fails is an error, and the file stays put.
+        holder = _accepted_with_digest(ledger, sha256)
+        _discard_unrecorded(ledger, batch_id, stored, original)
+        if holder is None or holder == batch_id:
+            raise
+        return _record_duplicate(path, settings, ledger, batch_id, sha256, holder)
     except BaseException:
         _discard_unrecorded(ledger, batch_id, stored, original)
         raise
@@ -270,6 +267,32 @@ def ingest(path: Path, settings: Settings, ledger: Ledger) -> IntakeOutcome:
             session.get(BatchRow, batch_id).set_aside_path = str(aside)
     path.unlink(missing_ok=True)  # its bytes live on as data/batches/<batch_id>.csv
     return IntakeOutcome(name, "accepted", batch_id, len(frame), sha256, path=str(stored))
+
+
+def _open_regular(path: Path, max_bytes: int) -> tuple[bytes, os.stat_result] | Problem:
+    """The file's bytes and status, read through one handle opened without following a link: what was
+    checked is what is read, even if the path is swapped meanwhile. A Problem when it must not be read."""
+    name = display_name(path)
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as error:
+        if error.errno != errno.ELOOP:
+            raise
+        return Problem(f"{name} is a symbolic link, not a regular file; it was not followed or read", "drop the CSV file itself")
+    try:
+        info = os.fstat(descriptor)
+        if not stat.S_ISREG(info.st_mode):
+            kind = "directory" if stat.S_ISDIR(info.st_mode) else "special file"
+            return Problem(f"{name} is a {kind}, not a regular file; it was not read", "drop the CSV file itself")
+        if info.st_size > max_bytes:
+            return Problem(f"the file is {info.st_size:,} bytes; the limit is {max_bytes:,}", "split it into smaller batches")
+        with os.fdopen(os.dup(descriptor), "rb") as handle:
+            raw = handle.read(max_bytes + 1)
+    finally:
+        os.close(descriptor)
+    if len(raw) > max_bytes:  # it grew after the check
+        return Problem(f"the file is over {max_bytes:,} bytes, the limit", "split it into smaller batches")
+    return raw, info
 
 
 def _discard_unrecorded(ledger: Ledger, batch_id: str, *copies: Path) -> None:

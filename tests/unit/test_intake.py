@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -149,6 +152,58 @@ def test_symlink_is_moved_not_followed(settings, ledger, tmp_path):
     outcome = intake.ingest(link, settings, ledger)
     assert outcome.status == "quarantined" and "symbolic link" in outcome.reason["message"]
     assert secret.exists() and (settings.quarantine_dir / "link.csv").is_symlink()
+
+
+def test_a_path_swapped_for_a_link_while_it_is_taken_in_never_reads_the_link(settings, ledger, tmp_path):
+    """The check and the read go through one handle: a path that another process keeps turning into a
+    symbolic link to another file and back never brings that file's rows in."""
+    settings.intake.min_rows = 4
+    secret = tmp_path / "outside.csv"
+    secret.write_text(rows(8).replace("review", "secret"))
+    path = settings.incoming_dir / "swap.csv"
+    swapper = (
+        "import os, sys\n"
+        "path, secret, good = sys.argv[1:]\n"
+        "link, regular = path + '.link', path + '.regular'\n"
+        "while True:\n"
+        "    os.symlink(secret, link); os.replace(link, path)\n"
+        "    open(regular, 'w').write(good); os.replace(regular, path)\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", swapper, str(path), str(secret), rows(6)])
+    secret_digest = hashlib.sha256(secret.read_bytes()).hexdigest()
+    read = []
+    try:
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            try:
+                outcome = intake.ingest(path, settings, ledger)
+            except FileNotFoundError:
+                continue
+            read.append(outcome.sha256)
+    finally:
+        child.kill()
+        child.wait()
+    assert len(read) > 50 and None in read  # the path was taken in many times, and seen as a link too
+    assert secret_digest not in read
+
+
+def test_an_integrity_error_other_than_a_digest_clash_is_an_error_not_a_duplicate(settings, ledger):
+    """A constraint the database enforces on something else (here a trigger that refuses the row) is
+    not another intake's copy of the same bytes: it surfaces, and the file stays in the drop zone."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+
+    settings.intake.min_rows = 4
+    with ledger.engine.begin() as connection:
+        connection.execute(
+            text("CREATE TRIGGER refuse BEFORE INSERT ON batches WHEN NEW.status = 'accepted' BEGIN SELECT RAISE(ABORT, 'refused'); END")
+        )
+    path = drop(settings, "a.csv", rows(6))
+    with pytest.raises(IntegrityError, match="refused"):
+        intake.ingest(path, settings, ledger)
+    assert path.read_text() == rows(6)
+    assert ledger.batches() == [] and not list(settings.quarantine_dir.iterdir())
+    assert not list(settings.batches_dir.glob("*"))
 
 
 def test_oversized_file_is_refused_unread(settings, ledger):
