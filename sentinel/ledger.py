@@ -23,6 +23,9 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+# The kinds of alias move the ledger records (AliasMoveRow.kind).
+MOVE, ROLLBACK = "move", "rollback"
+
 # A batch's drift status once it was checked: a retrain is due, drift the trigger let pass, no drift.
 CHECKED = ("detected", "harmless", "clear")
 
@@ -133,6 +136,9 @@ class AliasMoveRow(Base):
     actor: Mapped[str] = mapped_column(String(128))
     reason: Mapped[str] = mapped_column(Text)
     moved_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # What the move was, for the code that reads the history back (rollback pops, every other move
+    # pushes): a reason is a person's prose and may say anything.
+    kind: Mapped[str | None] = mapped_column(String(16), nullable=True, default=MOVE)
 
 
 class DriftReportRow(Base):
@@ -159,6 +165,13 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+# Columns whose rows from before the column existed are filled from what those rows held. The kind of
+# an alias move was once told only by its reason's prefix, which Sentinel itself wrote for a rollback.
+BACKFILLS = {
+    ("alias_moves", "kind"): f"UPDATE alias_moves SET kind = CASE WHEN reason LIKE 'rollback: %' THEN '{ROLLBACK}' ELSE '{MOVE}' END",
+}
+
+
 def _add_missing_columns(engine) -> None:
     """Columns added since a ledger was created, added to it: `create_all` makes missing tables only.
     Every column added so far is nullable or has a constant default, so ADD COLUMN is the whole
@@ -176,6 +189,8 @@ def _add_missing_columns(engine) -> None:
                 default = column.default.arg if column.default is not None and column.default.is_scalar else None
                 suffix = f" DEFAULT {default!r}" if isinstance(default, (int, str)) and not isinstance(default, bool) else ""
                 connection.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}{suffix}'))
+                if (table.name, column.name) in BACKFILLS:
+                    connection.execute(text(BACKFILLS[table.name, column.name]))
 
 
 def _finite(value: Any) -> Any:

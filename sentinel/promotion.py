@@ -15,7 +15,7 @@ from collections.abc import Callable
 from sentinel import events, failpoints, gate, locks
 from sentinel.context import Sentinel, resolve_version
 from sentinel.errors import SentinelError
-from sentinel.ledger import AliasMoveRow, BatchRow, ModelRow, TrainingRunRow, utcnow
+from sentinel.ledger import MOVE, ROLLBACK, AliasMoveRow, BatchRow, ModelRow, TrainingRunRow, utcnow
 from sentinel.references import ensure_reference
 
 
@@ -113,7 +113,7 @@ def retire(app: Sentinel, version: str, reason: str, actor: str) -> None:
             run.decision, run.reason = "retired", reason
 
 
-def move_alias(app: Sentinel, alias: str, version: str | None, actor: str, reason: str) -> None:
+def move_alias(app: Sentinel, alias: str, version: str | None, actor: str, reason: str, kind: str = MOVE) -> None:
     """Move an alias in MLflow and record the move in the ledger. Call inside `promotion_lock`. The role
     tag follows the alias (the version that gains it takes the role, the one that loses it becomes
     `former-…`), so the registry page stays true."""
@@ -136,15 +136,13 @@ def move_alias(app: Sentinel, alias: str, version: str | None, actor: str, reaso
                 actor=actor,
                 reason=reason,
                 moved_at=utcnow(),
+                kind=kind,
             )
         )
 
 
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-
-
-ROLLBACK = "rollback: "
 
 
 def _previous_champion(app: Sentinel) -> str | None:
@@ -154,7 +152,7 @@ def _previous_champion(app: Sentinel) -> str | None:
     for move in reversed(app.ledger.alias_moves(app.settings.registered_model)):
         if move.alias != "champion" or move.to_version is None:
             continue
-        if move.reason.startswith(ROLLBACK) and reigns:
+        if move.kind == ROLLBACK and reigns:
             reigns.pop()
         else:
             reigns.append(move.to_version)
@@ -216,7 +214,7 @@ def rollback(app: Sentinel, reason: str, actor: str) -> dict:
         previous = _previous_champion(app)
         if previous is None:
             raise SentinelError(f"version {current} is the first champion: there is no previous champion to roll back to")
-        move_alias(app, "champion", previous, actor, ROLLBACK + reason)
+        move_alias(app, "champion", previous, actor, f"rollback: {reason}", kind=ROLLBACK)
         app.registry.set_tags(current, {"role": "rolled-back", "override": f"rolled back by {actor}: {reason}", "override_at": _now()})
     events.emit(
         app.settings,

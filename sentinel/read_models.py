@@ -88,7 +88,15 @@ def model_records(app: Sentinel) -> list[dict]:
 def history(app: Sentinel) -> list[dict]:
     """Every alias move, newest first."""
     return [
-        {"alias": m.alias, "from": m.from_version, "to": m.to_version, "by": m.actor, "reason": m.reason, "at": m.moved_at.isoformat()}
+        {
+            "alias": m.alias,
+            "kind": m.kind,
+            "from": m.from_version,
+            "to": m.to_version,
+            "by": m.actor,
+            "reason": m.reason,
+            "at": m.moved_at.isoformat(),
+        }
         for m in app.ledger.alias_moves(app.settings.registered_model)
     ]
 

@@ -93,7 +93,7 @@ def test_promote_then_rollback_and_the_history_tells_it(home):
     sentinel(home, "rollback", "--reason", "customers complain", "--by", "ben")
     assert champion(home) == "1"
     moves = as_json(home, "history")
-    assert moves[0]["alias"] == "champion" and (moves[0]["from"], moves[0]["to"]) == ("2", "1")
+    assert moves[0]["alias"] == "champion" and (moves[0]["from"], moves[0]["to"]) == ("2", "1") and moves[0]["kind"] == "rollback"
     assert moves[0]["by"] == "ben" and "customers complain" in moves[0]["reason"]
     assert [m["at"] for m in moves] == sorted((m["at"] for m in moves), reverse=True)
     # version 1 was the first champion: nothing before it

@@ -117,3 +117,41 @@ def test_a_number_not_measured_is_stored_as_null_so_postgresql_accepts_it(tmp_pa
         )
     assert ledger.training_runs()[0].comparison == {"p_value": None, "slices": [{"e": None}], "delta": 0.5}
     ledger.dispose()
+
+
+def test_a_ledger_from_before_alias_move_kinds_gets_them_from_what_sentinel_wrote(ledger):
+    """The kind column is added to an older ledger and filled: its rollbacks were the moves whose
+    reason Sentinel itself began with "rollback: "."""
+    from sqlalchemy import text
+
+    with ledger.transaction() as session:
+        session.add(AliasMoveRow(model_name="m", alias="champion", to_version="1", actor="sentinel", reason="first"))
+        session.add(AliasMoveRow(model_name="m", alias="champion", from_version="1", to_version="2", actor="ops", reason="better"))
+        session.add(AliasMoveRow(model_name="m", alias="champion", from_version="2", to_version="1", actor="ops", reason="rollback: bad"))
+    with ledger.engine.begin() as connection:
+        connection.execute(text("ALTER TABLE alias_moves DROP COLUMN kind"))
+    again = Ledger(ledger.url)
+    assert [m.kind for m in again.alias_moves("m")] == ["rollback", "move", "move"]
+    again.dispose()
+
+
+def test_rollback_reads_the_kind_of_each_move_not_its_reason(settings):
+    """A person may promote with any reason, "rollback: ..." included; only a recorded rollback pops."""
+    from sentinel import promotion
+    from sentinel.context import Sentinel
+
+    app = Sentinel(settings)
+    model = settings.registered_model
+    with app.ledger.transaction() as session:
+        session.add(AliasMoveRow(model_name=model, alias="champion", to_version="1", actor="sentinel", reason="first"))
+        session.add(
+            AliasMoveRow(model_name=model, alias="champion", from_version="1", to_version="2", actor="ana", reason="rollback: of a vendor")
+        )
+        session.add(AliasMoveRow(model_name=model, alias="champion", from_version="2", to_version="3", actor="sentinel", reason="better"))
+    assert promotion._previous_champion(app) == "2"
+    with app.ledger.transaction() as session:
+        session.add(
+            AliasMoveRow(model_name=model, alias="champion", from_version="3", to_version="2", actor="ben", reason="x", kind="rollback")
+        )
+    assert promotion._previous_champion(app) == "1"
+    app.close()
