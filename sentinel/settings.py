@@ -169,6 +169,10 @@ class UpPolicy(_Group):
     """What `sentinel up` runs, where, and how often the scheduled flows fire."""
 
     host: str = Field("127.0.0.1", description="Interface every server binds; loopback unless you mean otherwise.")
+    expose_unauthenticated: bool = Field(
+        False,
+        description="Must be true for a host other than loopback: the Prefect and MLflow servers have no authentication (see the README's security section).",
+    )
     prefect_port: int = 4200
     mlflow_port: int = 5000
     report_cron: str = Field("0 6 * * *", description="When the drift-report deployment runs (cron, server time zone).")

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 from pydantic import ValidationError
 
@@ -60,3 +64,36 @@ def test_a_typo_under_the_old_group_name_is_still_an_error(tmp_path, monkeypatch
     monkeypatch.setenv("SENTINEL_HOME", str(tmp_path))
     with pytest.raises(ValidationError):
         load_settings()
+
+
+@pytest.mark.parametrize(
+    ("host", "allowed"),
+    [
+        ("127.0.0.1", True),
+        ("localhost", True),
+        ("::1", True),
+        ("127.0.0.2", True),
+        ("0.0.0.0", False),
+        ("10.1.2.3", False),
+        ("sentinel.example.org", False),
+    ],
+)
+def test_servers_bind_beyond_loopback_only_when_a_person_acknowledges_they_have_no_authentication(host, allowed):
+    from sentinel.errors import SentinelError
+    from sentinel.settings import UpPolicy
+    from sentinel.up import check_exposure
+
+    if allowed:
+        check_exposure(UpPolicy(host=host))
+    else:
+        with pytest.raises(SentinelError, match="SENTINEL_UP__EXPOSE_UNAUTHENTICATED"):
+            check_exposure(UpPolicy(host=host))
+    check_exposure(UpPolicy(host=host, expose_unauthenticated=True))
+
+
+def test_sentinel_up_on_a_public_interface_is_refused_in_one_line_before_anything_starts(tmp_path):
+    env = os.environ | {"SENTINEL_HOME": str(tmp_path), "SENTINEL_UP__HOST": "0.0.0.0"}
+    ran = subprocess.run([sys.executable, "-m", "sentinel.cli", "up"], env=env, capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 1
+    assert ran.stderr.strip().startswith("error: up.host is 0.0.0.0") and len(ran.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / ".prefect").exists() and not (tmp_path / "mlflow.db").exists()
