@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from rich.markup import escape
 from rich.table import Table
 
-from sentinel.errors import SentinelError, TamperedModel
+from sentinel.errors import SentinelError, TamperedModel, expected_failure
 from sentinel.replay_cli import replay_command
 from sentinel.terminal import batch_table, console, errors, models_table, print_lineage, progress
 
@@ -34,7 +34,7 @@ def friendly(command):
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except (SentinelError, TamperedModel) as error:
+        except TamperedModel as error:
             errors.print(f"[red]error:[/red] {escape(str(error))}", highlight=False)
             raise typer.Exit(1) from None
         except ValidationError as error:
@@ -44,14 +44,31 @@ def friendly(command):
                 f"[red]error:[/red] setting {where}: {first['msg']} (check sentinel.toml and SENTINEL_* variables)", highlight=False
             )
             raise typer.Exit(1) from None
+        except Exception as error:
+            failure = expected_failure(error)
+            if failure is None:
+                raise
+            code, message = failure
+            errors.print(f"[red]error:[/red] {escape(message)}", highlight=False)
+            raise typer.Exit(code) from None
 
     return wrapper
 
 
-def _open():
+# MLflow retries a failed request for about five minutes by default, which suits a loop that outlives a
+# server restart, not a person waiting: read and operator commands give up within seconds, and the
+# one-shot commands that upload models (process, bootstrap, demo, report) retry less but keep MLflow's
+# request timeout for their uploads. `watch` is the loop and keeps MLflow's defaults.
+AT_PROMPT = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+ONE_SHOT = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
+
+
+def _open(mlflow_waits: dict[str, str] | None = AT_PROMPT):
     from sentinel.context import Sentinel
     from sentinel.settings import load_settings
 
+    for name, value in (mlflow_waits or {}).items():
+        os.environ.setdefault(name, value)  # a person's own MLFLOW_HTTP_* settings win
     return Sentinel(load_settings())
 
 
@@ -76,7 +93,7 @@ def bootstrap(
     """Train the first champion on a labeled CSV and make that data the drift reference."""
     from sentinel import retraining
 
-    sentinel = _open()
+    sentinel = _open(ONE_SHOT)
     if (reference is None) == (demo_rows <= 0):
         raise SentinelError("give either --reference FILE.csv or --demo ROWS")
     if reference is None:
@@ -95,7 +112,7 @@ def process(as_json: JsonFlag = False):
     """Handle every file waiting in data/incoming/ (intake, drift check, retrain if due) and exit."""
     from sentinel import loop
 
-    sentinel = _open()
+    sentinel = _open(ONE_SHOT)
     records = loop.process(sentinel)
     if as_json:
         _print_json(records)
@@ -295,7 +312,7 @@ def demo(
 
         demo_replay(project_home(), out, json_output)
         return
-    sentinel = _open()
+    sentinel = _open(ONE_SHOT)
     incoming = sentinel.settings.incoming_dir
     imdb, rotten = demo_data.reviews("imdb"), demo_data.reviews("rotten_tomatoes")
     if drop:
@@ -360,7 +377,7 @@ def watch():
     from sentinel.pools import ready_batches
     from sentinel.watcher import Watcher
 
-    sentinel = _open()
+    sentinel = _open(None)
     if sentinel.settings.prefect_api_url:
         sentinel.close()
         _hand_over("deployments.watch")
@@ -439,7 +456,7 @@ def report(as_json: JsonFlag = False):
     """Make the scheduled drift report now: the batches since the last one against the reference."""
     from sentinel import drift_report
 
-    made = drift_report.make_report(_open())
+    made = drift_report.make_report(_open(ONE_SHOT))
     if as_json:
         _print_json(made)
     elif made is None:

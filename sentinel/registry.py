@@ -21,7 +21,7 @@ from mlflow import MlflowClient  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.models import infer_signature  # noqa: E402
 
-from sentinel.errors import TamperedModel
+from sentinel.errors import RegistryUnavailable, TamperedModel
 from sentinel.settings import Settings
 
 TAG = "sentinel."
@@ -46,6 +46,24 @@ def artifact_digest(model_dir: Path) -> str:
     """sha256 of the pickle, the one file whose loading runs code. (The registry adds its own metadata
     files beside it, so a digest over the whole folder would change at registration.)"""
     return _file_sha256(model_dir / "model.pkl")
+
+
+def _is_not_found(error: MlflowException) -> bool:
+    """True when MLflow says the model or alias does not exist. MLflow answers a missing registered model
+    with RESOURCE_DOES_NOT_EXIST but a missing alias of an existing model with INVALID_PARAMETER_VALUE,
+    so the latter is read with its message."""
+    if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+        return True
+    return error.error_code == "INVALID_PARAMETER_VALUE" and "not found" in str(error)
+
+
+def unavailable(tracking_uri: str, error: Exception) -> RegistryUnavailable:
+    """The error to raise when MLflow cannot be asked: what happened, and what to do."""
+    detail = str(error).splitlines()[0][:300] if str(error) else type(error).__name__
+    return RegistryUnavailable(
+        f"MLflow at {tracking_uri} did not answer ({detail}); nothing was changed. Start it (`sentinel up`, "
+        "`sentinel status`) or check mlflow_tracking_uri, then try again"
+    )
 
 
 @dataclass(frozen=True)
@@ -119,11 +137,15 @@ class Registry:
             self.client.set_model_version_tag(self.name, version, key, value)
 
     def alias_version(self, alias: str) -> str | None:
-        """The version holding an alias, or None when no version does."""
+        """The version holding an alias, or None when no version does. An MLflow that cannot answer is an
+        error (RegistryUnavailable), never "no version": the bootstrap guard and the champion's
+        compare-and-set must not act on a registry they could not read."""
         try:
             return str(self.client.get_model_version_by_alias(self.name, alias).version)
-        except MlflowException:
-            return None
+        except MlflowException as error:
+            if _is_not_found(error):
+                return None
+            raise unavailable(self.settings.mlflow_tracking_uri, error) from error
 
     def set_alias(self, alias: str, version: str) -> None:
         """Point an alias at a version (last writer wins: call under the promotion lock)."""
@@ -133,16 +155,19 @@ class Registry:
         """Remove an alias; removing one that is not set is not an error."""
         try:
             self.client.delete_registered_model_alias(self.name, alias)
-        except MlflowException:
-            pass
+        except MlflowException as error:
+            if not _is_not_found(error):
+                raise unavailable(self.settings.mlflow_tracking_uri, error) from error
 
     def versions(self) -> list[VersionInfo]:
         """Every version with its aliases. `search_model_versions` leaves aliases out, so they are read
         from the registered model itself."""
         try:
             aliases = self.client.get_registered_model(self.name).aliases or {}
-        except MlflowException:
-            return []
+        except MlflowException as error:
+            if _is_not_found(error):
+                return []
+            raise unavailable(self.settings.mlflow_tracking_uri, error) from error
         by_version: dict[str, list[str]] = {}
         for alias, version in aliases.items():
             by_version.setdefault(str(version), []).append(alias)

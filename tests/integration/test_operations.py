@@ -268,3 +268,42 @@ def test_a_champion_without_a_drift_reference_gets_one_and_checks_go_on(tmp_path
     assert Path(app.require_champion().reference_path).is_file()
     assert json.loads(sentinel(tmp_path, "doctor", "--json").stdout)["ok"] is True
     app.close()
+
+
+def test_an_mlflow_that_does_not_answer_is_an_error_in_seconds_never_an_empty_registry(home, tmp_path, imdb):
+    """MLflow down (nothing listens at its URI): every command that must ask it says so in one line with
+    exit code 3 within 15 s; none reads the outage as "no champion", and nothing moves. Once MLflow
+    answers again, the loop finishes what waited."""
+    import shutil
+    import socket
+    import time
+
+    project = tmp_path / "project"
+    shutil.copytree(home, project)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}"  # closed again before MLflow is asked
+    moves_before = as_json(project, "history")
+    down = {"SENTINEL_MLFLOW_TRACKING_URI": dead}
+
+    def fails_fast(*args: str, within: float = 15) -> str:
+        began = time.monotonic()
+        env = os.environ | {"SENTINEL_HOME": str(project), "COLUMNS": "200"} | SMALL_DRIFT_ENV | down
+        result = subprocess.run([sys.executable, "-m", "sentinel.cli", *args], env=env, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 3, result.stdout + result.stderr
+        assert time.monotonic() - began < within
+        [line] = result.stderr.strip().splitlines()
+        assert line.startswith("error: MLflow") and dead in line and "bootstrap" not in line
+        return line
+
+    fails_fast("models", "--json")
+    fails_fast("promote", "1", "--reason", "while MLflow is down")
+    fails_fast("rollback", "--reason", "while MLflow is down")
+    demo.drop(imdb.iloc[-300:], project / "data" / "incoming", "while-down.csv")
+    fails_fast("process", within=40)  # its imports (Evidently, scikit-learn) alone take 10 s on a busy machine
+    assert as_json(project, "history") == moves_before
+    [waiting] = [b for b in as_json(project, "batches") if b["file"] == "while-down.csv"]
+    assert waiting["status"] == "accepted" and waiting["drift"] is None
+    sentinel(project, "process")
+    [done] = [b for b in as_json(project, "batches") if b["file"] == "while-down.csv"]
+    assert done["drift"] is not None
