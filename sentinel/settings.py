@@ -7,6 +7,7 @@ configuration change. Nested groups are set from the environment with a double u
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import warnings
 from pathlib import Path
@@ -206,6 +207,27 @@ class UpPolicy(_Group):
         description="serve: one process serves the deployments. workers: they are deployed onto the process work pool `sentinel`, run by `workers` Prefect workers.",
     )
     workers: int = Field(2, ge=1, description="Prefect workers `sentinel up` starts when flow_runner is workers.")
+
+    def exposure_problem(self) -> str | None:
+        """Why `sentinel up` must not start with this host, or None: neither the Prefect nor the MLflow
+        server asks who is calling, and both can move the champion or run code, so a host beyond
+        loopback needs a person's explicit acknowledgement."""
+        if self.expose_unauthenticated or _is_loopback(self.host):
+            return None
+        return (
+            f"up.host is {self.host}, not loopback: the Prefect and MLflow servers would answer anyone who reaches it, with no "
+            "authentication. Put them behind a proxy that authenticates (README, Security) and set "
+            "SENTINEL_UP__EXPOSE_UNAUTHENTICATED=true, or bind 127.0.0.1"
+        )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class Settings(BaseSettings):

@@ -8,7 +8,6 @@ loop, workers and database; a child that dies is restarted. The state file under
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import shutil
@@ -25,7 +24,7 @@ from pathlib import Path
 
 from sentinel import intake
 from sentinel.errors import SentinelError
-from sentinel.settings import Settings, UpPolicy
+from sentinel.settings import Settings
 
 STARTUP_SECONDS = 180.0
 
@@ -248,28 +247,6 @@ def reap_orphans(settings: Settings, say: Callable[[str], None]) -> None:
     settings.state_path.unlink(missing_ok=True)
 
 
-def check_exposure(policy: UpPolicy) -> None:
-    """Refuse to bind the servers beyond this machine unless a person said so: neither the Prefect nor the
-    MLflow server asks who is calling, and both can move the champion or run code."""
-    if policy.expose_unauthenticated or is_loopback(policy.host):
-        return
-    raise SentinelError(
-        f"up.host is {policy.host}, not loopback: the Prefect and MLflow servers would answer anyone who reaches it, with no "
-        "authentication. Put them behind a proxy that authenticates (README, Security) and set "
-        "SENTINEL_UP__EXPOSE_UNAUTHENTICATED=true, or bind 127.0.0.1"
-    )
-
-
-def is_loopback(host: str) -> bool:
-    """True for an address or name of this machine's loopback interface."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def check_ports(settings: Settings) -> None:
     """Refuse to start when a port of ours is taken, naming the setting that moves it."""
     for name, port in (("prefect_port", settings.up.prefect_port), ("mlflow_port", settings.up.mlflow_port)):
@@ -464,7 +441,8 @@ def run(settings: Settings, say: Callable[[str], None], notify: Callable[[str, o
     from sentinel.context import Sentinel
     from sentinel.watcher import Watcher
 
-    check_exposure(settings.up)
+    if problem := settings.up.exposure_problem():
+        raise SentinelError(problem)
     settings = running_settings(settings)
     settings.ensure_dirs()
     os.environ.update(child_env(settings))  # before Prefect is imported in this process

@@ -79,16 +79,12 @@ def test_a_typo_under_the_old_group_name_is_still_an_error(tmp_path, monkeypatch
     ],
 )
 def test_servers_bind_beyond_loopback_only_when_a_person_acknowledges_they_have_no_authentication(host, allowed):
-    from sentinel.errors import SentinelError
     from sentinel.settings import UpPolicy
-    from sentinel.up import check_exposure
 
-    if allowed:
-        check_exposure(UpPolicy(host=host))
-    else:
-        with pytest.raises(SentinelError, match="SENTINEL_UP__EXPOSE_UNAUTHENTICATED"):
-            check_exposure(UpPolicy(host=host))
-    check_exposure(UpPolicy(host=host, expose_unauthenticated=True))
+    problem = UpPolicy(host=host).exposure_problem()
+    assert (problem is None) == allowed
+    assert allowed or "SENTINEL_UP__EXPOSE_UNAUTHENTICATED" in problem
+    assert UpPolicy(host=host, expose_unauthenticated=True).exposure_problem() is None
 
 
 def test_sentinel_up_on_a_public_interface_is_refused_in_one_line_before_anything_starts(tmp_path):
