@@ -60,7 +60,7 @@ class Sentinel:
 
     def load_model(self, row: ModelRow):
         """A version's fitted pipeline, loaded only after its recorded digest matches."""
-        return self.registry.load(row.version, row.artifact_sha256)
+        return self.registry.load(row.version, row.artifact_sha256, row.manifest)
 
 
 def resolve_version(app: Sentinel, alias: str = "champion", version: str | None = None) -> ModelRow:

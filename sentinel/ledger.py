@@ -116,7 +116,9 @@ class ModelRow(Base):
     training_run_id: Mapped[int | None] = mapped_column(ForeignKey("training_runs.id"), nullable=True)
     batch_ids: Mapped[list[Any]] = mapped_column(JSON)  # every batch whose training rows it learned
     artifact_sha256: Mapped[str] = mapped_column(String(64))
+    manifest: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # sha256 of every artifact file, by path
     reference_path: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    reference_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)  # of the file as written
     calibration: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     decision: Mapped[str] = mapped_column(String(16))  # promoted | challenger | rejected | retired
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

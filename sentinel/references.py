@@ -5,6 +5,8 @@ recorded in the ledger, so a promotion resets what "normal" is."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import io
 import os
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import pandas as pd
 
 from sentinel import drift, intake, training
 from sentinel.context import Sentinel
+from sentinel.errors import TamperedModel
 from sentinel.ledger import ModelRow
 
 
@@ -20,7 +23,14 @@ def champion_reference(app: Sentinel, champion: ModelRow) -> tuple[pd.DataFrame,
     # A champion whose promotion a crash cut short, or whose alias a person moved in the MLflow UI,
     # may have no reference yet: build it once rather than fail every drift check.
     champion = ensure_reference(app, champion)
-    return pd.read_parquet(champion.reference_path), drift.Calibration(**champion.calibration)
+    path = Path(champion.reference_path)
+    raw = path.read_bytes()
+    if champion.reference_sha256 and hashlib.sha256(raw).hexdigest() != champion.reference_sha256:
+        raise TamperedModel(
+            f"the drift reference of version {champion.version}, {path}, was changed after it was written; refusing to measure "
+            "against it. Move it aside and the next check rebuilds it from the version's training rows"
+        )
+    return pd.read_parquet(io.BytesIO(raw)), drift.Calibration(**champion.calibration)
 
 
 def ensure_reference(app: Sentinel, row: ModelRow, expected: tuple[float, int] | None = None) -> ModelRow:
@@ -45,7 +55,8 @@ def store_reference(app: Sentinel, version: str, reference: pd.DataFrame, calibr
     path = app.settings.reference_dir / f"v{version}.parquet"
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     reference.to_parquet(partial, index=False)
+    digest = hashlib.sha256(partial.read_bytes()).hexdigest()
     partial.replace(path)
     with app.ledger.transaction() as session:
         stored = session.get(ModelRow, (app.settings.registered_model, version))
-        stored.reference_path, stored.calibration = str(path), calibration.__dict__
+        stored.reference_path, stored.reference_sha256, stored.calibration = str(path), digest, calibration.__dict__

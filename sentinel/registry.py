@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import pickle
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -43,9 +44,31 @@ def _file_sha256(path: Path) -> str:
 
 
 def artifact_digest(model_dir: Path) -> str:
-    """sha256 of the pickle, the one file whose loading runs code. (The registry adds its own metadata
-    files beside it, so a digest over the whole folder would change at registration.)"""
+    """sha256 of the pickle, the file whose loading runs code."""
     return _file_sha256(model_dir / "model.pkl")
+
+
+# MLflow writes this file into the folder it downloads a registered version to (the name and version it
+# was fetched as); it is never in the store, and nothing loads code from it.
+WRITTEN_AT_DOWNLOAD = {"registered_model_meta"}
+
+
+def manifest(model_dir: Path) -> dict[str, str]:
+    """sha256 of every file of a model's artifacts, by path inside the folder: an edited `MLmodel` (its
+    loader, its pickle's name, code paths) or an added file is as much a change as another pickle."""
+    return {
+        path.relative_to(model_dir).as_posix(): _file_sha256(path)
+        for path in sorted(model_dir.rglob("*"))
+        if path.is_file() and path.relative_to(model_dir).as_posix() not in WRITTEN_AT_DOWNLOAD
+    }
+
+
+def manifest_changes(recorded: dict[str, str], found: dict[str, str]) -> list[str]:
+    """What differs between a recorded manifest and the files found, one phrase per file; empty if none."""
+    changes = [f"{name} was changed" for name in sorted(recorded.keys() & found.keys()) if recorded[name] != found[name]]
+    changes += [f"{name} is missing" for name in sorted(recorded.keys() - found.keys())]
+    changes += [f"{name} was added" for name in sorted(found.keys() - recorded.keys())]
+    return changes
 
 
 def _is_not_found(error: MlflowException) -> bool:
@@ -100,9 +123,9 @@ class Registry:
         except MlflowException:  # created by another process meanwhile
             return self.client.get_experiment_by_name(name).experiment_id
 
-    def log_model(self, pipeline, example) -> tuple[str, str]:
+    def log_model(self, pipeline, example) -> tuple[str, str, dict[str, str]]:
         """Log the pipeline in the active run (pickle: MLflow 3's default skops format takes minutes for a
-        TF-IDF pipeline) and return its model URI and artifact digest."""
+        TF-IDF pipeline) and return its model URI, the pickle's digest and the manifest of every file."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # MLflow's hint about integer outputs does not apply: labels are never missing
             signature = infer_signature(example, pipeline.predict(example))
@@ -115,9 +138,8 @@ class Registry:
         )
         # Digest what the store actually holds (MLmodel carries ids and times), read back once.
         with tempfile.TemporaryDirectory() as folder:
-            local = mlflow.artifacts.download_artifacts(artifact_uri=info.model_uri, dst_path=folder)
-            digest = artifact_digest(Path(local))
-        return info.model_uri, digest
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=info.model_uri, dst_path=folder))
+            return info.model_uri, artifact_digest(local), manifest(local)
 
     def register(self, model_uri: str, tags: dict[str, Any]) -> str:
         """A new version of the registered model, linked to its logged model and run."""
@@ -186,20 +208,29 @@ class Registry:
             key=lambda v: int(v.version),
         )
 
-    def load(self, version: str, expected_digest: str):
-        """Download, check the digest, and only then unpickle."""
-        return _load_verified(self.settings.mlflow_tracking_uri, self.name, str(version), expected_digest)
+    def load(self, version: str, expected_digest: str, expected_manifest: dict[str, str] | None = None):
+        """Download, check every file against what was recorded at registration, and only then unpickle.
+        (A version from before manifests were recorded has its pickle's digest checked.)"""
+        recorded = tuple(sorted(expected_manifest.items())) if expected_manifest else None
+        return _load_verified(self.settings.mlflow_tracking_uri, self.name, str(version), expected_digest, recorded)
 
 
 @lru_cache(maxsize=4)
-def _load_verified(tracking_uri: str, name: str, version: str, expected_digest: str):
+def _load_verified(tracking_uri: str, name: str, version: str, expected_digest: str, recorded: tuple | None):
     with tempfile.TemporaryDirectory() as folder:
         local = Path(
             mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=folder, tracking_uri=tracking_uri)
         )
-        actual = artifact_digest(local)
+        changes = manifest_changes(dict(recorded), manifest(local)) if recorded else []
+        actual = artifact_digest(local) if (local / "model.pkl").is_file() else "missing"
         if actual != expected_digest:
+            changes.append(f"model.pkl has digest {actual[:12]}, recorded {expected_digest[:12]}")
+        if changes:
             raise TamperedModel(
-                f"model {name} version {version} was changed after registration (digest {actual[:12]}, recorded {expected_digest[:12]}); refusing to load it"
+                f"model {name} version {version} was changed after registration ({'; '.join(dict.fromkeys(changes))}); refusing to load it"
             )
-        return mlflow.sklearn.load_model(str(local))
+        # The verified pickle itself, not whatever MLmodel names: MLflow's loader follows MLmodel's
+        # `pickled_model`, `loader_module` and `code` entries, which a version from before manifests
+        # were recorded cannot vouch for.
+        with open(local / "model.pkl", "rb") as handle:
+            return pickle.load(handle)  # noqa: S301 - its digest was checked above

@@ -293,7 +293,7 @@ def _fit_gate_register(
             mlflow.log_metrics({k: v for k, v in decision.as_dict().items() if isinstance(v, float) and v == v and abs(v) != float("inf")})
             mlflow.set_tags({"sentinel.decision": decision.decision, "sentinel.rule": decision.rule})
         reporting.log_curves(challenger_new if challenger_new.rows else challenger_ref)
-        model_uri, digest = app.registry.log_model(model, data.train[["text"]].head(5))
+        model_uri, digest, files = app.registry.log_model(model, data.train[["text"]].head(5))
 
         drift_scores = _drift_scores(app, data.new_batches)
         outcome = "promoted" if decision is None else decision.decision
@@ -349,6 +349,7 @@ def _fit_gate_register(
                 training_run_id=run_row.id,
                 batch_ids=list(data.learned_batches),
                 artifact_sha256=digest,
+                manifest=files,
                 decision=outcome,
                 evidence=decision.evidence.as_dict() if decision and decision.evidence and outcome == "challenger" else None,
             )

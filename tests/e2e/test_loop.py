@@ -222,3 +222,35 @@ def test_a_tampered_model_is_refused(app, home, imdb):
         assert result.returncode == 1 and "changed after registration" in result.stderr
     finally:
         stored.write_bytes(original)
+
+
+def test_an_edited_mlmodel_or_an_added_file_is_refused_before_any_code_runs(app, home, imdb, tmp_path):
+    """MLmodel edited to name another pickle placed beside model.pkl, whose loading would run code: the
+    manifest recorded at registration names what changed, and nothing is unpickled."""
+    import pickle
+
+    sample = home / "tamper-sample.csv"
+    imdb.iloc[24500:24600].to_csv(sample, index=False)
+    client = MlflowClient(app.settings.mlflow_tracking_uri)
+    folder = Path(client.get_model_version_download_uri(app.settings.registered_model, "1").removeprefix("file://"))
+    mlmodel = folder / "MLmodel"
+    original = mlmodel.read_text()
+    marker = tmp_path / "code-ran"
+
+    class RunsCode:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    planted = folder / "other.pkl"
+    try:
+        planted.write_bytes(pickle.dumps(RunsCode()))
+        result = run(home, "predict", str(sample), "--version", "1", check=False)
+        assert result.returncode == 1 and "other.pkl was added" in result.stderr, result.stderr
+        mlmodel.write_text(original.replace("pickled_model: model.pkl", "pickled_model: other.pkl"))
+        result = run(home, "predict", str(sample), "--version", "1", check=False)
+        assert result.returncode == 1 and "MLmodel was changed" in result.stderr and "other.pkl was added" in result.stderr
+        assert result.stderr.count("\n") == 1 and not marker.exists()
+    finally:
+        planted.unlink(missing_ok=True)
+        mlmodel.write_text(original)
+    assert run(home, "predict", str(sample), "--version", "1").returncode == 0

@@ -58,7 +58,7 @@ def promote_in_rounds(home: str, ledger_url: str, mine: str, start, done) -> Non
 def three_versions(app: Sentinel, imdb) -> None:
     model = training.fit(imdb.iloc[:300], ModelParams(max_features=2000))
     with mlflow.start_run(experiment_id=app.registry.experiment_id(app.settings.training_experiment)) as run:
-        uri, digest = app.registry.log_model(model, imdb.iloc[:5][["text"]])
+        uri, digest, files = app.registry.log_model(model, imdb.iloc[:5][["text"]])
     for expected in QUALITY:
         assert app.registry.register(uri, {"model_sha256": digest}) == expected
         with app.ledger.transaction() as session:
@@ -69,6 +69,7 @@ def three_versions(app: Sentinel, imdb) -> None:
                     mlflow_run_id=run.info.run_id,
                     batch_ids=[],
                     artifact_sha256=digest,
+                    manifest=files,
                     decision="promoted",
                 )
             )

@@ -110,3 +110,28 @@ def test_the_reference_gives_every_source_an_equal_share(imdb, rotten):
     picked = training.iloc[drift._per_source(training, 1000, np.random.default_rng(0))]
     assert picked["source"].value_counts().to_dict() == {"imdb": 600, "rt": 400}  # rt gives all it has, imdb the rest
     assert len(set(picked.index)) == 1000
+
+
+def test_a_drift_reference_changed_after_it_was_written_is_refused_by_name(settings, imdb):
+    """A swapped reference would change every verdict: its digest is recorded when it is written."""
+    from sentinel import references
+    from sentinel.context import Sentinel
+    from sentinel.errors import TamperedModel
+    from sentinel.ledger import ModelRow
+
+    app = Sentinel(settings)
+    with app.ledger.transaction() as session:
+        session.add(
+            ModelRow(
+                model_name=settings.registered_model, version="1", mlflow_run_id="r", batch_ids=[], artifact_sha256="x", decision="promoted"
+            )
+        )
+    calibration = drift.Calibration(100, 1000, 1000, {"text": 0.5}, {"text": 0.01}, 0.85, 4)
+    references.store_reference(app, "1", imdb.head(50), calibration)
+    row = app.ledger.model(settings.registered_model, "1")
+    frame, _ = references.champion_reference(app, row)
+    assert frame["text"].tolist() == imdb.head(50)["text"].tolist()
+    imdb.iloc[50:100].to_parquet(row.reference_path, index=False)
+    with pytest.raises(TamperedModel, match=r"drift reference of version 1, .*v1.parquet, was changed"):
+        references.champion_reference(app, row)
+    app.close()
