@@ -131,6 +131,22 @@ def aliases_agree(app: Sentinel) -> Check:
     return check
 
 
+def no_failed_checks(app: Sentinel) -> Check:
+    """No batch is parked because its drift check kept failing."""
+    problems = [
+        f"batch {b.batch_id} ({b.file_name}): its drift check failed {b.check_attempts} times ({b.check_error}); "
+        f"fix the cause, then `sentinel requeue {b.batch_id}`"
+        for b in app.ledger.batches(status="accepted")
+        if b.drift_status == "failed"
+    ]
+    return Check("no batch's drift check is parked as failed", problems)
+
+
+def leave_to_a_person(app: Sentinel) -> list[str]:
+    """No repair: checking a batch again that failed every time only fails again until its cause is fixed."""
+    return []
+
+
 # ---- repairs: each returns what it did -----------------------------------------------------------
 def rebuild_batches(app: Sentinel) -> list[str]:
     """A lost parquet copy is rebuilt from the batch's original bytes, which are kept beside it."""
@@ -243,6 +259,7 @@ CHECKS = (
     (versions_in_ledger, retire_unknown_versions),
     (promotions_completed, complete_promotions),
     (aliases_agree, adopt_mlflow_aliases),
+    (no_failed_checks, leave_to_a_person),
 )
 
 

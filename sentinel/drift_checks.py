@@ -4,15 +4,20 @@ recorded in the ledger and announced as `sentinel.drift.detected` or `sentinel.d
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 from pathlib import Path
 
 import pandas as pd
 
 from sentinel import drift, events, failpoints, intake, locks, shadow, triggers
 from sentinel.context import Sentinel
-from sentinel.ledger import BatchRow, DriftCheckRow
+from sentinel.errors import TamperedModel, expected_failure
+from sentinel.ledger import BatchRow, DriftCheckRow, utcnow
 from sentinel.pools import ready_units
 from sentinel.references import champion_reference
+
+log = logging.getLogger(__name__)
 
 
 def check_drift(app: Sentinel, batch_id: str) -> drift.DriftVerdict | None:
@@ -94,10 +99,38 @@ def check_pending(app: Sentinel, timeout: float = 900.0, limit: int | None = Non
             app.require_champion()
             for unit in units[: None if limit is None else limit - checks]:
                 complete = sum(m.rows for m in unit) >= app.settings.intake.min_rows
-                if check_unit(app, unit, complete) is not None:
-                    checked += [m.batch_id for m in unit]
+                try:
+                    if check_unit(app, unit, complete) is not None:
+                        checked += [m.batch_id for m in unit]
+                except Exception as error:
+                    if not _the_batchs_own(error):
+                        raise  # MLflow, the ledger or the champion failed: the whole sweep is tried again later
+                    log.exception("drift check of %s failed", ", ".join(m.batch_id for m in unit))
+                    record_failure(app, unit, error)
                 checks += 1
     return checked
+
+
+def _the_batchs_own(error: Exception) -> bool:
+    """True for a failure that belongs to the batch measured (its data, or a bug it triggers), which is
+    retried and then parked so the batches behind it go on; False for a part every batch needs."""
+    return expected_failure(error) is None and not isinstance(error, TamperedModel)
+
+
+def record_failure(app: Sentinel, unit: list[BatchRow], error: Exception) -> None:
+    """Count a failed check on each member: tried again after a back-off that doubles, parked as
+    `failed` after `drift.check_attempts` tries (visible in `batches` and `doctor`; `sentinel requeue`)."""
+    policy = app.settings.drift
+    what = (str(error).strip().splitlines() or [""])[0][:500]
+    with app.ledger.transaction() as session:
+        for member in unit:
+            batch = session.get(BatchRow, member.batch_id)
+            batch.check_attempts = (batch.check_attempts or 0) + 1
+            batch.check_error = f"{type(error).__name__}: {what}"
+            if batch.check_attempts >= policy.check_attempts:
+                batch.drift_status, batch.retry_at = "failed", None
+            else:
+                batch.retry_at = utcnow() + dt.timedelta(seconds=policy.check_retry_seconds * 2 ** (batch.check_attempts - 1))
 
 
 def _trigger(

@@ -23,6 +23,11 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+def aware(moment: dt.datetime) -> dt.datetime:
+    """A stored time as UTC-aware: SQLite gives it back without its zone."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+
+
 # The kinds of alias move the ledger records (AliasMoveRow.kind).
 MOVE, ROLLBACK = "move", "rollback"
 
@@ -49,7 +54,7 @@ class BatchRow(Base):
     reason: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     stored_path: Mapped[str | None] = mapped_column(String(1024), nullable=True)
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-    drift_status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|detected|harmless|clear|none
+    drift_status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|detected|harmless|clear|failed|none
     suspect_labels: Mapped[bool] = mapped_column(Boolean, default=False)
     trained_in: Mapped[int | None] = mapped_column(ForeignKey("training_runs.id"), nullable=True)
     duplicate_of: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -57,6 +62,11 @@ class BatchRow(Base):
     rows_set_aside: Mapped[int] = mapped_column(Integer, default=0)  # bad rows intake kept out of the batch
     set_aside_path: Mapped[str | None] = mapped_column(String(1024), nullable=True)
     excluded: Mapped[str | None] = mapped_column(Text, nullable=True)  # why no retrain learns it, until a person requeues it
+    # A drift check that raised: how often, the last error, and when it may be tried again. After
+    # `drift.check_attempts` tries the batch is parked (drift_status "failed") until a person requeues it.
+    check_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    check_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    retry_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
 
 
 class BatchDigest(Base):
@@ -249,10 +259,13 @@ class Ledger:
             return session.get(BatchRow, batch_id)
 
     def batches_awaiting_drift_check(self) -> list[BatchRow]:
-        """Accepted batches whose drift check has not been recorded, oldest first."""
+        """Accepted batches whose drift check has not been recorded, oldest first; a batch whose check
+        failed waits out its back-off (compared here, not in SQL: SQLite keeps no time zone)."""
+        now = utcnow()
         with self._sessions() as session:
             query = select(BatchRow).where(BatchRow.status == "accepted", BatchRow.drift_status == "pending")
-            return list(session.scalars(query.order_by(BatchRow.received_at)))
+            rows = session.scalars(query.order_by(BatchRow.received_at))
+            return [row for row in rows if row.retry_at is None or aware(row.retry_at) <= now]
 
     def unanswered_drift(self) -> list[BatchRow]:
         """Batches whose detected drift no retrain has answered yet (suspect labels are never learned)."""

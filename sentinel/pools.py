@@ -5,10 +5,8 @@ has. Reads the ledger only, so the CLI can say which batches wait without import
 
 from __future__ import annotations
 
-import datetime as dt
-
 from sentinel.context import Sentinel
-from sentinel.ledger import BatchRow, utcnow
+from sentinel.ledger import BatchRow, aware, utcnow
 
 
 def ready_units(app: Sentinel) -> list[list[BatchRow]]:
@@ -27,9 +25,9 @@ def ready_units(app: Sentinel) -> list[list[BatchRow]]:
             units.append(pools.pop(row.source))
     now = utcnow()
     for pool in pools.values():
-        if (now - _aware(pool[0].received_at)).total_seconds() >= policy.pool_max_age_seconds:
+        if (now - aware(pool[0].received_at)).total_seconds() >= policy.pool_max_age_seconds:
             units.append(pool)
-    return sorted(units, key=lambda unit: _aware(unit[0].received_at))
+    return sorted(units, key=lambda unit: aware(unit[0].received_at))
 
 
 def waiting_for_pool(app: Sentinel) -> set[str]:
@@ -41,7 +39,3 @@ def waiting_for_pool(app: Sentinel) -> set[str]:
 def ready_batches(app: Sentinel) -> list[BatchRow]:
     """Every batch that a drift check would measure now (see `ready_units`)."""
     return [m for unit in ready_units(app) for m in unit]
-
-
-def _aware(moment: dt.datetime) -> dt.datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)  # SQLite drops the zone

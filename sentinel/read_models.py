@@ -47,9 +47,17 @@ def batch_record(app: Sentinel, row: BatchRow, waiting: set[str] | None = None) 
             "trigger": check.trigger,
             "shadow": check.shadow,
         },
+        "drift_status": row.drift_status,
         "retrain_due": row.drift_status == "detected",
         "suspect_labels": row.suspect_labels,
         "excluded": row.excluded,
+        "check_failures": {
+            "attempts": row.check_attempts,
+            "error": row.check_error,
+            "retry_at": row.retry_at.isoformat() if row.retry_at else None,
+        }
+        if row.check_attempts
+        else None,
         "retrain_run_id": run.mlflow_run_id if run else None,
         "model_version": run.model_version if run else None,
         "decision": run.decision if run else "none",

@@ -91,6 +91,8 @@ class DriftPolicy(_Group):
     )
     sustain_batches: int = Field(3, ge=2, description="Batches a sustained drop is pooled over.")
     suspect_accuracy: float = Field(0.35, description="Champion accuracy below this means the batch's labels look inverted.")
+    check_attempts: int = Field(3, ge=1, description="Tries of a batch's drift check that fails before the batch is parked as failed.")
+    check_retry_seconds: float = Field(30.0, ge=0, description="Wait before a failed drift check is tried again; doubles each time.")
 
 
 class GatePolicy(_Group):

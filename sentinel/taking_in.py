@@ -95,11 +95,16 @@ def requeue(app: Sentinel, name: str) -> Path:
 
 
 def readmit(app: Sentinel, batch_id: str) -> str:
-    """A person vouches for a batch the loop kept out of training: the next retrain may learn it."""
+    """A person vouches for a batch the loop kept out of training: the next retrain may learn it. A batch
+    whose drift check was parked as failed (its cause fixed, presumably) is checked again."""
     with app.ledger.transaction() as session:
         batch = session.get(BatchRow, batch_id)
         if batch is None or batch.status != "accepted":
             raise SentinelError(f"{batch_id} is not an accepted batch; see `sentinel batches`")
+        if batch.drift_status == "failed":
+            why = batch.check_error
+            batch.drift_status, batch.check_attempts, batch.check_error, batch.retry_at = "pending", 0, None, None
+            return f"batch {batch_id} will be checked for drift again (its check failed {app.settings.drift.check_attempts} times: {why})"
         if not batch.excluded and not batch.suspect_labels:
             raise SentinelError(f"batch {batch_id} is not kept out of training; nothing to requeue")
         why = batch.excluded or "its labels looked inverted"

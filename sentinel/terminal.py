@@ -41,6 +41,11 @@ def _drift_summary(record: dict) -> str:
     if not drift:
         if record["status"] != "accepted":
             return "-"
+        failures = record.get("check_failures")
+        if record.get("drift_status") == "failed":
+            return f"[red]check failed[/red] {failures['attempts']}×: `sentinel requeue` once fixed"
+        if failures:
+            return f"pending (check failed {failures['attempts']}×, tried again)"
         return "waiting for its pool" if record.get("waiting_for_pool") else "pending"
     fired = [s["name"] for s in drift["signals"] if s["drifted"]]
     pooled = f" (pool of {len(drift['pool']['members'])})" if drift.get("pool") else ""

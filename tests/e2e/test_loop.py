@@ -20,8 +20,9 @@ pytestmark = pytest.mark.slow
 SENTINEL = [sys.executable, "-m", "sentinel.cli"]
 
 
-def run(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def run(home: Path, *args: str, check: bool = True, **settings: str) -> subprocess.CompletedProcess:
     env = os.environ | {"SENTINEL_HOME": str(home), "SENTINEL_INTAKE__SETTLE_SECONDS": "0.1", "COLUMNS": "200"}  # tables unwrapped
+    env |= {f"SENTINEL_{name.upper()}": value for name, value in settings.items()}
     result = subprocess.run([*SENTINEL, *args], env=env, capture_output=True, text=True, timeout=600)
     if check and result.returncode != 0:
         raise AssertionError(f"sentinel {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
@@ -254,3 +255,33 @@ def test_an_edited_mlmodel_or_an_added_file_is_refused_before_any_code_runs(app,
         planted.unlink(missing_ok=True)
         mlmodel.write_text(original)
     assert run(home, "predict", str(sample), "--version", "1").returncode == 0
+
+
+def test_a_batch_whose_check_keeps_failing_is_parked_and_the_batches_behind_it_go_on(home, app, imdb):
+    """A stored batch corrupted on disk makes its drift check raise: it is tried again, then parked as
+    failed (in `batches` and `doctor`), while the batch behind it is checked; requeued once fixed, it is
+    checked like any other."""
+    from sentinel import taking_in
+
+    incoming = app.settings.incoming_dir
+    demo.drop(imdb.iloc[21000:21600], incoming, "zz-corrupted.csv")
+    demo.drop(imdb.iloc[21600:22200], incoming, "zz-behind-it.csv")
+    broken, behind = [o.batch_id for o in sorted(taking_in.take_in(app, checks_drift=False), key=lambda o: o.file)]
+    stored = Path(app.ledger.batch(broken).stored_path)
+    good = stored.read_bytes()
+    stored.write_bytes(b"PAR1 not a parquet file at all")
+    settings = {"drift__check_attempts": "2", "drift__check_retry_seconds": "0"}
+    run(home, "process", **settings)
+    records = {r["batch_id"]: r for r in json.loads(run(home, "batches", "--json").stdout)}
+    assert records[behind]["drift"] is not None
+    parked = records[broken]
+    assert parked["drift_status"] == "failed" and parked["drift"] is None
+    assert parked["check_failures"]["attempts"] == 2 and parked["check_failures"]["error"]
+    doctor = run(home, "doctor", "--json", check=False)
+    assert doctor.returncode == 1 and f"sentinel requeue {broken}" in doctor.stdout
+    stored.write_bytes(good)
+    assert "checked for drift again" in run(home, "requeue", broken).stdout
+    run(home, "process", **settings)
+    again = {r["batch_id"]: r for r in json.loads(run(home, "batches", "--json").stdout)}[broken]
+    assert again["drift"] is not None and again["drift_status"] != "failed"
+    assert run(home, "doctor", "--json", check=False).returncode == 0
