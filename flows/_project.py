@@ -12,13 +12,13 @@ def project() -> Iterator:
     Unless `up.drift_worker` is set, a flow run does its drift work (text signal, drift references)
     in its own process: a worker process beside it would hold ~250 MB more to save a few seconds, and
     `sentinel up` must fit in 2 GB."""
-    from sentinel import drift
+    from sentinel import drift_worker
     from sentinel.context import Sentinel
     from sentinel.settings import load_settings
 
     settings = load_settings()
     if not settings.up.drift_worker:
-        drift.work_in_process()
+        drift_worker.work_in_process()
     app = Sentinel(settings)
     try:
         yield app

@@ -8,15 +8,8 @@ does not raise an alarm, and the champion's own accuracy on the labeled batch (p
 
 from __future__ import annotations
 
-import atexit
 import dataclasses
 import math
-import os
-import pickle
-import subprocess
-import sys
-import threading
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,6 +23,7 @@ from evidently.descriptors import NonLetterCharacterPercentage, TextLength, Word
 from evidently.metrics import ValueDrift
 from scipy.stats import chi2
 
+from sentinel import drift_worker
 from sentinel.settings import DriftPolicy
 
 DESCRIPTORS = ("length", "words", "non_letter")
@@ -133,112 +127,6 @@ def _dataset(frame: pd.DataFrame) -> Dataset:
     return Dataset.from_pandas(frame, data_definition=definition)
 
 
-# Two jobs run in a worker process, each while this process does other CPU-bound work (the GIL rules out
-# threads): the text signal's domain classifier, the slowest statistic (Evidently tokenises every text
-# in pure Python), while this process computes the descriptors, the other signals and the champion's
-# predictions; and a new drift reference with its calibration, while a retrain fits the model.
-# The worker is a plain `python -m sentinel.drift` child talking pickle over its pipes, written by hand
-# because multiprocessing's spawn and forkserver re-run the parent's main script in every child (an
-# unguarded user script would run twice) and fork would copy whatever threads the parent holds.
-
-
-class _Worker:
-    """One child process that runs the jobs in `_JOBS` on request, one at a time."""
-
-    def __init__(self) -> None:
-        self.process = subprocess.Popen([sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        self.busy = threading.Lock()
-
-    def submit(self, job: str, *args) -> "_Worker | None":
-        """Send a request; None when the worker is busy with another one (the caller works itself)."""
-        if not self.busy.acquire(blocking=False):
-            return None
-        try:
-            pickle.dump((job, args), self.process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
-            self.process.stdin.flush()
-        except OSError:
-            self.busy.release()
-            raise
-        return self
-
-    def result(self):
-        """The answer to the request in flight; every request must be collected before the next."""
-        try:
-            answer = pickle.load(self.process.stdout)  # our own child: trusted bytes
-        finally:
-            self.busy.release()
-        if isinstance(answer, BaseException):
-            raise answer
-        return answer
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.stdin.close()  # the worker stops at end of input
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-
-
-_worker: _Worker | None = None
-_work_here = False  # True inside the worker, and once a worker has failed: then every job runs here
-
-
-def warm_up() -> _Worker | None:
-    """Start the worker now (if it is not running), so the first drift check does not wait for its
-    imports; None when jobs run in this process."""
-    global _worker
-    if not _work_here and _worker is None:
-        _worker = _Worker()
-        atexit.register(_worker.close)
-    return _worker
-
-
-def _start(job: str, *args) -> _Worker | None:
-    """Start a job in the worker; None means: do it here."""
-    try:
-        worker = warm_up()
-        return worker.submit(job, *args) if worker else None
-    except OSError:  # the worker is gone
-        _give_up_on_worker()
-        return None
-
-
-def _collect(pending: _Worker | None):
-    """The job's answer, or None if it must be done here after all (no worker, or the worker died)."""
-    if pending is None:
-        return None
-    try:
-        return pending.result()
-    except (OSError, EOFError, pickle.UnpicklingError):  # killed, out of memory, could not start
-        _give_up_on_worker()
-        return None
-
-
-def worker_cpu_seconds() -> float:
-    """CPU seconds the running worker has used so far (0 without one, or where /proc cannot say): the
-    worker is a long-lived child, so the rusage of reaped children never counts it."""
-    if _worker is None:
-        return 0.0
-    try:
-        fields = Path(f"/proc/{_worker.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
-
-
-def work_in_process() -> None:
-    """Do every job in this process from now on: trades a few seconds for the worker's memory."""
-    _give_up_on_worker()
-
-
-def _give_up_on_worker() -> None:
-    global _worker, _work_here
-    if _worker is not None:
-        _worker.process.kill()
-    _worker, _work_here = None, True
-
-
 def _text_snapshot(current: list[str], reference: list[str]) -> SnapshotModel:
     """Evidently's text content drift alone, as Evidently's serialisable snapshot model."""
     definition = DataDefinition(text_columns=["text"])
@@ -247,47 +135,32 @@ def _text_snapshot(current: list[str], reference: list[str]) -> SnapshotModel:
     return Report([ValueDrift(column="text")]).run(current_data, reference_data).to_snapshot_model()
 
 
-def start_text_drift(current: pd.Series, reference: pd.Series) -> _Worker | None:
+def start_text_drift(current: pd.Series, reference: pd.Series) -> drift_worker.Worker | None:
     """Start the text signal in the worker; `run_report` collects it."""
-    return _start("text", current.tolist(), reference.tolist())
+    return drift_worker.start("text", current.tolist(), reference.tolist())
 
 
-def _text_result(pending: _Worker | None, current: pd.DataFrame, reference: pd.DataFrame) -> Snapshot:
-    answer = _collect(pending)
+def _text_result(pending: drift_worker.Worker | None, current: pd.DataFrame, reference: pd.DataFrame, timeout: float | None) -> Snapshot:
+    answer = drift_worker.collect(pending, timeout)
     if answer is None:
         answer = _text_snapshot(current["text"].tolist(), reference["text"].tolist())
     return Snapshot.load_model(answer)
 
 
-def _serve() -> None:
-    """The worker's loop: answer (job, args) requests until end of input."""
-    global _work_here
-    _work_here = True  # a job that measures text does it in this process, never in a grandchild
-    answers = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)  # anything a library prints goes to stderr, never into the answers
-    warnings.simplefilter("ignore")
-    requests = sys.stdin.buffer
-    while True:
-        try:
-            job, args = pickle.load(requests)
-        except EOFError:
-            return
-        try:
-            answer = _JOBS[job](*args)
-        except Exception as error:  # sent back and raised in the parent
-            answer = RuntimeError(f"{job} failed in the worker: {error!r}")
-        pickle.dump(answer, answers, protocol=pickle.HIGHEST_PROTOCOL)
-        answers.flush()
-
-
-def run_report(current: pd.DataFrame, reference: pd.DataFrame, text_drift: _Worker | None = None) -> Snapshot:
+def run_report(
+    current: pd.DataFrame, reference: pd.DataFrame, text_drift: drift_worker.Worker | None = None, timeout: float | None = None
+) -> Snapshot:
     """One Evidently snapshot with one `ValueDrift` per signal (`ValueDrift` fits the domain classifier
     once, where `DataDriftPreset` fits it several times). Both frames come from `with_descriptors`;
-    pass `text_drift` when the text signal was started earlier."""
+    pass `text_drift` when the text signal was started earlier, `timeout` to bound the wait for it."""
     if text_drift is None:
         text_drift = start_text_drift(current["text"], reference["text"])
-    others = Report([ValueDrift(column=name) for name in SIGNALS if name != "text"]).run(_dataset(current), _dataset(reference))
-    return _join(_text_result(text_drift, current, reference), others)
+    try:
+        others = Report([ValueDrift(column=name) for name in SIGNALS if name != "text"]).run(_dataset(current), _dataset(reference))
+    except BaseException:
+        drift_worker.abandon(text_drift)
+        raise
+    return _join(_text_result(text_drift, current, reference, timeout), others)
 
 
 def _join(first: Snapshot, second: Snapshot) -> Snapshot:
@@ -327,7 +200,8 @@ def build_reference(
     for _ in range(policy.calibration_draws):
         order = rng.permutation(pool_rows)
         batch, compared = pool.iloc[order[:size]], pool.iloc[order[size : size + compared_rows]]
-        for name, (score, _) in _scores(run_report(batch.reset_index(drop=True), compared.reset_index(drop=True))).items():
+        snapshot = run_report(batch.reset_index(drop=True), compared.reset_index(drop=True), timeout=policy.worker_timeout_seconds)
+        for name, (score, _) in _scores(snapshot).items():
             draws[name].append(score)
     calibration = Calibration(
         batch_rows=size,
@@ -364,11 +238,11 @@ class ReferenceJob:
     def __init__(self, training: pd.DataFrame, policy: DriftPolicy, seed: int) -> None:
         columns = [c for c in ("text", "label", "source") if c in training.columns]
         self.args = (training[columns].reset_index(drop=True), policy, seed)
-        self.pending = _start("reference", *self.args)
+        self.pending = drift_worker.start("reference", *self.args)
 
     def result(self, expected_accuracy: float, expected_rows: int = 0) -> tuple[pd.DataFrame, Calibration]:
         """The reference and its calibration, waiting for the worker if it is still building them."""
-        answer = _collect(self.pending)
+        answer = drift_worker.collect(self.pending, self.args[1].worker_timeout_seconds)
         self.pending = None
         reference, calibration = answer if answer is not None else build_reference(self.args[0], 0.0, self.args[1], self.args[2])
         return reference, dataclasses.replace(calibration, expected_accuracy=float(expected_accuracy), expected_rows=int(expected_rows))
@@ -377,7 +251,7 @@ class ReferenceJob:
         """Not needed (no promotion, or the run failed): the answer is still read, so the worker is free
         for the next job; an error the job met does not matter any more."""
         try:
-            _collect(self.pending)
+            drift_worker.collect(self.pending, self.args[1].worker_timeout_seconds)
         except RuntimeError:
             pass
         self.pending = None
@@ -404,9 +278,13 @@ def measure(
     """Measure every signal of one labeled batch against the champion's reference."""
     neutral = neutralise(batch[["text", "label"]].reset_index(drop=True))
     text_drift = start_text_drift(neutral["text"], reference["text"])
-    current = _describe(neutral)
-    predicted = None if predict is None else np.asarray(predict(batch))  # while the worker measures text
-    snapshot = run_report(current, reference, text_drift)
+    try:
+        current = _describe(neutral)
+        predicted = None if predict is None else np.asarray(predict(batch))  # while the worker measures text
+    except BaseException:
+        drift_worker.abandon(text_drift)  # never leave the worker busy with an answer nobody reads
+        raise
+    snapshot = run_report(current, reference, text_drift, policy.worker_timeout_seconds)
     if report_path is not None:
         report_path.parent.mkdir(parents=True, exist_ok=True)
         snapshot.save_html(str(report_path))
@@ -439,11 +317,4 @@ def measure(
     return DriftVerdict(any(s.drifted for s in signals), tuple(signals), suspect, accuracy, predictions)
 
 
-_JOBS = {"text": _text_snapshot, "reference": lambda training, policy, seed: build_reference(training, 0.0, policy, seed)}
-
-if __name__ == "__main__":
-    # Serve from the module imported under its real name, so what the jobs return pickles as
-    # `sentinel.drift.…`, not `__main__.…`.
-    from sentinel.drift import _serve as serve
-
-    serve()
+JOBS = {"text": _text_snapshot, "reference": lambda training, policy, seed: build_reference(training, 0.0, policy, seed)}

@@ -4,7 +4,7 @@ whatever an event missed). Both work from the ledger and are safe to run twice."
 
 from __future__ import annotations
 
-from sentinel import drift, intake
+from sentinel import drift_worker, intake
 from sentinel.context import Sentinel
 from sentinel.drift_checks import check_pending
 from sentinel.pools import ready_batches, waiting_for_pool
@@ -20,7 +20,7 @@ def process(app: Sentinel) -> list[dict]:
     per file."""
     files = intake.pending_files(app.settings)
     if files or ready_batches(app):
-        drift.warm_up()  # the text worker starts while intake runs
+        drift_worker.warm_up()  # the text worker starts while intake runs
     outcomes = take_in(app, files)
     check_pending(app)
     finish_promotions(app)

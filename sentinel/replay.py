@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sentinel import batch_format, drift, gate
+from sentinel import batch_format, drift_worker, gate
 from sentinel.errors import SentinelError
 from sentinel.settings import Settings
 
@@ -159,7 +159,7 @@ def _promote_regardless(decision: gate.Decision) -> gate.Decision:
 
 
 def _cpu_seconds() -> float:
-    return time.process_time() + drift.worker_cpu_seconds()
+    return time.process_time() + drift_worker.cpu_seconds()
 
 
 class _Scorer:
@@ -376,7 +376,7 @@ def _serve_one() -> None:
     answers = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # whatever a library prints goes to the log, never into the answers
     # The children already keep the cores busy: a drift worker of each would only contend with them.
-    drift.work_in_process()
+    drift_worker.work_in_process()
 
     def send(*message) -> None:
         pickle.dump(message, answers, protocol=pickle.HIGHEST_PROTOCOL)

@@ -93,6 +93,9 @@ class DriftPolicy(_Group):
     suspect_accuracy: float = Field(0.35, description="Champion accuracy below this means the batch's labels look inverted.")
     check_attempts: int = Field(3, ge=1, description="Tries of a batch's drift check that fails before the batch is parked as failed.")
     check_retry_seconds: float = Field(30.0, ge=0, description="Wait before a failed drift check is tried again; doubles each time.")
+    worker_timeout_seconds: float = Field(
+        600.0, gt=0, description="A drift worker that gives no answer this long is replaced; the batch is tried again."
+    )
 
 
 class GatePolicy(_Group):

@@ -468,9 +468,9 @@ def run(settings: Settings, say: Callable[[str], None], notify: Callable[[str, o
         threading.Thread(target=supervisor.watch_children, daemon=True, name="children").start()
         threading.Thread(target=follow_training, args=(app, say, stop), daemon=True, name="training").start()
         if not settings.up.drift_worker:
-            from sentinel import drift
+            from sentinel import drift_worker
 
-            drift.work_in_process()
+            drift_worker.work_in_process()
         Watcher(app, check=inline_check(app, say) if settings.up.check_inline else None, notify=notify).run(stop)
     except KeyboardInterrupt:
         pass

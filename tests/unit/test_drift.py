@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+from signal import SIGKILL, SIGSTOP
+
 import pandas as pd
 import pytest
 
-from sentinel import demo, drift
+from sentinel import demo, drift, drift_worker
 from sentinel.settings import DriftPolicy
 
 POLICY = DriftPolicy(reference_rows=2000, calibration_draws=5, calibration_batch_rows=500)
@@ -64,23 +68,91 @@ def test_saved_report_carries_no_markup_from_the_data(imdb, calibrated, tmp_path
     assert "<script>alert(1)" not in html and "<img src=x" not in html  # ...but not as markup
 
 
-def test_a_dead_text_worker_falls_back_to_measuring_here(imdb, calibrated, monkeypatch):
+@pytest.fixture
+def own_worker(monkeypatch):
+    """A drift worker of this test's own; the module's state is restored afterwards."""
+    monkeypatch.setattr(drift_worker, "_worker", None)
+    monkeypatch.setattr(drift_worker, "_work_here", False)
+    monkeypatch.setattr(drift_worker, "_failures", 0)
+    yield
+    if drift_worker._worker is not None:
+        drift_worker._worker.stop()
+
+
+def zombies() -> list[int]:
+    """Children of this process that exited and were never reaped."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] == "Z" and int(fields[1]) == os.getpid():
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_a_killed_worker_is_reaped_and_replaced_and_its_job_done_here(imdb, calibrated, own_worker):
+    """Killed with SIGKILL twice in a row: each time the batch's verdict is the same, no zombie is left,
+    and the next job gets a new worker; after three failures in a row every job runs here."""
     reference, _ = calibrated
     current = drift.with_descriptors(imdb.iloc[9000:9400])
     expected = drift._scores(drift.run_report(current, reference))
-    monkeypatch.setattr(drift, "_worker", None)  # a worker of this test's own, restored afterwards
-    monkeypatch.setattr(drift, "_work_here", False)
+    for _ in range(2):
+        pending = drift.start_text_drift(current["text"], reference["text"])
+        killed = pending.process.pid
+        os.kill(killed, SIGKILL)
+        assert drift._scores(drift.run_report(current, reference, pending)) == expected
+        assert not zombies()
+        replacement = drift.start_text_drift(current["text"], reference["text"])
+        assert replacement is not None and replacement.process.pid != killed
+        drift_worker.collect(replacement)
+    drift_worker._failures = drift_worker.GIVE_UP_AFTER - 1
     pending = drift.start_text_drift(current["text"], reference["text"])
     pending.process.kill()
     assert drift._scores(drift.run_report(current, reference, pending)) == expected
-    assert drift._work_here and drift.start_text_drift(current["text"], reference["text"]) is None
+    assert drift_worker._work_here and drift.start_text_drift(current["text"], reference["text"]) is None and not zombies()
+
+
+def test_a_hung_worker_is_replaced_and_the_check_fails_to_be_tried_again(imdb, calibrated, own_worker):
+    """A worker that stops answering (SIGSTOP) fails the check within the timeout instead of holding the
+    loop; it is killed and reaped, and the next check gets a new worker."""
+    import time
+
+    reference, calibration = calibrated
+    batch = imdb.iloc[9400:9800]
+    policy = POLICY.model_copy(update={"worker_timeout_seconds": 3})
+    drift_worker.warm_up()
+    hung = drift_worker._worker.process
+    os.kill(hung.pid, SIGSTOP)
+    began = time.monotonic()
+    with pytest.raises(drift_worker.WorkerHung, match="no answer in 3 s"):
+        drift.measure(batch, reference, calibration, None, policy)
+    assert time.monotonic() - began < 30
+    assert hung.poll() is not None and not zombies()
+    assert drift.measure(batch, reference, calibration, None, POLICY).signals  # a new worker: its imports take seconds
+    assert drift_worker._worker is not None and drift_worker._worker.process.pid != hung.pid
+
+
+def test_a_check_that_fails_before_collecting_its_text_job_frees_the_worker(imdb, calibrated, own_worker):
+    reference, calibration = calibrated
+
+    def predict(frame):
+        raise ValueError("the champion cannot predict this")
+
+    with pytest.raises(ValueError):
+        drift.measure(imdb.iloc[9400:9800], reference, calibration, predict, POLICY)
+    pending = drift.start_text_drift(imdb["text"].iloc[:60], imdb["text"].iloc[60:200])
+    assert pending is not None  # a worker is free for the next check
+    drift_worker.collect(pending)
+    assert not zombies()
 
 
 def test_worker_and_in_process_measure_the_same(imdb, calibrated, monkeypatch):
     reference, _ = calibrated
     current = drift.with_descriptors(imdb.iloc[9500:9900])
     in_worker = drift._scores(drift.run_report(current, reference))
-    monkeypatch.setattr(drift, "_work_here", True)
+    monkeypatch.setattr(drift_worker, "_work_here", True)
     assert drift._scores(drift.run_report(current, reference)) == in_worker
 
 
@@ -100,7 +172,7 @@ def test_a_discarded_reference_job_frees_the_worker(imdb):
     assert job.pending is not None
     job.discard()
     assert drift.start_text_drift(imdb["text"].iloc[:60], imdb["text"].iloc[60:200]) is not None  # free again
-    drift._collect(drift._worker)
+    drift_worker.collect(drift_worker._worker)
 
 
 def test_the_reference_gives_every_source_an_equal_share(imdb, rotten):

@@ -1,0 +1,211 @@
+"""The drift worker: one child process that runs Evidently's slowest work while this process does other
+CPU-bound work (the GIL rules out threads). Two jobs of `sentinel.drift` run there: the text signal's
+domain classifier (Evidently tokenises every text in pure Python), while this process computes the
+descriptors, the other signals and the champion's predictions; and a new drift reference with its
+calibration, while a retrain fits the model.
+
+It is a plain `python -m sentinel.drift_worker` child talking pickle over its pipes, written by hand
+because multiprocessing's spawn and forkserver re-run the parent's main script in every child (an
+unguarded user script would run twice) and fork would copy whatever threads the parent holds.
+
+A worker that dies is reaped and replaced, and the job it had is done in this process; one that gives
+no answer within the timeout is killed, reaped and replaced, and the job fails (the drift check's batch
+is tried again later). After three failures in a row every job runs in this process.
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib
+import os
+import pickle
+import select
+import subprocess
+import sys
+import threading
+import warnings
+from pathlib import Path
+
+JOBS_MODULE = "sentinel.drift"  # its JOBS: name -> function, run in the worker
+GIVE_UP_AFTER = 3  # worker failures in a row before every job runs in this process
+
+
+class WorkerHung(RuntimeError):
+    """The worker gave no answer in time; it was stopped and will be replaced."""
+
+
+class Worker:
+    """One child process that runs the jobs of `JOBS_MODULE` on request, one at a time."""
+
+    def __init__(self) -> None:
+        command = [sys.executable, "-m", __name__, JOBS_MODULE]
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.busy = threading.Lock()
+        self.in_flight = False
+        self.writing: threading.Thread | None = None
+        self.write_error: OSError | None = None
+
+    def submit(self, job: str, *args) -> Worker | None:
+        """Send a request; None when the worker is busy with another one (the caller works itself). A
+        thread writes it: a request is megabytes, more than a pipe holds, and a worker that stopped
+        reading must not block the caller (`result` bounds the wait)."""
+        if self.process.poll() is not None:
+            raise OSError("the drift worker has exited")
+        if not self.busy.acquire(blocking=False):
+            return None
+        request = pickle.dumps((job, args), protocol=pickle.HIGHEST_PROTOCOL)
+        self.write_error, self.in_flight = None, True
+        self.writing = threading.Thread(target=self._write, args=(request,), daemon=True, name="drift-worker-request")
+        self.writing.start()
+        return self
+
+    def _write(self, request: bytes) -> None:
+        try:
+            self.process.stdin.write(request)
+            self.process.stdin.flush()
+        except OSError as error:  # the worker died; `result` reports it
+            self.write_error = error
+
+    def result(self, timeout: float | None = None):
+        """The answer to the request in flight, waiting at most `timeout` seconds for it to begin."""
+        try:
+            ready, _, _ = select.select([self.process.stdout], [], [], timeout)
+            if not ready:
+                raise WorkerHung(f"the drift worker gave no answer in {timeout:.0f} s (drift.worker_timeout_seconds); it was replaced")
+            answer = pickle.load(self.process.stdout)  # our own child: trusted bytes
+            self.writing.join()
+            if self.write_error is not None:
+                raise self.write_error
+        finally:
+            self.in_flight = False
+            self.busy.release()
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    def stop(self) -> None:
+        """Kill the child and reap it, so no zombie is left (a request still being written then fails)."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        if self.writing is not None:
+            self.writing.join(timeout=5)
+
+    def close(self) -> None:
+        """Let the child finish at end of input; kill it if it does not."""
+        if self.process.poll() is None:
+            self.process.stdin.close()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.stop()
+
+
+_worker: Worker | None = None
+_work_here = False  # True inside the worker, and once workers keep failing: then every job runs here
+_failures = 0
+
+
+def warm_up() -> Worker | None:
+    """Start the worker now (if it is not running), so the first job does not wait for its imports;
+    None when jobs run in this process."""
+    global _worker
+    if not _work_here and _worker is None:
+        _worker = Worker()
+        atexit.register(_worker.close)
+    return _worker
+
+
+def start(job: str, *args) -> Worker | None:
+    """Start a job in the worker; None means: do it here."""
+    try:
+        worker = warm_up()
+        return worker.submit(job, *args) if worker else None
+    except OSError:  # the worker is gone
+        _replace(_worker)
+        return None
+
+
+def collect(pending: Worker | None, timeout: float | None = None):
+    """The job's answer, or None if it must be done here after all (no worker, or the worker died).
+    Raises WorkerHung when the worker did not answer within `timeout` seconds."""
+    global _failures
+    if pending is None:
+        return None
+    try:
+        answer = pending.result(timeout)
+    except WorkerHung:
+        _replace(pending)
+        raise
+    except (OSError, EOFError, pickle.UnpicklingError):  # killed, out of memory, could not start
+        _replace(pending)
+        return None
+    _failures = 0
+    return answer
+
+
+def abandon(pending: Worker | None) -> None:
+    """A job whose caller failed before collecting it: the worker is replaced rather than left busy
+    with an answer nobody reads."""
+    if pending is not None and pending.in_flight:
+        _replace(pending)
+
+
+def _replace(worker: Worker | None) -> None:
+    global _worker, _work_here, _failures
+    if worker is not None:
+        worker.stop()
+    if worker is _worker:
+        _worker = None
+    _failures += 1
+    _work_here = _work_here or _failures >= GIVE_UP_AFTER
+
+
+def work_in_process() -> None:
+    """Do every job in this process from now on: trades a few seconds for the worker's memory."""
+    global _worker, _work_here
+    if _worker is not None:
+        _worker.stop()
+    _worker, _work_here = None, True
+
+
+def cpu_seconds() -> float:
+    """CPU seconds the running worker has used so far (0 without one, or where /proc cannot say): the
+    worker is a long-lived child, so the rusage of reaped children never counts it."""
+    if _worker is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{_worker.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def serve(module: str) -> None:
+    """The worker's loop: answer (job, args) requests with `module.JOBS` until end of input."""
+    global _work_here
+    _work_here = True  # a job that measures text does it in this process, never in a grandchild
+    answers = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # anything a library prints goes to stderr, never into the answers
+    warnings.simplefilter("ignore")
+    jobs = importlib.import_module(module).JOBS  # by its real name, so answers pickle as `sentinel.drift.…`
+    requests = sys.stdin.buffer
+    while True:
+        try:
+            job, args = pickle.load(requests)
+        except EOFError:
+            return
+        try:
+            answer = jobs[job](*args)
+        except Exception as error:  # sent back and raised in the parent
+            answer = RuntimeError(f"{job} failed in the worker: {error!r}")
+        pickle.dump(answer, answers, protocol=pickle.HIGHEST_PROTOCOL)
+        answers.flush()
+
+
+if __name__ == "__main__":
+    # Serve from the module imported under its real name: the flag that keeps jobs in this process must
+    # be the one `sentinel.drift` reads.
+    from sentinel.drift_worker import serve as serve_here
+
+    serve_here(sys.argv[1])
