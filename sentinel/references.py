@@ -9,17 +9,27 @@ import hashlib
 import io
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from sentinel import drift, intake, training
+from sentinel import intake
 from sentinel.context import Sentinel
 from sentinel.errors import TamperedModel
 from sentinel.ledger import ModelRow
 
+if TYPE_CHECKING:
+    from sentinel import drift
+
+
+# Evidently and scikit-learn are imported where a reference is built or used, not with this module:
+# a person's `promote`, `rollback` or `doctor` reads references but rarely builds one.
+
 
 def champion_reference(app: Sentinel, champion: ModelRow) -> tuple[pd.DataFrame, drift.Calibration]:
     """The reference rows and calibration a drift check measures a batch against."""
+    from sentinel import drift
+
     # A champion whose promotion a crash cut short, or whose alias a person moved in the MLflow UI,
     # may have no reference yet: build it once rather than fail every drift check.
     champion = ensure_reference(app, champion)
@@ -40,6 +50,8 @@ def ensure_reference(app: Sentinel, row: ModelRow, expected: tuple[float, int] |
     knows it); else its accuracy on the held-out rows of what it learned. Returns the row as stored."""
     if row.reference_path and Path(row.reference_path).is_file():
         return row
+    from sentinel import drift, training
+
     frames = {b: intake.load_batch_frame(app.ledger.batch(b).stored_path) for b in row.batch_ids}
     data = training.assemble(frames, {}, app.settings.gate.holdout_share, 10**9)
     if expected is None:
