@@ -11,7 +11,6 @@ never moved; an alias moved in MLflow but not in the ledger's history (or the ot
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -171,8 +170,8 @@ def set_aside_orphans(app: Sentinel) -> list[str]:
     for path in sorted(app.settings.batches_dir.glob("*")) if app.settings.batches_dir.exists() else []:
         if path.is_file() and path.stem not in known and not path.name.startswith("."):
             aside.mkdir(parents=True, exist_ok=True)
-            os.replace(path, aside / path.name)
-            done.append(f"moved {path.name} to {aside}")
+            moved = intake.move_no_clobber(path, aside / path.name)
+            done.append(f"moved {path.name} to {moved}")
     return done
 
 
@@ -180,9 +179,8 @@ def release_unrecorded_quarantine(app: Sentinel) -> list[str]:
     """A quarantined file the ledger never heard of goes back to the drop zone, to be judged again."""
     done = []
     for path in _unrecorded_quarantine(app):
-        target = app.settings.incoming_dir / path.name
-        intake.release(target, path)
-        done.append(f"moved {path.name} back to {app.settings.incoming_dir}")
+        target = intake.release(app.settings.incoming_dir / path.name, path)
+        done.append(f"moved {path.name} back to {target}")
     return done
 
 
@@ -252,10 +250,25 @@ def _last_moves(app: Sentinel) -> dict[str, str | None]:
     return latest
 
 
+INTAKE_BUSY = "skipped: intake is taking files in; run doctor --repair again"
+
+
+def under_intake_lock(repair):
+    """A repair of files intake writes, made while intake is not running (the lock intake holds): a file
+    intake is halfway through would otherwise look orphaned or unrecorded."""
+
+    def locked(app: Sentinel) -> list[str]:
+        with locks.held(app.settings, "intake", timeout=60) as idle:
+            return repair(app) if idle else [INTAKE_BUSY]
+
+    locked.__doc__ = repair.__doc__
+    return locked
+
+
 CHECKS = (
-    (batches_on_disk, rebuild_batches),
-    (stored_without_ledger, set_aside_orphans),
-    (quarantine_in_ledger, release_unrecorded_quarantine),
+    (batches_on_disk, under_intake_lock(rebuild_batches)),
+    (stored_without_ledger, under_intake_lock(set_aside_orphans)),
+    (quarantine_in_ledger, under_intake_lock(release_unrecorded_quarantine)),
     (versions_in_ledger, retire_unknown_versions),
     (promotions_completed, complete_promotions),
     (aliases_agree, adopt_mlflow_aliases),

@@ -138,26 +138,62 @@ def quarantine(path: Path, problem: Problem, settings: Settings, batch_id: str, 
         **asdict(problem),
         "quarantined_at": dt.datetime.now(dt.timezone.utc).isoformat(),
     }
-    _move(path, target)
+    target = move_no_clobber(path, target)
     try:
         _write_atomically(Path(f"{target}{REASON_SUFFIX}"), lambda p: p.write_text(json.dumps(reason, indent=2)))
     except BaseException:
-        _move(target, path)
+        move_no_clobber(target, path)
         raise
     return target
 
 
-def release(path: Path, quarantined: Path) -> None:
-    """Undo `quarantine` (the ledger could not record it): the file goes back, its reason is dropped."""
-    _move(quarantined, path)
+def release(path: Path, quarantined: Path) -> Path:
+    """Undo `quarantine` (the ledger could not record it): the file goes back, its reason is dropped.
+    A file that arrived under the same name meanwhile is kept: this one goes back under a free name.
+    Returns where it went."""
+    target = move_no_clobber(quarantined, path)
     Path(f"{quarantined}{REASON_SUFFIX}").unlink(missing_ok=True)
+    return target
 
 
-def _move(source: Path, target: Path) -> None:
-    """Rename; across file systems (a drop zone on its own mount), copy then remove the source, and
-    remove a partial copy if the copy fails, so the source is the one whole version left."""
+def free_name(target: Path) -> Path:
+    """`target`, or `<stem>.<n><suffix>` with the first n that names nothing yet."""
+    candidate, n = target, 1
+    while candidate.exists() or candidate.is_symlink():
+        candidate, n = target.with_name(f"{target.stem}.{n}{target.suffix}"), n + 1
+    return candidate
+
+
+def move_no_clobber(source: Path, target: Path) -> Path:
+    """Move without ever replacing anything: a file that is at `target` already (one dropped meanwhile
+    under the same name) is kept, and the source goes to a free name beside it. Returns where it went.
+
+    A hard link then an unlink is the rename that refuses an existing target (os.replace overwrites);
+    a directory, or a drop zone on another file system, is moved by rename or copy after a check."""
+    while True:
+        target = free_name(target)
+        try:
+            os.link(source, target, follow_symlinks=False)
+        except FileExistsError:
+            continue  # taken between the check and the link: try the next free name
+        except OSError as error:
+            if error.errno not in (errno.EPERM, errno.EXDEV, errno.EMLINK):
+                raise
+            _move_across(source, target)
+            return target
+        try:
+            os.unlink(source)
+        except OSError:
+            os.unlink(target)  # the source cannot leave (a read-only folder): one copy, where it was
+            raise
+        return target
+
+
+def _move_across(source: Path, target: Path) -> None:
+    """Rename a directory; across file systems, copy then remove the source, and remove a partial copy
+    if the copy fails, so the source is the one whole version left."""
     try:
-        os.replace(source, target)
+        os.rename(source, target)
     except OSError as error:
         if error.errno != errno.EXDEV:
             raise

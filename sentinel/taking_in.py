@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -89,7 +88,7 @@ def requeue(app: Sentinel, name: str) -> Path:
     target = app.settings.incoming_dir / Path(reason.get("file") or source.name).name  # never a path out of the drop zone
     if target.exists():
         raise SentinelError(f"{target} exists already; move or rename it first")
-    os.replace(source, target)
+    target = intake.move_no_clobber(source, target)  # a file dropped under that name meanwhile is never replaced
     reason_file.rename(reason_file.with_name(f"{reason_file.name}.requeued-{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M%S}"))
     return target
 
