@@ -212,6 +212,8 @@ class UpPolicy(_Group):
         description="serve: one process serves the deployments. workers: they are deployed onto the process work pool `sentinel`, run by `workers` Prefect workers.",
     )
     workers: int = Field(2, ge=1, description="Prefect workers `sentinel up` starts when flow_runner is workers.")
+    log_max_bytes: int = Field(10_000_000, ge=10_000, description="A server's log under .prefect/logs/ is rotated past this size.")
+    log_backups: int = Field(3, ge=1, description="Rotated logs kept per server (NAME.log.1 is the newest).")
 
     def exposure_problem(self) -> str | None:
         """Why `sentinel up` must not start with this host, or None: neither the Prefect nor the MLflow

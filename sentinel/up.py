@@ -19,14 +19,15 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from sentinel import intake
+from sentinel.child_process import Service
 from sentinel.errors import SentinelError
 from sentinel.settings import Settings
 
 STARTUP_SECONDS = 180.0
+BOOTSTRAP_SECONDS = 1800.0  # the first champion on a large reference; every child process has a deadline
 
 
 def prefect_api_url(settings: Settings) -> str:
@@ -60,50 +61,6 @@ def child_env(settings: Settings) -> dict[str, str]:
     for name, value in settings.model_dump(mode="json", exclude={"home"}, exclude_none=True).items():
         env[f"SENTINEL_{name.upper()}"] = json.dumps(value) if isinstance(value, dict) else str(value)
     return env
-
-
-@dataclass
-class Service:
-    """One child process: how to start it and how to know it is ready."""
-
-    name: str
-    command: list[str]
-    url: str
-    ready: Callable[[], bool]
-    log_path: Path
-    env: dict[str, str] = field(default_factory=dict)  # its own, over the shared environment
-    process: subprocess.Popen | None = None
-    restarts: int = 0
-
-    def start(self, env: dict[str, str]) -> None:
-        """Start the child in its own process group, its output appended to its log."""
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")
-        # Its own process group: Ctrl-C reaches this supervisor, which stops the children in order.
-        self.process = subprocess.Popen(
-            self.command,
-            env=os.environ | env | self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        log.close()
-
-    def alive(self) -> bool:
-        """True while the child runs."""
-        return self.process is not None and self.process.poll() is None
-
-    def stop(self, timeout: float = 20.0) -> None:
-        """SIGTERM to the child's group, SIGKILL after `timeout` seconds."""
-        if not self.alive():
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)  # the group: a server's own workers go too
-        try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
 
 
 def http_ok(url: str, timeout: float = 2.0) -> bool:
@@ -345,6 +302,10 @@ class Supervisor:
         self.env = child_env(settings)
         self.children = plan(settings)
         self.stopping = threading.Event()
+        self.lifecycle = threading.Lock()  # a restart and the stop never interleave
+
+    def _start(self, service: Service) -> None:
+        service.start(self.env, self.settings.up.log_max_bytes, self.settings.up.log_backups)
 
     def start(self) -> None:
         """Stop our orphans, check the ports, start both servers and wait until they answer."""
@@ -353,7 +314,7 @@ class Supervisor:
         deadline = time.monotonic() + STARTUP_SECONDS
         servers = self.children[:2]
         for service in servers:
-            service.start(self.env)
+            self._start(service)
         write_state(self.settings, self.children)
         wait_ready(servers, deadline)
 
@@ -374,7 +335,7 @@ class Supervisor:
                     f"deploying onto the work pool {WORK_POOL} failed: {(deployed.stderr or deployed.stdout).strip()[-1500:]}"
                 )
         for runner in runners:
-            runner.start(self.env)
+            self._start(runner)
         write_state(self.settings, self.children)
         wait_ready(runners, time.monotonic() + STARTUP_SECONDS)
 
@@ -385,16 +346,21 @@ class Supervisor:
                 if service.process is not None and not service.alive() and not self.stopping.is_set():
                     service.restarts += 1
                     self.say(f"{service.name} exited (code {service.process.returncode}); restarting it (restart {service.restarts})")
-                    time.sleep(min(30, 2 * service.restarts))
-                    if not self.stopping.is_set():
-                        service.start(self.env)
+                    if self.stopping.wait(min(30, 2 * service.restarts)):
+                        return
+                    with self.lifecycle:
+                        if self.stopping.is_set():
+                            return  # the stop began during the pause: nothing is started after it
+                        self._start(service)
                         write_state(self.settings, self.children)
 
     def stop(self) -> None:
-        """Stop every child, last started first, and remove the state file."""
+        """Stop every child, last started first, and remove the state file. A restart under way finishes
+        first (then sees the stop); none begins after it."""
         self.stopping.set()
-        for service in reversed(self.children):
-            service.stop()
+        with self.lifecycle:
+            for service in reversed(self.children):
+                service.stop()
         self.settings.state_path.unlink(missing_ok=True)
 
 
@@ -407,9 +373,18 @@ def ensure_champion(app, env: dict[str, str], say: Callable[[str], None]) -> Non
     reference = app.settings.reference_csv
     source = ["--reference", str(reference)] if reference else ["--demo", "5000"]
     say(f"no champion yet: training one on {reference or '5,000 IMDB reviews from the demo data'} …")
-    trained = subprocess.run(
-        [sys.executable, "-m", "sentinel.cli", "bootstrap", *source], env=os.environ | env, capture_output=True, text=True
-    )
+    try:
+        trained = subprocess.run(
+            [sys.executable, "-m", "sentinel.cli", "bootstrap", *source],
+            env=os.environ | env,
+            capture_output=True,
+            text=True,
+            timeout=BOOTSTRAP_SECONDS,
+        )
+    except subprocess.TimeoutExpired:
+        raise SentinelError(
+            f"training the first champion took over {BOOTSTRAP_SECONDS:.0f} s and was stopped; run `sentinel bootstrap` by hand"
+        ) from None
     if trained.returncode != 0:
         raise SentinelError(f"the first champion could not be trained: {(trained.stderr or trained.stdout).strip()[-1500:]}")
     say(trained.stdout.strip().splitlines()[-1])
