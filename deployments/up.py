@@ -8,9 +8,8 @@ import sys
 
 from deployments.watch import inline_check
 from sentinel import up
-from sentinel.errors import SentinelError
 from sentinel.settings import load_settings
-from sentinel.terminal import console, errors, progress, say
+from sentinel.terminal import console, progress, report_failure, say
 
 
 def main() -> None:
@@ -18,9 +17,11 @@ def main() -> None:
     console.print("starting the Prefect server and the MLflow server …")
     try:
         up.run(load_settings(), say, progress, inline_check)
-    except SentinelError as error:
-        errors.print(f"[red]error:[/red] {error}", highlight=False)
-        sys.exit(1)
+    except Exception as error:
+        code = report_failure(error)
+        if code is None:
+            raise
+        sys.exit(code)
 
 
 if __name__ == "__main__":

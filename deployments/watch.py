@@ -10,9 +10,8 @@ import threading
 from collections.abc import Callable
 
 from sentinel.context import Sentinel
-from sentinel.errors import SentinelError
 from sentinel.settings import load_settings
-from sentinel.terminal import console, errors, progress
+from sentinel.terminal import console, progress, report_failure
 
 
 def inline_check(app: Sentinel, say: Callable[[str], None]) -> Callable[[str], list[str]]:
@@ -47,9 +46,11 @@ def main() -> None:
 
     try:
         app = Sentinel(load_settings())
-    except SentinelError as error:
-        errors.print(f"[red]error:[/red] {error}", highlight=False)
-        sys.exit(1)
+    except Exception as error:
+        code = report_failure(error)
+        if code is None:
+            raise
+        sys.exit(code)
     os.environ.setdefault("PREFECT_API_URL", app.settings.prefect_api_url)
     console.print(f"watching {app.settings.incoming_dir} (Ctrl-C stops)")
     try:

@@ -8,6 +8,7 @@ settings, loaded from this checkout, which is where the workers run them from.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from prefect import deploy
@@ -17,6 +18,7 @@ from prefect.exceptions import ObjectNotFound
 
 from deployments import notifications, serve
 from sentinel.settings import load_settings
+from sentinel.terminal import report_failure
 from sentinel.up import WORK_POOL
 
 CHECKOUT = Path(__file__).resolve().parents[1]
@@ -31,10 +33,19 @@ def ensure_pool() -> None:
 
 
 def main() -> None:
-    settings = load_settings()
-    notifications.configure(settings)
-    ensure_pool()
-    deploy(*serve.deployments(settings, source=CHECKOUT), work_pool_name=WORK_POOL, build=False, push=False, print_next_steps_message=False)
+    """Create the work pool and deploy onto it; a Prefect API that does not answer is one line."""
+    try:
+        settings = load_settings()
+        notifications.configure(settings)
+        ensure_pool()
+        deploy(
+            *serve.deployments(settings, source=CHECKOUT), work_pool_name=WORK_POOL, build=False, push=False, print_next_steps_message=False
+        )
+    except Exception as error:
+        code = report_failure(error)
+        if code is None:
+            raise
+        sys.exit(code)
 
 
 if __name__ == "__main__":

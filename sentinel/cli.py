@@ -15,9 +15,9 @@ from pydantic import ValidationError
 from rich.markup import escape
 from rich.table import Table
 
-from sentinel.errors import SentinelError, TamperedModel, expected_failure
+from sentinel.errors import SentinelError, TamperedModel
 from sentinel.replay_cli import replay_command
-from sentinel.terminal import batch_table, console, errors, models_table, print_lineage, progress
+from sentinel.terminal import batch_table, console, errors, models_table, print_lineage, progress, report_failure
 
 app = typer.Typer(
     help="Sentinel keeps a review-sentiment classifier fresh: drop labeled CSV batches into data/incoming/ and it checks drift, retrains and gates.",
@@ -45,11 +45,9 @@ def friendly(command):
             )
             raise typer.Exit(1) from None
         except Exception as error:
-            failure = expected_failure(error)
-            if failure is None:
+            code = report_failure(error)
+            if code is None:
                 raise
-            code, message = failure
-            errors.print(f"[red]error:[/red] {escape(message)}", highlight=False)
             raise typer.Exit(code) from None
 
     return wrapper

@@ -1,6 +1,9 @@
 """Errors a user can fix: the CLI prints their message on one line and exits non-zero. Kept free of
 heavy imports, so the CLI can catch them without loading MLflow."""
 
+# Exit codes of the parts that can fail; 1 is a mistake the user can fix here.
+MLFLOW, LOCK, DATABASE, PREFECT = 3, 4, 5, 6
+
 
 class SentinelError(Exception):
     """A mistake or a missing precondition, with a message that says what to do."""
@@ -16,34 +19,40 @@ class RegistryUnavailable(SentinelError):
     """MLflow did not answer, or answered with an error other than "not found": nothing can be concluded
     about the champion, so nothing is moved."""
 
-    exit_code = 3
+    exit_code = MLFLOW
 
 
 # Failures of a part Sentinel depends on, each with its own exit code so that a script can tell them
-# apart: (module, class) → (exit code, what happened, what to do). Matched by name through sys.modules,
-# since this module must not import MLflow, SQLAlchemy or Prefect to name their errors.
+# apart: (module, class, how its message begins or "") → (exit code, what happened, what to do). Matched
+# by name through sys.modules, since this module must not import MLflow, SQLAlchemy or Prefect to name
+# their errors (an error of a module never imported cannot have been raised).
 EXPECTED_FAILURES = (
-    ("mlflow.exceptions", "MlflowException", 3, "MLflow failed", "check that the MLflow server runs (`sentinel status`) and try again"),
-    (
-        "sentinel.locks",
-        "LockTimeout",
-        4,
-        "another Sentinel process holds the lock",
-        "wait for it to finish (`sentinel status`), then try again",
-    ),
+    ("mlflow.exceptions", "MlflowException", "", MLFLOW, "MLflow failed", "check that the MLflow server runs (`sentinel status`)"),
+    ("sentinel.locks", "LockTimeout", "", LOCK, "another Sentinel process holds the lock", "wait for it to finish (`sentinel status`)"),
     (
         "sqlalchemy.exc",
         "OperationalError",
-        5,
+        "",
+        DATABASE,
         "the ledger's database is locked or unreachable",
-        "check ledger_url and that the database server runs, then try again",
+        "check ledger_url and its server",
     ),
     (
         "httpx",
         "TransportError",
-        6,
+        "",
+        PREFECT,
         "the Prefect API did not answer",
-        "check prefect_api_url and that the Prefect server runs (`sentinel status`)",
+        "check prefect_api_url and the Prefect server (`sentinel status`)",
+    ),
+    # Prefect's own words when its client cannot reach the API before a flow run.
+    (
+        "prefect",
+        "RuntimeError",
+        "Failed to reach API",
+        PREFECT,
+        "the Prefect API did not answer",
+        "check prefect_api_url and the Prefect server",
     ),
 )
 
@@ -51,13 +60,16 @@ EXPECTED_FAILURES = (
 def expected_failure(error: BaseException) -> tuple[int, str] | None:
     """For a failure of MLflow, a lock, the ledger's database or the Prefect API: the exit code and one
     line that says what happened and what to do. None for anything else (a bug: its traceback helps)."""
+    import builtins
     import sys
 
     if isinstance(error, SentinelError):
         return error.exit_code, str(error)
-    for module, name, code, what, fix in EXPECTED_FAILURES:
-        kind = getattr(sys.modules.get(module), name, None)
-        if kind is not None and isinstance(error, kind):
-            detail = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
-            return code, f"{what} ({detail}); {fix}"
+    message = " ".join(str(error).split())
+    for module, name, begins, code, what, fix in EXPECTED_FAILURES:
+        if module not in sys.modules:
+            continue
+        kind = getattr(sys.modules[module], name, None) or getattr(builtins, name, None)
+        if isinstance(kind, type) and isinstance(error, kind) and message.startswith(begins):
+            return code, f"{what} ({message[:300] or type(error).__name__}); {fix}, then try again"
     return None

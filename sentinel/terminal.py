@@ -162,3 +162,16 @@ def print_lineage(found: dict) -> None:
             escape(f"  {move['at'][:19]}  {move['alias']}: {move['from'] or '-'} → {move['to'] or '-'}  by {move['by']}: {move['reason']}"),
             highlight=False,
         )
+
+
+def report_failure(error: BaseException) -> int | None:
+    """Print an expected failure (a user's mistake, or MLflow, a lock, the database or the Prefect API
+    failing) as one line on stderr and return its exit code; None for anything else, to be raised."""
+    from sentinel.errors import expected_failure
+
+    failure = expected_failure(error)
+    if failure is None:
+        return None
+    code, message = failure
+    errors.print(f"[red]error:[/red] {escape(message)}", highlight=False)
+    return code
