@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from sentinel import drift_worker, intake
 from sentinel.context import Sentinel
-from sentinel.drift_checks import check_pending
 from sentinel.pools import ready_batches, waiting_for_pool
 from sentinel.promotion import finish_promotions
 from sentinel.read_models import batch_record
-from sentinel.retraining import retrain, retrain_due, retrain_until_done
+from sentinel.retrain_due import retrain_due
 from sentinel.taking_in import take_in
+
+# Drift checks and retrains import Evidently and scikit-learn (seconds); they are imported when there
+# is a batch to check or a retrain is due, so a `process` with nothing to do stays light.
 
 
 def process(app: Sentinel) -> list[dict]:
@@ -22,9 +24,14 @@ def process(app: Sentinel) -> list[dict]:
     if files or ready_batches(app):
         drift_worker.warm_up()  # the text worker starts while intake runs
     outcomes = take_in(app, files)
-    check_pending(app)
+    if ready_batches(app):
+        from sentinel.drift_checks import check_pending
+
+        check_pending(app)
     finish_promotions(app)
     if retrain_due(app):
+        from sentinel.retraining import retrain
+
         retrain(app)
     records = []
     waiting = waiting_for_pool(app)  # once for all records, not once a file
@@ -42,6 +49,9 @@ def reconcile(app: Sentinel) -> dict:
     """Catch whatever an event missed: files still in the drop zone, batches never checked, a promotion a
     crash interrupted, drift that no retrain answered. Safe at any time: each step takes its lock and
     works from the ledger."""
+    from sentinel.drift_checks import check_pending
+    from sentinel.retraining import retrain_until_done
+
     taken = take_in(app)
     checked = check_pending(app, timeout=0)
     finished = finish_promotions(app) or []  # before a retrain, which compares with the champion

@@ -16,11 +16,11 @@ import pandas as pd
 from sentinel import batch_format, drift, events, failpoints, gate, intake, locks, training
 from sentinel.context import Sentinel, os_user
 from sentinel.errors import SentinelError
-from sentinel.ledger import CHECKED, BatchDigest, BatchRow, ModelRow, TrainingRunRow, utcnow
+from sentinel.ledger import BatchDigest, BatchRow, ModelRow, TrainingRunRow, utcnow
 from sentinel.pools import ready_batches
 from sentinel.promotion import claim_champion, move_alias, retire
 from sentinel.references import store_reference
-from sentinel.shadow import live_challenger
+from sentinel.retrain_due import batches_to_learn, refresh_due, retrain_due
 
 
 def bootstrap(app: Sentinel, reference_csv: Path, actor: str | None = None) -> ModelRow:
@@ -64,50 +64,6 @@ def bootstrap(app: Sentinel, reference_csv: Path, actor: str | None = None) -> M
             session.get(BatchRow, batch_id).set_aside_path = str(aside)
     data = training.assemble({batch_id: frame}, {}, app.settings.gate.holdout_share, app.settings.gate.reference_holdout_rows)
     return _train_and_register(app, data, run_name=f"bootstrap-{batch_id}", champion=None, actor=actor or os_user())
-
-
-def batches_to_learn(app: Sentinel, champion: ModelRow) -> list[BatchRow]:
-    """Accepted, drift-checked batches the champion has not learned, minus those whose labels looked
-    inverted and those kept out since (labels the gate could not learn, or a person's rejection)."""
-    learned = set(champion.batch_ids)
-    return [
-        b
-        for b in app.ledger.batches(status="accepted")
-        if b.batch_id not in learned and b.drift_status in CHECKED and not b.suspect_labels and not b.excluded
-    ]
-
-
-def retrain_due(app: Sentinel) -> bool:
-    """A drift verdict that no retrain has answered yet, or enough harmlessly drifted rows waiting to be
-    learned (see `refresh_due`). A refresh waits while a challenger whose evidence so far leans towards
-    "better" has seen fewer than `gate.shadow_wait_batches` later batches: a new challenger would
-    supersede it and start its evidence from nothing, so with small batches none would ever gather
-    enough. Harmful drift does not wait: the champion is losing accuracy now."""
-    if app.ledger.unanswered_drift():
-        return True
-    champion = app.champion()
-    if champion is None:
-        return False
-    live = live_challenger(app, champion)
-    if live is not None:
-        evidence = gate.Evidence.from_dict(live.evidence)
-        if evidence.e_better >= 1 and evidence.looks <= app.settings.gate.shadow_wait_batches:
-            return False
-    return refresh_due(app, champion)
-
-
-def refresh_due(app: Sentinel, champion: ModelRow) -> bool:
-    """Rows of batches that drifted without harm, and that no retrain has tried yet, add up to
-    `training.refresh_share` of the rows the champion learned. Harmful drift stops once the champion
-    copes with the new data, but a model keeps improving with more of it; a refresh at geometric steps
-    follows that at a small share of always retraining. Stable batches (no drift) never count: while the
-    data is stable nothing retrains."""
-    share = app.settings.training.refresh_share
-    if not share or champion.training_run_id is None:
-        return False
-    learned = app.ledger.training_run(champion.training_run_id).trained_rows
-    waiting = sum(b.rows for b in batches_to_learn(app, champion) if b.trained_in is None and b.drift_status == "harmless")
-    return waiting >= share * learned
 
 
 def backlog(app: Sentinel) -> int:

@@ -70,3 +70,31 @@ def postgres_url(postgres_server: str):
 def write_csv(path: Path, frame: pd.DataFrame) -> Path:
     frame.to_csv(path, index=False)
     return path
+
+
+# Running in parallel (`pytest -n 2`, as `make test` does): the tests of a module share its project
+# (module-scoped fixtures, and tests that run in order), so a module runs whole on one worker; the
+# crash points copy one snapshot per test and spread over the workers. The longest modules start
+# first, so that no worker is left with a long one at the end while the other idles.
+SPREAD = {"tests/integration/test_crash_points.py"}
+LONGEST_FIRST = [
+    "tests/integration/test_up.py",
+    "tests/e2e/test_replay.py",
+    "tests/integration/test_operations.py",
+    "tests/e2e/test_loop.py",
+    "tests/integration/test_replay.py",
+    "tests/integration/test_crash_points.py",
+    "tests/integration/test_scale_out.py",
+    "tests/integration/test_watch_and_report.py",
+]
+
+
+def pytest_collection_modifyitems(config, items):
+    def module(item) -> str:
+        return item.nodeid.split("::")[0]
+
+    for item in items:
+        if module(item) not in SPREAD:
+            item.add_marker(pytest.mark.xdist_group(name=module(item)))
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(module(item), len(rank)))  # stable: a module's own order is kept

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from sentinel import demo, loop, promotion, read_models, retraining
+from sentinel import demo, loop, promotion, read_models, retrain_due, retraining
 from sentinel.context import Sentinel
 from tests.conftest import make_settings
 
@@ -118,7 +118,7 @@ def test_reject_and_review_write_tags_and_the_ledger(home):
     assert records["1"]["tags"]["review_note"] == "checked the reference slice"
     app = Sentinel(make_settings(home))
     assert app.ledger.model(app.settings.registered_model, "2").decision == "rejected"
-    assert not retraining.batches_to_learn(app, app.require_champion())  # its batch is not offered again
+    assert not retrain_due.batches_to_learn(app, app.require_champion())  # its batch is not offered again
     app.close()
     table = sentinel(home, "models").stdout
     assert "approved by cho" in table and "rejected" in table
