@@ -30,7 +30,7 @@ lint: install  ## ruff: pyflakes, import order, docstrings of the library, forma
 	$(BIN)/ruff format --check .
 
 test: install lint  ## lint, then unit, integration (real servers, SQLite and PostgreSQL ledgers) and end-to-end, on 2 workers
-	$(BIN)/pytest -q -n 2 --dist loadgroup
+	$(BIN)/pytest -q -n 2
 
 test-fast: install  ## the unit tier: no server, no mount, about 1.5 minutes on 2 cores
 	$(BIN)/pytest -q -n 2 tests/unit

@@ -73,10 +73,11 @@ def write_csv(path: Path, frame: pd.DataFrame) -> Path:
 
 
 # Running in parallel (`pytest -n 2`, as `make test` does): the tests of a module share its project
-# (module-scoped fixtures, and tests that run in order), so a module runs whole on one worker; the
-# crash points copy one snapshot per test and spread over the workers. The longest modules start
-# first, so that no worker is left with a long one at the end while the other idles.
-SPREAD = {"tests/integration/test_crash_points.py"}
+# (module-scoped fixtures, and tests that run in order), so a module runs whole on one worker
+# (xdist's loadscope), except the crash points, which copy one snapshot per test and spread over the
+# workers. The longest modules start first, so that no worker is left with a long one at the end while
+# the other idles.
+SPREAD = ("tests/integration/test_crash_points.py::",)
 LONGEST_FIRST = [
     "tests/integration/test_up.py",
     "tests/e2e/test_replay.py",
@@ -90,11 +91,17 @@ LONGEST_FIRST = [
 
 
 def pytest_collection_modifyitems(config, items):
-    def module(item) -> str:
-        return item.nodeid.split("::")[0]
-
-    for item in items:
-        if module(item) not in SPREAD:
-            item.add_marker(pytest.mark.xdist_group(name=module(item)))
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(module(item), len(rank)))  # stable: a module's own order is kept
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))  # stable: a module's own order is kept
+
+
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModulesWhole(LoadScopeScheduling):
+        """A module per worker, in order; a test of SPREAD is a scope of its own."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            return nodeid if nodeid.startswith(SPREAD) else super()._split_scope(nodeid)
+
+    return ModulesWhole(config, log)
