@@ -39,6 +39,7 @@ deployments-yaml: install  ## regenerate deployments/prefect.yaml from deploymen
 	$(BIN)/python -m deployments.declared > deployments/prefect.yaml
 
 bench: install  ## figures as ratios against a floor measured in the same run
+	$(BIN)/python bench/read_commands.py
 	$(BIN)/python bench/drift_check.py
 	$(BIN)/python bench/retrain.py
 	$(BIN)/python bench/process_memory.py
