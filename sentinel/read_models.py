@@ -12,18 +12,24 @@ from sentinel.pools import waiting_for_pool
 
 
 def batch_records(app: Sentinel, rows: list[BatchRow]) -> list[dict]:
-    """Several batches as the CLI shows them (see `batch_record`)."""
+    """Several batches as the CLI shows them (see `batch_record`): three queries in all, not three a
+    batch, so `batches` stays quick on a long history."""
     waiting = waiting_for_pool(app)
-    return [batch_record(app, row, waiting) for row in rows]
+    last_check = {check.batch_id: check for check in app.ledger.drift_checks()}  # in order: the last one stays
+    runs = {run.id: run for run in app.ledger.training_runs()}
+    return [batch_record(app, row, waiting, last_check.get(row.batch_id), runs.get(row.trained_in)) for row in rows]
 
 
-def batch_record(app: Sentinel, row: BatchRow, waiting: set[str] | None = None) -> dict:
+def batch_record(app: Sentinel, row: BatchRow, waiting: set[str] | None = None, check=..., run=...) -> dict:
     """One batch as the CLI shows it: intake (rows set aside included), drift verdict (or the pool it
-    waits for), and the retrain and decision it led to. `waiting`: the ids waiting for a pool, if known."""
+    waits for), and the retrain and decision it led to. `waiting`: the ids waiting for a pool, if known;
+    `check` and `run`: its last drift check and its retrain, if already read."""
     waiting = waiting_for_pool(app) if waiting is None else waiting
-    checks = app.ledger.drift_checks(row.batch_id)
-    check = checks[-1] if checks else None
-    run = app.ledger.training_run(row.trained_in) if row.trained_in else None
+    if check is ...:
+        checks = app.ledger.drift_checks(row.batch_id)
+        check = checks[-1] if checks else None
+    if run is ...:
+        run = app.ledger.training_run(row.trained_in) if row.trained_in else None
     return {
         "batch_id": row.batch_id,
         "file": row.file_name,
