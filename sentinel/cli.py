@@ -371,7 +371,7 @@ def watch():
     SENTINEL_PREFECT_API_URL set, drift checks run as Prefect flow runs and events are sent)."""
     import threading
 
-    from sentinel import drift_checks, retraining
+    from sentinel import drift_checks, retrain_due, retraining
     from sentinel.pools import ready_batches
     from sentinel.watcher import Watcher
 
@@ -382,7 +382,7 @@ def watch():
 
     def check(batch_id: str) -> list[str]:
         found = drift_checks.check_pending(sentinel, limit=1)
-        if not ready_batches(sentinel) and retraining.retrain_due(sentinel):
+        if not ready_batches(sentinel) and retrain_due.retrain_due(sentinel):
             retraining.retrain(sentinel)  # the last check of this sweep: learn them all at once
         return found
 
