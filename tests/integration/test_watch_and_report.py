@@ -125,7 +125,8 @@ def test_the_watcher_survives_the_whole_hostile_corpus_and_odd_entries(project, 
 def test_two_watchers_on_one_drop_zone_take_each_file_once(project, imdb):
     """Two `sentinel watch` processes on the same drop zone and ledger (two hosts sharing a folder, or a
     watcher started twice): the intake and drift locks make every file one batch with one drift check."""
-    env = os.environ | {"SENTINEL_HOME": str(project.settings.home), "SENTINEL_INTAKE__SETTLE_SECONDS": "0.2"}
+    # PYTHONFAULTHANDLER: a watcher that does not stop on Ctrl-C is aborted and prints where it hung.
+    env = os.environ | {"SENTINEL_HOME": str(project.settings.home), "SENTINEL_INTAKE__SETTLE_SECONDS": "0.2", "PYTHONFAULTHANDLER": "1"}
     env.pop("SENTINEL_PREFECT_API_URL", None)
     watchers = [
         subprocess.Popen(
@@ -148,11 +149,22 @@ def test_two_watchers_on_one_drop_zone_take_each_file_once(project, imdb):
     finally:
         for watcher in watchers:
             watcher.send_signal(signal.SIGINT)
-        outputs = [w.communicate(timeout=60)[0] for w in watchers]
+        outputs = [stopped_output(w, timeout=60) for w in watchers]
     assert [w.returncode for w in watchers] == [0, 0], outputs
     # each file was reported accepted by exactly one of them
     for name in files:
         assert sum(f"accepted {name}" in out for out in outputs) == 1, name
+
+
+def stopped_output(process: subprocess.Popen, timeout: float) -> str:
+    """What a process interrupted with Ctrl-C printed; a failure with its threads' stacks (faulthandler's
+    dump on SIGABRT) if it has not exited within `timeout` seconds."""
+    try:
+        return process.communicate(timeout=timeout)[0]
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGABRT)
+        output = process.communicate(timeout=30)[0]
+        pytest.fail(f"a watcher did not stop within {timeout:.0f} s of Ctrl-C; its last output:\n{output[-6000:]}")
 
 
 def test_the_drift_report_covers_the_batches_since_the_last_one(project, rotten):
