@@ -164,7 +164,8 @@ def stopped_output(process: subprocess.Popen, timeout: float) -> str:
     except subprocess.TimeoutExpired:
         process.send_signal(signal.SIGABRT)
         output = process.communicate(timeout=30)[0]
-        pytest.fail(f"a watcher did not stop within {timeout:.0f} s of Ctrl-C; its last output:\n{output[-6000:]}")
+        stacks = output[output.find("Fatal Python error") :]  # from the dump on, before its list of extension modules
+        pytest.fail(f"a watcher did not stop within {timeout:.0f} s of Ctrl-C; its threads:\n{stacks[:8000]}")
 
 
 def test_the_drift_report_covers_the_batches_since_the_last_one(project, rotten):
