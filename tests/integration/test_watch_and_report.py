@@ -149,23 +149,35 @@ def test_two_watchers_on_one_drop_zone_take_each_file_once(project, imdb):
     finally:
         for watcher in watchers:
             watcher.send_signal(signal.SIGINT)
-        outputs = [stopped_output(w, timeout=60) for w in watchers]
+        outputs = stopped_outputs(watchers, timeout=60)
     assert [w.returncode for w in watchers] == [0, 0], outputs
     # each file was reported accepted by exactly one of them
     for name in files:
         assert sum(f"accepted {name}" in out for out in outputs) == 1, name
 
 
-def stopped_output(process: subprocess.Popen, timeout: float) -> str:
-    """What a process interrupted with Ctrl-C printed; a failure with its threads' stacks (faulthandler's
-    dump on SIGABRT) if it has not exited within `timeout` seconds."""
-    try:
-        return process.communicate(timeout=timeout)[0]
-    except subprocess.TimeoutExpired:
-        process.send_signal(signal.SIGABRT)
-        output = process.communicate(timeout=30)[0]
-        stacks = output[output.find("Fatal Python error") :]  # from the dump on, before its list of extension modules
-        pytest.fail(f"a watcher did not stop within {timeout:.0f} s of Ctrl-C; its threads:\n{stacks[:8000]}")
+def stopped_outputs(processes: list[subprocess.Popen], timeout: float) -> list[str]:
+    """What each process interrupted with Ctrl-C printed. One still running after `timeout` seconds is
+    aborted (SIGABRT: faulthandler prints its threads' stacks), and once every process is reaped the test
+    fails with those stacks."""
+    outputs, stacks = [], []
+    for process in processes:
+        try:
+            outputs.append(process.communicate(timeout=timeout)[0])
+            continue
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGABRT)
+        try:
+            output = process.communicate(timeout=30)[0]
+        except subprocess.TimeoutExpired:
+            process.kill()
+            output = process.communicate()[0]
+        start = output.find("Fatal Python error")  # the dump, before its list of extension modules
+        stacks.append(output[start:][:8000] if start >= 0 else output[-8000:])
+        outputs.append(output)
+    if stacks:
+        pytest.fail(f"{len(stacks)} watcher(s) did not stop within {timeout:.0f} s of Ctrl-C; their threads:\n" + "\n".join(stacks))
+    return outputs
 
 
 def test_the_drift_report_covers_the_batches_since_the_last_one(project, rotten):
