@@ -1,7 +1,9 @@
 """Read commands on a project with 1,000 batches, each a cold `sentinel` process as a person runs it,
 against a floor measured in the same run: a cold Python that imports SQLAlchemy and reads the same
 ledger's batches. Targets (issue 17): the ledger's commands at most 1 s, those that ask MLflow at most
-2.5 s. Prints medians of interleaved runs.
+2.5 s. Prints medians of interleaved runs, twice: with the project's SQLite MLflow store read by
+MLflow's client (no server), and with the store served by an MLflow server that this script starts and
+records as `sentinel up` does (its state file), which the commands then ask over REST.
 
     python bench/read_commands.py [--batches 1000] [--repeats 5]
 """
@@ -13,6 +15,8 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -77,12 +81,40 @@ def main() -> None:
         "sentinel doctor --json (asks MLflow)": lambda: sentinel("doctor", "--json"),
         "sentinel review 1 --approve (writes a tag)": lambda: sentinel("review", "1", "--approve", "--note", "bench"),
     }
-    times = interleaved(candidates, args.repeats)
-    report(
-        f"read commands on a project with {args.batches:,} batches (cold processes; targets 1 s and 2.5 s)",
-        times,
-        floor=next(iter(candidates)),
-    )
+    title = f"read commands on a project with {args.batches:,} batches (cold processes; targets 1 s and 2.5 s)"
+    report(f"{title}, MLflow's SQLite store read by its client", interleaved(candidates, args.repeats), floor=next(iter(candidates)))
+    server = serve_mlflow(home)
+    try:
+        report(f"{title}, the store served as `sentinel up` serves it", interleaved(candidates, args.repeats), floor=next(iter(candidates)))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def serve_mlflow(home: Path) -> subprocess.Popen:
+    """`mlflow server` on the project's store, recorded in the state file as `sentinel up` records its
+    own (this process standing in for the supervisor), so read commands find it."""
+    from sentinel.settings import Settings
+    from sentinel.up_state import write_state
+    from tests.harness import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"
+    command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", url.rsplit(":", 1)[1], "--workers", "1"]
+    command += ["--backend-store-uri", f"sqlite:///{home / 'mlflow.db'}"]
+    env = os.environ | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/health", timeout=2).status == 200:
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        server.kill()
+        raise SystemExit("mlflow server did not start")
+    write_state(Settings(home=home), {"mlflow": {"pid": server.pid, "url": url}})
+    return server
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from sentinel.errors import SentinelError, TamperedModel
 from sentinel.replay_cli import replay_command
-from sentinel.terminal import batch_table, console, errors, models_table, print_lineage, progress, report_failure
+from sentinel.terminal import batch_table, console, errors, models_table, print_lineage, progress, report_failure, stop_like_ctrl_c
 
 app = typer.Typer(
     help="Sentinel keeps a review-sentiment classifier fresh: drop labeled CSV batches into data/incoming/ and it checks drift, retrains and gates.",
@@ -386,6 +386,7 @@ def watch():
             retraining.retrain(sentinel)  # the last check of this sweep: learn them all at once
         return found
 
+    stop_like_ctrl_c()
     console.print(f"watching {sentinel.settings.incoming_dir} (Ctrl-C stops)")
     try:
         Watcher(sentinel, check=check, notify=progress).run(threading.Event())

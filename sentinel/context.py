@@ -42,13 +42,21 @@ class Sentinel:
 
         return Registry(self.settings)
 
+    @cached_property
+    def registry_view(self):
+        """Read-only registry questions (versions, tags, aliases), through a running MLflow server's REST
+        API when there is one (milliseconds, where the client costs seconds of imports), else `registry`."""
+        from sentinel.registry_view import open_view
+
+        return open_view(self.settings, lambda: self.registry)
+
     def close(self) -> None:
         """Release the ledger's connections."""
         self.ledger.dispose()
 
     def champion(self) -> ModelRow | None:
         """The version holding the `champion` alias, as the ledger knows it; None before the first."""
-        version = self.registry.alias_version("champion")
+        version = self.registry_view.alias_version("champion")
         return self.ledger.model(self.settings.registered_model, version) if version else None
 
     def require_champion(self) -> ModelRow:
@@ -66,7 +74,7 @@ class Sentinel:
 def resolve_version(app: Sentinel, alias: str = "champion", version: str | None = None) -> ModelRow:
     """The ledger row of `version`, or of the version holding `alias`; a clear error for neither."""
     if version is None:
-        version = app.registry.alias_version(alias)
+        version = app.registry_view.alias_version(alias)
         if version is None:
             raise SentinelError(f"no version has the alias {alias!r}; see `sentinel models`")
     row = app.ledger.model(app.settings.registered_model, str(version))

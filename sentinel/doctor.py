@@ -99,7 +99,7 @@ def _unknown_versions(app: Sentinel) -> list:
     """Registered versions the ledger does not know, except those an earlier --repair retired."""
     return [
         info
-        for info in app.registry.versions()
+        for info in app.registry_view.versions()
         if app.ledger.model(app.settings.registered_model, info.version) is None
         and not (info.tags.get("sentinel.role") == "incomplete" and not info.aliases)
     ]
@@ -121,7 +121,7 @@ def aliases_agree(app: Sentinel) -> Check:
     check = Check("MLflow's aliases agree with the ledger's alias history")
     latest = _last_moves(app)
     for alias in ("champion", "challenger"):
-        in_mlflow = app.registry.alias_version(alias)
+        in_mlflow = app.registry_view.alias_version(alias)
         if in_mlflow != latest.get(alias):
             check.problems.append(f"alias {alias}: MLflow says version {in_mlflow}, the ledger's last move says {latest.get(alias)}")
     champion = app.champion()

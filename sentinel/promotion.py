@@ -23,7 +23,7 @@ def stranded_promotions(app: Sentinel) -> list[ModelRow]:
     """Versions the gate promoted that never held the champion alias: a retrain stopped between its
     ledger commit and the alias move (a kill, a restart of `sentinel up`)."""
     crowned = {m.to_version for m in app.ledger.alias_moves(app.settings.registered_model) if m.alias == "champion"}
-    crowned.add(app.registry.alias_version("champion"))
+    crowned.add(app.registry_view.alias_version("champion"))
     return [m for m in app.ledger.models(app.settings.registered_model) if m.decision == "promoted" and m.version not in crowned]
 
 

@@ -81,7 +81,7 @@ def _gate_summary(comparison: dict) -> dict:
 def model_records(app: Sentinel) -> list[dict]:
     """Every registered version: its aliases (read from MLflow), its tags, and what the ledger knows."""
     records = []
-    for info in app.registry.versions():
+    for info in app.registry_view.versions():
         row = app.ledger.model(app.settings.registered_model, info.version)
         run = app.ledger.training_run(row.training_run_id) if row and row.training_run_id else None
         records.append(
@@ -122,14 +122,14 @@ def _run_link(app: Sentinel, run_id: str | None) -> str | None:
     uri = app.settings.mlflow_tracking_uri
     if not uri.startswith(("http://", "https://")):
         return run_id
-    experiment = app.registry.client.get_run(run_id).info.experiment_id
+    experiment = app.registry_view.run_experiment(run_id)
     return f"{uri.rstrip('/')}/#/experiments/{experiment}/runs/{run_id}"
 
 
 def lineage(app: Sentinel, version: str) -> dict:
     """Batch files → drift checks → retrain run → gate comparison → alias moves, for one version."""
     row = resolve_version(app, version=version)
-    info = next(v for v in app.registry.versions() if v.version == row.version)
+    info = next(v for v in app.registry_view.versions() if v.version == row.version)
     run = app.ledger.training_run(row.training_run_id) if row.training_run_id else None
     new_batches = list(run.batch_ids) if run else []
     batches = []

@@ -9,7 +9,6 @@ import os
 import pickle
 import tempfile
 import warnings
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.models import infer_signature  # noqa: E402
 
 from sentinel.errors import RegistryUnavailable, TamperedModel
+from sentinel.registry_view import VersionInfo
 from sentinel.settings import Settings
 
 TAG = "sentinel."
@@ -87,17 +87,6 @@ def unavailable(tracking_uri: str, error: Exception) -> RegistryUnavailable:
         f"MLflow at {tracking_uri} did not answer ({detail}); nothing was changed. Start it (`sentinel up`, "
         "`sentinel status`) or check mlflow_tracking_uri, then try again"
     )
-
-
-@dataclass(frozen=True)
-class VersionInfo:
-    """What MLflow holds of one version: aliases, tags, run and creation time."""
-
-    version: str
-    aliases: tuple[str, ...]
-    tags: dict[str, str]
-    run_id: str | None
-    created_ms: int
 
 
 class Registry:
@@ -207,6 +196,10 @@ class Registry:
             ),
             key=lambda v: int(v.version),
         )
+
+    def run_experiment(self, run_id: str) -> str:
+        """The id of the experiment a run belongs to."""
+        return self.client.get_run(run_id).info.experiment_id
 
     def load(self, version: str, expected_digest: str, expected_manifest: dict[str, str] | None = None):
         """Download, check every file against what was recorded at registration, and only then unpickle.

@@ -3,6 +3,7 @@ thing that happened that `up` and `watch` print. The records come from `sentinel
 
 from __future__ import annotations
 
+import signal
 import time
 
 from rich.console import Console
@@ -11,6 +12,18 @@ from rich.table import Table
 
 console = Console()
 errors = Console(stderr=True, soft_wrap=True)  # an error is one line, however narrow the terminal
+
+
+def stop_like_ctrl_c() -> None:
+    """Make SIGTERM and SIGINT raise KeyboardInterrupt in the main thread, so a long-running command stops
+    and cleans up the same way on Ctrl-C, on `kill` or a service manager's stop, and when the shell that
+    started it in the background left SIGINT ignored (its children inherit that, and Python keeps it)."""
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop_signal, _raise_keyboard_interrupt)
+
+
+def _raise_keyboard_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def say(line: str) -> None:

@@ -25,6 +25,8 @@ from sentinel import intake
 from sentinel.child_process import Service
 from sentinel.errors import SentinelError
 from sentinel.settings import Settings
+from sentinel.terminal import stop_like_ctrl_c
+from sentinel.up_state import pid_alive, read_state, write_state
 
 STARTUP_SECONDS = 180.0
 BOOTSTRAP_SECONDS = 1800.0  # the first champion on a large reference; every child process has a deadline
@@ -185,7 +187,7 @@ def reap_orphans(settings: Settings, say: Callable[[str], None]) -> None:
     the command we started (a recycled PID belongs to someone else)."""
     if not settings.state_path.exists():
         return
-    state = json.loads(settings.state_path.read_text())
+    state = read_state(settings)
     if state.get("supervisor_pid") != os.getpid() and pid_alive(state.get("supervisor_pid")):
         raise SentinelError(f"`sentinel up` is already running for {settings.home} (pid {state['supervisor_pid']}); see `sentinel status`")
     for name, entry in state.get("services", {}).items():
@@ -233,29 +235,9 @@ def wait_ready(services: list[Service], deadline: float) -> None:
 
 
 # ---- the state file `sentinel status` reads -----------------------------------------------------
-def write_state(settings: Settings, services: list[Service]) -> None:
-    """Record the supervisor's and each child's PID for `sentinel status`, written whole."""
-    state = {
-        "supervisor_pid": os.getpid(),
-        "services": {s.name: {"pid": s.process.pid if s.process else None, "url": s.url} for s in services},
-    }
-    settings.state_path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = settings.state_path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(state, indent=2))
-    temporary.replace(settings.state_path)
-
-
-def pid_alive(pid: int | None) -> bool:
-    """True when a process with this PID exists."""
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def record_state(settings: Settings, services: list[Service]) -> None:
+    """Record the supervisor's and each child's PID for `sentinel status`."""
+    write_state(settings, {s.name: {"pid": s.process.pid if s.process else None, "url": s.url} for s in services})
 
 
 def status(settings: Settings) -> dict:
@@ -263,7 +245,7 @@ def status(settings: Settings) -> dict:
     from sentinel.ledger import Ledger
 
     settings = running_settings(settings)
-    state = json.loads(settings.state_path.read_text()) if settings.state_path.exists() else {"services": {}}
+    state = read_state(settings)
     supervisor = pid_alive(state.get("supervisor_pid"))
     pids = {name: entry.get("pid") for name, entry in state["services"].items()}
     services = {
@@ -315,7 +297,7 @@ class Supervisor:
         servers = self.children[:2]
         for service in servers:
             self._start(service)
-        write_state(self.settings, self.children)
+        record_state(self.settings, self.children)
         wait_ready(servers, deadline)
 
     def start_flows(self) -> None:
@@ -336,7 +318,7 @@ class Supervisor:
                 )
         for runner in runners:
             self._start(runner)
-        write_state(self.settings, self.children)
+        record_state(self.settings, self.children)
         wait_ready(runners, time.monotonic() + STARTUP_SECONDS)
 
     def watch_children(self) -> None:
@@ -352,7 +334,7 @@ class Supervisor:
                         if self.stopping.is_set():
                             return  # the stop began during the pause: nothing is started after it
                         self._start(service)
-                        write_state(self.settings, self.children)
+                        record_state(self.settings, self.children)
 
     def stop(self) -> None:
         """Stop every child, last started first, and remove the state file. A restart under way finishes
@@ -403,10 +385,6 @@ def follow_training(app, say: Callable[[str], None], stop: threading.Event) -> N
         seen = len(runs)
 
 
-def _stop_like_ctrl_c(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
 InlineCheck = Callable[[object, Callable[[str], None]], Callable[[str], list[str]]]
 
 
@@ -424,8 +402,7 @@ def run(settings: Settings, say: Callable[[str], None], notify: Callable[[str, o
     # This console shows one line per event; the flow runs' own logs are in the Prefect UI.
     os.environ.update({"PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING", "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"})
     stop = threading.Event()
-    for stop_signal in (signal.SIGTERM, signal.SIGINT):  # SIGINT too: a shell starting us in the background ignores it
-        signal.signal(stop_signal, _stop_like_ctrl_c)
+    stop_like_ctrl_c()
     supervisor = Supervisor(settings, say)
     began = time.monotonic()
     try:

@@ -14,6 +14,7 @@ from sqlalchemy import create_engine, text
 
 from sentinel import demo, loop, retraining
 from sentinel.context import Sentinel
+from sentinel.registry_view import RestRegistryView
 from tests.conftest import make_settings
 from tests.harness import free_port
 
@@ -76,4 +77,10 @@ def test_loop_with_mlflow_server_and_postgres_ledger(tmp_path, mlflow_server, po
     assert [m for m in moves if m[0] == "champion"][-1][1] == champion
     # the model is loaded back through the server, digest checked
     assert len(app.load_model(app.champion()).predict(imdb.iloc[:10][["text"]])) == 10
+    # read commands ask the server's REST API and hear what MLflow's client hears
+    assert isinstance(app.registry_view, RestRegistryView)
+    assert app.registry_view.versions() == app.registry.versions() and len(app.registry.versions()) == 2
+    assert app.registry_view.alias_version("champion") == champion and app.registry_view.alias_version("nobody") is None
+    run_id = app.registry.versions()[-1].run_id
+    assert app.registry_view.run_experiment(run_id) == app.registry.run_experiment(run_id)
     app.close()

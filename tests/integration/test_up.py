@@ -143,6 +143,32 @@ def test_status_reports_every_service_healthy(running):
         assert listening_addresses(port) == {"127.0.0.1"}, port
 
 
+MODULES_PROBE = (
+    "import sys\nfrom sentinel.cli import app\ntry:\n    app(sys.argv[1:])\nexcept SystemExit as exit:\n    assert not exit.code, exit.code\n"
+    "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})), file=sys.stderr)"
+)
+
+
+@pytest.mark.parametrize("command", [["models", "--json"], ["show", "1", "--json"]])
+def test_read_commands_ask_the_running_mlflow_server_without_importing_mlflow(running, command):
+    """With `sentinel up` running, a read command in another shell (whose tracking URI is the project's
+    SQLite store, which up's MLflow server serves) asks that server's REST API: the same answer as
+    MLflow's client, without the seconds its import costs."""
+    ran = subprocess.run(
+        [sys.executable, "-c", MODULES_PROBE, *command], env=os.environ | running.env, capture_output=True, text=True, timeout=60
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert "mlflow" not in ran.stderr.splitlines()[-1].split()
+    printed = json.loads(ran.stdout)
+    app = Sentinel(running.settings)  # the client, through the server
+    champion = next(v for v in app.registry.versions() if v.version == "1")
+    app.close()
+    record = printed[0] if command[0] == "models" else printed
+    # what cannot change while other tests retrain: the first version, its tags from registration
+    assert record["version"] == "1" and record["tags"]["batches"] == champion.tags["sentinel.batches"]
+    assert record["tags"]["model_sha256"] == champion.tags["sentinel.model_sha256"]
+
+
 def listening_addresses(port: int) -> set[str]:
     """The addresses a TCP port listens on, from /proc/net (state 0A = LISTEN)."""
     found = set()

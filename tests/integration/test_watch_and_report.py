@@ -124,15 +124,23 @@ def test_the_watcher_survives_the_whole_hostile_corpus_and_odd_entries(project, 
 
 def test_two_watchers_on_one_drop_zone_take_each_file_once(project, imdb):
     """Two `sentinel watch` processes on the same drop zone and ledger (two hosts sharing a folder, or a
-    watcher started twice): the intake and drift locks make every file one batch with one drift check."""
-    # PYTHONFAULTHANDLER: a watcher that does not stop on Ctrl-C is aborted and prints where it hung.
+    watcher started twice): the intake and drift locks make every file one batch with one drift check.
+    Both stop cleanly: the first was started with SIGINT ignored, as a shell leaves a job it starts in
+    the background, and gets Ctrl-C's SIGINT; the second gets SIGTERM, as a service manager sends."""
+    # PYTHONFAULTHANDLER: a watcher that does not stop is aborted and prints where it hung.
     env = os.environ | {"SENTINEL_HOME": str(project.settings.home), "SENTINEL_INTAKE__SETTLE_SECONDS": "0.2", "PYTHONFAULTHANDLER": "1"}
     env.pop("SENTINEL_PREFECT_API_URL", None)
+    dispositions = [signal.SIG_IGN, signal.SIG_DFL]
     watchers = [
         subprocess.Popen(
-            [sys.executable, "-m", "sentinel.cli", "watch"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            [sys.executable, "-m", "sentinel.cli", "watch"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            preexec_fn=lambda disposition=disposition: signal.signal(signal.SIGINT, disposition),
         )
-        for _ in range(2)
+        for disposition in dispositions
     ]
     try:
         for watcher in watchers:
@@ -147,8 +155,8 @@ def test_two_watchers_on_one_drop_zone_take_each_file_once(project, imdb):
         assert all(len(project.ledger.drift_checks(b.batch_id)) == 1 for b in rows)
         assert all(w.poll() is None for w in watchers)  # both still running
     finally:
-        for watcher in watchers:
-            watcher.send_signal(signal.SIGINT)
+        for watcher, stop_signal in zip(watchers, (signal.SIGINT, signal.SIGTERM)):
+            watcher.send_signal(stop_signal)
         outputs = stopped_outputs(watchers, timeout=60)
     assert [w.returncode for w in watchers] == [0, 0], outputs
     # each file was reported accepted by exactly one of them
@@ -157,7 +165,7 @@ def test_two_watchers_on_one_drop_zone_take_each_file_once(project, imdb):
 
 
 def stopped_outputs(processes: list[subprocess.Popen], timeout: float) -> list[str]:
-    """What each process interrupted with Ctrl-C printed. One still running after `timeout` seconds is
+    """What each process told to stop printed. One still running after `timeout` seconds is
     aborted (SIGABRT: faulthandler prints its threads' stacks), and once every process is reaped the test
     fails with those stacks."""
     outputs, stacks = [], []
