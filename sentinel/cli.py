@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import gc
 import json
 import os
 import sys
@@ -468,7 +469,13 @@ def report(as_json: JsonFlag = False):
 
 def main() -> None:
     """The `sentinel` console script."""
-    app()
+    try:
+        app()
+    finally:
+        # The collections Python runs while it shuts down walk every object the libraries left behind
+        # (0.4-0.8 s of a one-shot command's wall time here); frozen objects are skipped, and nothing a
+        # finished command needs happens in them (atexit handlers and flushes still run).
+        gc.freeze()
 
 
 if __name__ == "__main__":

@@ -10,21 +10,26 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from evidently import DataDefinition, Dataset, Report
-from evidently.core.report import Snapshot
-from evidently.core.serialization import SnapshotModel
-from evidently.descriptors import NonLetterCharacterPercentage, TextLength, WordCount
-from evidently.metrics import ValueDrift
-from scipy.stats import chi2
 
 from sentinel import drift_worker
 from sentinel.settings import DriftPolicy
+
+if TYPE_CHECKING:
+    from evidently import Dataset
+    from evidently.core.report import Snapshot
+    from evidently.core.serialization import SnapshotModel
+
+# Evidently is imported by the functions that use it, not with this module: importing it takes 3-5 s, and
+# a cold `sentinel process` lets the drift worker do that while this process imports MLflow and loads
+# the champion (see `measure`).
 
 DESCRIPTORS = ("length", "words", "non_letter")
 SIGNALS = ("text", "label", *DESCRIPTORS)
@@ -109,6 +114,9 @@ def with_descriptors(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _describe(frame: pd.DataFrame) -> pd.DataFrame:
+    from evidently import DataDefinition, Dataset
+    from evidently.descriptors import NonLetterCharacterPercentage, TextLength, WordCount
+
     dataset = Dataset.from_pandas(
         frame,
         data_definition=DataDefinition(text_columns=["text"], categorical_columns=["label"]),
@@ -123,12 +131,17 @@ def _describe(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _dataset(frame: pd.DataFrame) -> Dataset:
+    from evidently import DataDefinition, Dataset
+
     definition = DataDefinition(text_columns=["text"], categorical_columns=["label"], numerical_columns=list(DESCRIPTORS))
     return Dataset.from_pandas(frame, data_definition=definition)
 
 
 def _text_snapshot(current: list[str], reference: list[str]) -> SnapshotModel:
     """Evidently's text content drift alone, as Evidently's serialisable snapshot model."""
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.metrics import ValueDrift
+
     definition = DataDefinition(text_columns=["text"])
     current_data = Dataset.from_pandas(pd.DataFrame({"text": current}), data_definition=definition)
     reference_data = Dataset.from_pandas(pd.DataFrame({"text": reference}), data_definition=definition)
@@ -141,6 +154,8 @@ def start_text_drift(current: pd.Series, reference: pd.Series) -> drift_worker.W
 
 
 def _text_result(pending: drift_worker.Worker | None, current: pd.DataFrame, reference: pd.DataFrame, timeout: float | None) -> Snapshot:
+    from evidently.core.report import Snapshot
+
     answer = drift_worker.collect(pending, timeout)
     if answer is None:
         answer = _text_snapshot(current["text"].tolist(), reference["text"].tolist())
@@ -153,6 +168,9 @@ def run_report(
     """One Evidently snapshot with one `ValueDrift` per signal (`ValueDrift` fits the domain classifier
     once, where `DataDriftPreset` fits it several times). Both frames come from `with_descriptors`;
     pass `text_drift` when the text signal was started earlier, `timeout` to bound the wait for it."""
+    from evidently import Report
+    from evidently.metrics import ValueDrift
+
     if text_drift is None:
         text_drift = start_text_drift(current["text"], reference["text"])
     try:
@@ -166,6 +184,8 @@ def run_report(
 def _join(first: Snapshot, second: Snapshot) -> Snapshot:
     """One snapshot holding the metrics and widgets of both, in order, through Evidently's own
     serialisation model."""
+    from evidently.core.report import Snapshot
+
     joined, extra = first.to_snapshot_model(), second.to_snapshot_model()
     joined.metric_results.update(extra.metric_results)
     joined.top_level_metrics = [*joined.top_level_metrics, *extra.top_level_metrics]
@@ -261,6 +281,8 @@ def _upper_std(values: list[float], alpha: float) -> float:
     """Upper (1 - alpha) confidence bound of the standard deviation from a few draws (chi-square). A
     spread estimated from ten draws is often 30 % too small; a threshold built on it would raise false
     alarms, so Sentinel errs on the side of silence."""
+    from scipy.stats import chi2
+
     if len(values) < 2:
         return 0.0
     dof = len(values) - 1
@@ -275,21 +297,31 @@ def measure(
     policy: DriftPolicy,
     report_path: Path | None = None,
 ) -> DriftVerdict:
-    """Measure every signal of one labeled batch against the champion's reference."""
+    """Measure every signal of one labeled batch against the champion's reference.
+
+    Where the statistics run depends on what this process has imported. A warm process (`sentinel up`,
+    a long `watch`) computes the descriptors and four signals itself while the worker fits the text
+    signal's classifier: the shortest wall time. A cold one (a standalone `sentinel process`) would spend
+    3-5 s importing Evidently for the smaller half of the work, so the worker, which imports it from its
+    start, does all of Evidently's work while this process predicts with the champion."""
     neutral = neutralise(batch[["text", "label"]].reset_index(drop=True))
-    text_drift = start_text_drift(neutral["text"], reference["text"])
+    path = None if report_path is None else str(report_path)
+    warm = "evidently" in sys.modules
+    pending = start_text_drift(neutral["text"], reference["text"]) if warm else drift_worker.start("signals", neutral, reference, path)
     try:
-        current = _describe(neutral)
-        predicted = None if predict is None else np.asarray(predict(batch))  # while the worker measures text
+        current = _describe(neutral) if warm else None
+        predicted = None if predict is None else np.asarray(predict(batch))  # while the worker measures
     except BaseException:
-        drift_worker.abandon(text_drift)  # never leave the worker busy with an answer nobody reads
+        drift_worker.abandon(pending)  # never leave the worker busy with an answer nobody reads
         raise
-    snapshot = run_report(current, reference, text_drift, policy.worker_timeout_seconds)
-    if report_path is not None:
-        report_path.parent.mkdir(parents=True, exist_ok=True)
-        snapshot.save_html(str(report_path))
+    if warm:
+        scores = _measured_scores(run_report(current, reference, pending, policy.worker_timeout_seconds), path)
+    else:
+        scores = drift_worker.collect(pending, policy.worker_timeout_seconds)
+        if scores is None:  # no worker, or it died: here after all
+            scores = _all_scores(neutral, reference, path)
     signals = []
-    for name, (score, method) in _scores(snapshot).items():
+    for name, (score, method) in scores.items():
         threshold = calibration.threshold(name, len(batch), policy)
         label = "domain classifier ROC AUC" if name == "text" else method
         signals.append(Signal(name, round(score, 5), round(threshold, 5), f"{label} (calibrated, z={policy.z:g})", score > threshold))
@@ -317,4 +349,26 @@ def measure(
     return DriftVerdict(any(s.drifted for s in signals), tuple(signals), suspect, accuracy, predictions)
 
 
-JOBS = {"text": _text_snapshot, "reference": lambda training, policy, seed: build_reference(training, 0.0, policy, seed)}
+def _measured_scores(snapshot: Snapshot, report_path: str | None) -> dict[str, tuple[float, str]]:
+    """Each signal's score and method; the HTML report is written first when a path is given."""
+    if report_path is not None:
+        Path(report_path).parent.mkdir(parents=True, exist_ok=True)
+        snapshot.save_html(report_path)
+    return _scores(snapshot)
+
+
+def _all_scores(neutral: pd.DataFrame, reference: pd.DataFrame, report_path: str | None) -> dict[str, tuple[float, str]]:
+    """All of Evidently's work for one neutralised batch: descriptors, every signal, the HTML report."""
+    return _measured_scores(run_report(_describe(neutral), reference), report_path)
+
+
+def prepare() -> None:
+    """Import Evidently now: the worker calls this at its start, so its first job does not wait for it."""
+    import evidently.metrics  # noqa: F401
+
+
+JOBS = {
+    "text": _text_snapshot,
+    "signals": _all_scores,
+    "reference": lambda training, policy, seed: build_reference(training, 0.0, policy, seed),
+}
