@@ -40,6 +40,8 @@ deployments-yaml: install  ## regenerate deployments/prefect.yaml from deploymen
 
 bench: install  ## figures as ratios against a floor measured in the same run
 	$(BIN)/python bench/read_commands.py
+	$(BIN)/python bench/process.py
+	$(BIN)/python bench/history.py
 	$(BIN)/python bench/drift_check.py
 	$(BIN)/python bench/retrain.py
 	$(BIN)/python bench/process_memory.py

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from sentinel import drift_worker
+from sentinel import drift_worker, evidently_workspace
 from sentinel.settings import DriftPolicy
 
 if TYPE_CHECKING:
@@ -296,8 +296,12 @@ def measure(
     predict: Callable[[pd.DataFrame], Sequence[int]] | None,
     policy: DriftPolicy,
     report_path: Path | None = None,
+    workspace: Path | None = None,
+    name: str = "drift check",
 ) -> DriftVerdict:
-    """Measure every signal of one labeled batch against the champion's reference.
+    """Measure every signal of one labeled batch against the champion's reference. With `report_path`
+    the HTML report is written there; with `workspace` the snapshot is added to that Evidently
+    workspace under `name`.
 
     Where the statistics run depends on what this process has imported. A warm process (`sentinel up`,
     a long `watch`) computes the descriptors and four signals itself while the worker fits the text
@@ -305,9 +309,9 @@ def measure(
     3-5 s importing Evidently for the smaller half of the work, so the worker, which imports it from its
     start, does all of Evidently's work while this process predicts with the champion."""
     neutral = neutralise(batch[["text", "label"]].reset_index(drop=True))
-    path = None if report_path is None else str(report_path)
+    keep = Kept(None if report_path is None else str(report_path), None if workspace is None else str(workspace), name)
     warm = "evidently" in sys.modules
-    pending = start_text_drift(neutral["text"], reference["text"]) if warm else drift_worker.start("signals", neutral, reference, path)
+    pending = start_text_drift(neutral["text"], reference["text"]) if warm else drift_worker.start("signals", neutral, reference, keep)
     try:
         current = _describe(neutral) if warm else None
         predicted = None if predict is None else np.asarray(predict(batch))  # while the worker measures
@@ -315,11 +319,11 @@ def measure(
         drift_worker.abandon(pending)  # never leave the worker busy with an answer nobody reads
         raise
     if warm:
-        scores = _measured_scores(run_report(current, reference, pending, policy.worker_timeout_seconds), path)
+        scores = _measured_scores(run_report(current, reference, pending, policy.worker_timeout_seconds), keep)
     else:
         scores = drift_worker.collect(pending, policy.worker_timeout_seconds)
         if scores is None:  # no worker, or it died: here after all
-            scores = _all_scores(neutral, reference, path)
+            scores = _all_scores(neutral, reference, keep)
     signals = []
     for name, (score, method) in scores.items():
         threshold = calibration.threshold(name, len(batch), policy)
@@ -349,17 +353,29 @@ def measure(
     return DriftVerdict(any(s.drifted for s in signals), tuple(signals), suspect, accuracy, predictions)
 
 
-def _measured_scores(snapshot: Snapshot, report_path: str | None) -> dict[str, tuple[float, str]]:
-    """Each signal's score and method; the HTML report is written first when a path is given."""
-    if report_path is not None:
-        Path(report_path).parent.mkdir(parents=True, exist_ok=True)
-        snapshot.save_html(report_path)
+@dataclass(frozen=True)
+class Kept:
+    """Where a drift check's snapshot is kept, by whichever process computed it: the HTML report's path,
+    the Evidently workspace's folder and the snapshot's name there (None: not kept there)."""
+
+    report_path: str | None
+    workspace: str | None
+    name: str
+
+
+def _measured_scores(snapshot: Snapshot, keep: Kept) -> dict[str, tuple[float, str]]:
+    """Each signal's score and method, once the snapshot is kept where `keep` says."""
+    if keep.report_path is not None:
+        Path(keep.report_path).parent.mkdir(parents=True, exist_ok=True)
+        snapshot.save_html(keep.report_path)
+    if keep.workspace is not None:
+        evidently_workspace.add_snapshot(Path(keep.workspace), DESCRIPTORS, snapshot, keep.name)
     return _scores(snapshot)
 
 
-def _all_scores(neutral: pd.DataFrame, reference: pd.DataFrame, report_path: str | None) -> dict[str, tuple[float, str]]:
-    """All of Evidently's work for one neutralised batch: descriptors, every signal, the HTML report."""
-    return _measured_scores(run_report(_describe(neutral), reference), report_path)
+def _all_scores(neutral: pd.DataFrame, reference: pd.DataFrame, keep: Kept) -> dict[str, tuple[float, str]]:
+    """All of Evidently's work for one neutralised batch: descriptors, every signal, the report kept."""
+    return _measured_scores(run_report(_describe(neutral), reference), keep)
 
 
 def prepare() -> None:

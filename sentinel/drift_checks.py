@@ -41,7 +41,9 @@ def check_unit(app: Sentinel, members: list[BatchRow], complete: bool = True) ->
     name = ids[0] if len(ids) == 1 else f"{ids[0]}+{len(ids) - 1}"
     pool = None if len(ids) == 1 else {"members": ids, "rows": len(frame), "complete": complete}
     report = app.settings.reports_dir / "drift" / f"drift-{name}.html"
-    verdict = drift.measure(frame, reference, calibration, lambda f: model.predict(f[["text"]]), app.settings.drift, report)
+    predict = lambda f: model.predict(f[["text"]])  # noqa: E731
+    workspace, title = app.settings.evidently_dir, f"drift check {name} vs v{champion.version}"
+    verdict = drift.measure(frame, reference, calibration, predict, app.settings.drift, report, workspace, title)
     trigger = _trigger(app, champion.version, calibration, verdict, len(frame))
     run_id = _log_drift_run(app, name, champion.version, verdict, report, pool, trigger)
     failpoints.reach("drift.logged")

@@ -1,7 +1,7 @@
 """The scheduled drift report: the batches since the last report, together, against the champion's
 reference. Evidently computes it; Sentinel saves the HTML under reports/, logs it to MLflow and adds the
-snapshot to a local Evidently workspace, whose dashboard shows drift and champion quality over time
-(`DO_NOT_TRACK=1 evidently ui --workspace <home>/evidently`)."""
+snapshot to the project's Evidently workspace (`sentinel.evidently_workspace`), whose dashboard `sentinel
+up` serves."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ import pandas as pd
 from evidently import BinaryClassification, DataDefinition, Dataset, Report
 from evidently.metrics import Accuracy, F1Score, ValueDrift
 
-from sentinel import drift, intake
+from sentinel import drift, evidently_workspace, intake
 from sentinel.context import Sentinel
 from sentinel.ledger import CHECKED, DriftReportRow
 from sentinel.references import champion_reference
 
-PROJECT = "sentinel"
+PROJECT = evidently_workspace.PROJECT
 
 
 def unreported_batches(app: Sentinel) -> list:
@@ -62,7 +62,8 @@ def make_report(app: Sentinel, now: dt.datetime | None = None) -> dict | None:
     html = app.settings.reports_dir / f"drift-report-{now:%Y%m%d-%H%M%S}.html"
     html.parent.mkdir(parents=True, exist_ok=True)
     snapshot.save_html(str(html))
-    snapshot_id = _add_to_workspace(app.settings.home / "evidently", snapshot, f"{len(batches)} batches vs v{champion.version}")
+    name = f"report: {len(batches)} batches vs v{champion.version}"
+    snapshot_id = evidently_workspace.add_snapshot(app.settings.evidently_dir, drift.DESCRIPTORS, snapshot, name)
     run_id = _log_to_mlflow(app, html, batches, snapshot, champion.version)
     with app.ledger.transaction() as session:
         session.add(
@@ -110,33 +111,3 @@ def _log_to_mlflow(app: Sentinel, html: Path, batches: list, snapshot, reference
         mlflow.log_metrics(scores(snapshot))
         mlflow.log_artifact(str(html), artifact_path="reports")
         return run.info.run_id
-
-
-def _add_to_workspace(path: Path, snapshot, name: str) -> str:
-    from evidently.sdk.models import PanelMetric
-    from evidently.sdk.panels import line_plot_panel
-    from evidently.ui.workspace import Workspace
-
-    workspace = Workspace(str(path))
-    found = workspace.search_project(PROJECT)
-    if found:
-        project = found[0]
-    else:
-        project = workspace.create_project(PROJECT, description="Sentinel's scheduled drift reports")
-        drift_metric = "ValueDrift"
-        panels = [
-            ("Text drift (domain classifier ROC AUC)", [PanelMetric(legend="text", metric=drift_metric, metric_labels={"column": "text"})]),
-            ("Label drift (Jensen-Shannon)", [PanelMetric(legend="label", metric=drift_metric, metric_labels={"column": "label"})]),
-            (
-                "Descriptor drift (normed Wasserstein)",
-                [PanelMetric(legend=name, metric=drift_metric, metric_labels={"column": name}) for name in drift.DESCRIPTORS],
-            ),
-            (
-                "Champion quality on the new batches",
-                [PanelMetric(legend="accuracy", metric="Accuracy"), PanelMetric(legend="F1", metric="F1Score")],
-            ),
-        ]
-        for title, values in panels:
-            project.dashboard.add_panel(line_plot_panel(title=title, values=values, size="half"))
-        project.save()
-    return str(workspace.add_run(project.id, snapshot, name=name).id)

@@ -130,9 +130,12 @@ class Registry:
             local = Path(mlflow.artifacts.download_artifacts(artifact_uri=info.model_uri, dst_path=folder))
             return info.model_uri, artifact_digest(local), manifest(local)
 
-    def register(self, model_uri: str, tags: dict[str, Any]) -> str:
-        """A new version of the registered model, linked to its logged model and run."""
+    def register(self, model_uri: str, tags: dict[str, Any], description: str = "") -> str:
+        """A new version of the registered model, linked to its logged model and run, with the description
+        the MLflow UI shows on its page."""
         version = mlflow.register_model(model_uri, self.name, tags=self._tags(tags))
+        if description:
+            self.client.update_model_version(self.name, version.version, description=description)
         return str(version.version)
 
     @staticmethod

@@ -267,7 +267,10 @@ def _fit_gate_register(
         }
         if decision is not None:
             tags |= decision.tags()
-        version = app.registry.register(model_uri, tags | {"model_sha256": digest})
+        new = [app.ledger.batch(b) for b in data.new_batches]
+        about = [(b.file_name, b.source, b.rows) for b in new if b is not None]
+        description = reporting.version_description(data, about, outcome, reason, decision)
+        version = app.registry.register(model_uri, tags | {"model_sha256": digest}, description)
         failpoints.reach("retrain.registered")
 
     with app.ledger.transaction() as session:

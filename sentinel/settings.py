@@ -181,6 +181,9 @@ class UpPolicy(_Group):
     )
     prefect_port: int = 4200
     mlflow_port: int = 5000
+    evidently_port: int = Field(
+        8000, description="The Evidently UI's port (its dashboards of the drift checks and reports); 0: not started."
+    )
     report_cron: str = Field("0 6 * * *", description="When the drift-report deployment runs (cron, server time zone).")
     reconcile_seconds: int = Field(120, description="How often `reconcile` sweeps for work an event missed.")
     retrain_quiet_seconds: int = Field(10, description="A retrain waits until no drift check has been pending this long.")
@@ -329,6 +332,11 @@ class Settings(BaseSettings):
     def artifacts_dir(self) -> Path:
         """MLflow's artifact store on the embedded defaults."""
         return self.home / "mlartifacts"
+
+    @property
+    def evidently_dir(self) -> Path:
+        """The Evidently workspace that `sentinel up` serves in the Evidently UI."""
+        return self.home / "evidently"
 
     @property
     def prefect_home(self) -> Path:

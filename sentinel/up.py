@@ -42,6 +42,11 @@ def mlflow_url(settings: Settings) -> str:
     return f"http://{settings.up.host}:{settings.up.mlflow_port}"
 
 
+def evidently_url(settings: Settings) -> str:
+    """The Evidently UI that `sentinel up` serves on the project's workspace."""
+    return f"http://{settings.up.host}:{settings.up.evidently_port}"
+
+
 def running_settings(settings: Settings) -> Settings:
     """The settings every process of `sentinel up` uses: Prefect and MLflow through their servers."""
     return settings.model_copy(update={"prefect_api_url": prefect_api_url(settings), "mlflow_tracking_uri": mlflow_url(settings)})
@@ -80,8 +85,9 @@ def _executable(name: str) -> str:
 
 
 def plan(settings: Settings) -> list[Service]:
-    """The children of `sentinel up`, in start order: the two servers, then what runs the flows (the serve
-    process, or `up.workers` Prefect workers polling the `sentinel` work pool)."""
+    """The children of `sentinel up`, in start order: the servers (Prefect, MLflow, and the Evidently UI
+    unless its port is 0), then what runs the flows (the serve process, or `up.workers` Prefect workers
+    polling the `sentinel` work pool)."""
     logs = settings.prefect_home / "logs"
     policy = settings.up
     api = settings.prefect_api_url
@@ -121,6 +127,19 @@ def plan(settings: Settings) -> list[Service]:
         # In the environment, not on the command line, where anyone on the machine could read a password.
         env={"MLFLOW_BACKEND_STORE_URI": policy.mlflow_backend_store or f"sqlite:///{settings.home / 'mlflow.db'}"},
     )
+    servers = [prefect, mlflow]
+    if policy.evidently_port:
+        ui = evidently_url(settings)
+        command = [_executable("evidently"), "ui", "--host", policy.host, "--port", str(policy.evidently_port)]
+        servers.append(
+            Service(
+                "evidently",
+                [*command, "--workspace", str(settings.evidently_dir)],
+                ui,
+                lambda: http_ok(f"{ui}/api/version"),
+                logs / "evidently-ui.log",
+            )
+        )
     deployments_url = f"{api.removesuffix('/api')}/deployments"
     ready = lambda: deployments_status(settings) == "ready"  # noqa: E731
     if policy.flow_runner == "workers":
@@ -148,12 +167,13 @@ def plan(settings: Settings) -> list[Service]:
         ]
     else:
         runners = [Service("flows", [sys.executable, "-m", "deployments.serve"], deployments_url, ready, logs / "flows.log")]
-    return [prefect, mlflow, *runners]
+    return [*servers, *runners]
 
 
 WORK_POOL = "sentinel"
+SERVERS = ("prefect", "mlflow", "evidently")  # started first; the flow runners need the first two
 # What each child's command line shows, so a restart stops only our own orphans.
-MARKERS = {"prefect": "prefect", "mlflow": "mlflow", "flows": "deployments.serve", "worker": "worker start"}
+MARKERS = {"prefect": "prefect", "mlflow": "mlflow", "evidently": "evidently ui", "flows": "deployments.serve", "worker": "worker start"}
 
 
 DEPLOYMENTS = ("drift-check/drift-check", "retrain/retrain", "drift-report/drift-report", "reconcile/reconcile")
@@ -208,7 +228,12 @@ def reap_orphans(settings: Settings, say: Callable[[str], None]) -> None:
 
 def check_ports(settings: Settings) -> None:
     """Refuse to start when a port of ours is taken, naming the setting that moves it."""
-    for name, port in (("prefect_port", settings.up.prefect_port), ("mlflow_port", settings.up.mlflow_port)):
+    ports = [
+        ("prefect_port", settings.up.prefect_port),
+        ("mlflow_port", settings.up.mlflow_port),
+        ("evidently_port", settings.up.evidently_port),
+    ]
+    for name, port in [(n, p) for n, p in ports if p]:
         with socket.socket() as probe:
             if probe.connect_ex((settings.up.host, port)) == 0:
                 raise SentinelError(
@@ -254,6 +279,9 @@ def status(settings: Settings) -> dict:
         "flows": {"healthy": False, "url": f"{settings.prefect_api_url.removesuffix('/api')}/deployments"},
         "watcher": {"healthy": supervisor, "url": str(settings.incoming_dir)},
     }
+    if settings.up.evidently_port:
+        ui = evidently_url(settings)
+        services["evidently"] = {"healthy": http_ok(f"{ui}/api/version"), "url": ui}
     if services["prefect"]["healthy"]:
         detail = deployments_status(settings)
         runners = [pid for name, pid in pids.items() if name == "flows" or name.startswith("worker-")]
@@ -290,11 +318,11 @@ class Supervisor:
         service.start(self.env, self.settings.up.log_max_bytes, self.settings.up.log_backups)
 
     def start(self) -> None:
-        """Stop our orphans, check the ports, start both servers and wait until they answer."""
+        """Stop our orphans, check the ports, start the servers and wait until they answer."""
         reap_orphans(self.settings, self.say)
         check_ports(self.settings)
         deadline = time.monotonic() + STARTUP_SECONDS
-        servers = self.children[:2]
+        servers = [c for c in self.children if c.name in SERVERS]
         for service in servers:
             self._start(service)
         record_state(self.settings, self.children)
@@ -302,7 +330,7 @@ class Supervisor:
 
     def start_flows(self) -> None:
         """Start what runs the flows (deploying onto the work pool first, with workers)."""
-        runners = self.children[2:]
+        runners = [c for c in self.children if c.name not in SERVERS]
         if self.settings.up.flow_runner == "workers":
             # The deployments go onto the work pool first; the workers then find them there.
             deployed = subprocess.run(
@@ -391,6 +419,7 @@ InlineCheck = Callable[[object, Callable[[str], None]], Callable[[str], list[str
 def run(settings: Settings, say: Callable[[str], None], notify: Callable[[str, object], None], inline_check: InlineCheck) -> None:
     """Everything, until Ctrl-C or SIGTERM. `inline_check(app, say)` makes the watcher's drift check; the
     Prefect layer passes one that runs the drift-check flow (`deployments/up.py`)."""
+    from sentinel import drift, evidently_workspace
     from sentinel.context import Sentinel
     from sentinel.watcher import Watcher
 
@@ -409,11 +438,14 @@ def run(settings: Settings, say: Callable[[str], None], notify: Callable[[str, o
         supervisor.start()
         app = Sentinel(settings)
         ensure_champion(app, supervisor.env, say)
+        evidently_workspace.ensure_project(settings.evidently_dir, drift.DESCRIPTORS)  # the Evidently UI is never empty
         supervisor.start_flows()
         say(f"all services ready in {time.monotonic() - began:.0f} s")
-        for name, url in (("Prefect UI", supervisor.children[0].url), ("MLflow UI", supervisor.children[1].url)):
-            say(f"{name}: {url}")
-        say(f"drift reports: {settings.reports_dir}  (dashboards: DO_NOT_TRACK=1 evidently ui --workspace {settings.home / 'evidently'})")
+        titles = {"prefect": "Prefect UI", "mlflow": "MLflow UI", "evidently": "Evidently UI (drift dashboards)"}
+        for child in supervisor.children:
+            if child.name in titles:
+                say(f"{titles[child.name]}: {child.url}")
+        say(f"drift reports: {settings.reports_dir}")
         say(
             f"drop labeled CSV files (text,label) into {settings.incoming_dir}; `sentinel status` in another shell; Ctrl-C stops everything"
         )

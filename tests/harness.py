@@ -45,6 +45,7 @@ class UpProcess:
             "SENTINEL_HOME": str(home),
             "SENTINEL_UP__PREFECT_PORT": str(free_port()),
             "SENTINEL_UP__MLFLOW_PORT": str(free_port()),
+            "SENTINEL_UP__EVIDENTLY_PORT": str(free_port()),
         } | env
         self.process: subprocess.Popen | None = None
         self.starts = 0

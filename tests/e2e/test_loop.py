@@ -1,5 +1,10 @@
 """The whole standalone loop on real reviews, driven the way a user drives it: files dropped into the
-drop zone and the `sentinel` command. MLflow is real (SQLite store, local artifacts)."""
+drop zone and the `sentinel` command. MLflow is real (SQLite store, local artifacts).
+
+The module's project lives one story: stable batches, small ones, a mixed one, a real shift, flipped
+labels, a duplicate. Each chapter is a module fixture that asks for the chapters before it, so the
+story always happens in the same order, once, whichever test runs first or alone; a test asserts on
+what its chapter recorded, not on what the project holds by the time it runs."""
 
 from __future__ import annotations
 
@@ -42,6 +47,72 @@ def home(tmp_path_factory, imdb) -> Path:
     return home
 
 
+@pytest.fixture(scope="module")
+def stable(home, imdb) -> list[dict]:
+    """Chapter 1: twenty stable IMDB batches, processed at once."""
+    for i in range(20):
+        demo.drop(imdb.iloc[5000 + i * 500 : 5000 + (i + 1) * 500], home / "data" / "incoming", f"stable-{i:02}.csv")
+    return process(home)
+
+
+@pytest.fixture(scope="module")
+def small(home, stable, imdb) -> list[dict]:
+    """Chapter 2: three 40-row batches, each processed as it arrives."""
+    seen = []
+    for i in range(3):
+        demo.drop(imdb.iloc[17000 + 40 * i : 17040 + 40 * i], home / "data" / "incoming", f"small-{i}.csv")
+        seen += process(home)
+    return seen
+
+
+@pytest.fixture(scope="module")
+def mixed(home, small, imdb, rotten) -> dict:
+    """Chapter 3: a batch that is 30 % Rotten Tomatoes."""
+    demo.drop(demo.mixed(imdb.iloc[15000:15700], rotten.iloc[:300], 0.3), home / "data" / "incoming", "mixed-30.csv")
+    (record,) = process(home)
+    return record
+
+
+@pytest.fixture(scope="module")
+def shift(home, mixed, rotten) -> tuple[str, list[dict]]:
+    """Chapter 4: three Rotten Tomatoes batches, a real domain shift. (the champion before, the records)"""
+    app = Sentinel(Settings(home=home))
+    before = app.champion().version
+    app.close()
+    for i in range(3):
+        demo.drop(rotten.iloc[1000 + i * 2000 : 3000 + i * 2000], home / "data" / "incoming", f"rotten-{i}.csv")
+    return before, process(home)
+
+
+@pytest.fixture(scope="module")
+def flipped(home, shift, imdb) -> dict:
+    """Chapter 5: a stable batch with every label flipped. Its record, and the champion and the number of
+    retrains before and after it."""
+
+    def state() -> tuple[str, int]:
+        app = Sentinel(Settings(home=home))
+        try:
+            return app.champion().version, len(app.ledger.training_runs())
+        finally:
+            app.close()
+
+    before = state()
+    demo.drop(imdb.iloc[16000:17000].assign(label=lambda f: 1 - f["label"]), home / "data" / "incoming", "flipped.csv")
+    (record,) = process(home)
+    return {"record": record, "before": before, "after": state()}
+
+
+@pytest.fixture(scope="module")
+def story(home, flipped, imdb) -> dict:
+    """Chapter 6, the last: the first stable batch's bytes again. Returns the duplicate's record."""
+    demo.drop(imdb.iloc[5000:5500], home / "data" / "incoming", "stable-00-again.csv")
+    (record,) = process(home)
+    return record
+
+
+STORY_FILES = ("stable-", "small-", "mixed-", "rotten-", "flipped", "stable-00-again")
+
+
 @pytest.fixture
 def app(home):
     sentinel = Sentinel(Settings(home=home))
@@ -50,33 +121,27 @@ def app(home):
 
 
 def test_bootstrap_made_a_champion_with_a_calibrated_reference(app):
-    champion = app.champion()
-    assert champion.version == "1" and champion.decision == "promoted"
-    assert Path(champion.reference_path).exists()
-    assert champion.calibration["draws"] == app.settings.drift.calibration_draws
-    moves = app.ledger.alias_moves(app.settings.registered_model)
-    assert [(m.alias, m.from_version, m.to_version) for m in moves] == [("champion", None, "1")]
+    first = app.ledger.model(app.settings.registered_model, "1")
+    assert first.decision == "promoted"
+    assert Path(first.reference_path).exists()
+    assert first.calibration["draws"] == app.settings.drift.calibration_draws
+    oldest = app.ledger.alias_moves(app.settings.registered_model)[-1]
+    assert (oldest.alias, oldest.from_version, oldest.to_version) == ("champion", None, "1")
 
 
-def test_twenty_stable_imdb_batches_raise_no_alarm(home, imdb):
-    for i in range(20):
-        demo.drop(imdb.iloc[5000 + i * 500 : 5000 + (i + 1) * 500], home / "data" / "incoming", f"stable-{i:02}.csv")
-    records = process(home)
+def test_twenty_stable_imdb_batches_raise_no_alarm(stable):
+    records = stable
     assert len(records) == 20 and all(r["status"] == "accepted" for r in records)
     alarms = [(r["file"], [s for s in r["drift"]["signals"] if s["drifted"]]) for r in records if r["drift"]["detected"]]
     assert alarms == []
     assert all(r["decision"] == "none" for r in records)  # no drift, no retrain
 
 
-def test_small_batches_are_accepted_pooled_and_measured_once(home, app, imdb):
+def test_small_batches_are_accepted_pooled_and_measured_once(home, app, small):
     """Three 40-row batches, dropped one after another: each is accepted; the first two wait for their
     pool; the third completes it, and the three are measured once, as one sample."""
-    seen = []
-    for i in range(3):
-        demo.drop(imdb.iloc[17000 + 40 * i : 17040 + 40 * i], home / "data" / "incoming", f"small-{i}.csv")
-        (record,) = process(home)
-        assert record["status"] == "accepted" and record["rows"] == 40
-        seen.append(record)
+    seen = small
+    assert len(seen) == 3 and all(r["status"] == "accepted" and r["rows"] == 40 for r in seen)
     assert [r["waiting_for_pool"] for r in seen] == [True, True, False] and seen[0]["drift"] is None
     members = [r["batch_id"] for r in seen]
     assert seen[2]["drift"]["pool"] == {"members": members, "rows": 120, "complete": True}
@@ -86,10 +151,8 @@ def test_small_batches_are_accepted_pooled_and_measured_once(home, app, imdb):
     assert "pool of 3" in table
 
 
-def test_a_batch_that_is_30_percent_rotten_tomatoes_is_detected_and_says_whether_it_harms(home, app, imdb, rotten):
-    batch = demo.mixed(imdb.iloc[15000:15700], rotten.iloc[:300], 0.3)
-    demo.drop(batch, home / "data" / "incoming", "mixed-30.csv")
-    (record,) = process(home)
+def test_a_batch_that_is_30_percent_rotten_tomatoes_is_detected_and_says_whether_it_harms(mixed):
+    record = mixed
     assert record["drift"]["detected"]
     for signal in record["drift"]["signals"]:
         assert {"name", "score", "threshold", "method", "drifted"} <= set(signal)
@@ -102,17 +165,14 @@ def test_a_batch_that_is_30_percent_rotten_tomatoes_is_detected_and_says_whether
         assert record["decision"] == "none" or record["retrain_cause"] == "refresh"
 
 
-def test_a_real_domain_shift_is_learned_and_promoted(home, app, rotten):
-    before = app.champion().version
-    for i in range(3):
-        demo.drop(rotten.iloc[1000 + i * 2000 : 3000 + i * 2000], home / "data" / "incoming", f"rotten-{i}.csv")
-    records = process(home)
+def test_a_real_domain_shift_is_learned_and_promoted(app, shift):
+    before, records = shift
     assert all(r["drift"]["detected"] for r in records)
     assert {r["decision"] for r in records} == {"promoted"}, records[0]
-    champion = app.champion()
+    champion = app.ledger.model(app.settings.registered_model, records[0]["model_version"])
     assert champion.version != before
-    newest = app.ledger.alias_moves(app.settings.registered_model)[0]
-    assert (newest.alias, newest.from_version, newest.to_version, newest.actor) == ("champion", before, champion.version, "sentinel")
+    move = next(m for m in app.ledger.alias_moves(app.settings.registered_model) if m.to_version == champion.version)
+    assert (move.alias, move.from_version, move.actor) == ("champion", before, "sentinel")
     # after a promotion drift is measured against the new champion's training data
     assert set(champion.batch_ids) >= {r["batch_id"] for r in records}
     # that retrain learned every batch not yet learned, the pooled small ones and the harmless drift included
@@ -127,8 +187,8 @@ def test_a_real_domain_shift_is_learned_and_promoted(home, app, rotten):
     assert all(s["verdict"] == "non-inferior" for name, s in slices.items() if name != "shifted")
 
 
-def test_retrain_run_is_fully_logged_to_mlflow(app):
-    run_row = app.ledger.training_runs()[-1]
+def test_retrain_run_is_fully_logged_to_mlflow(app, shift):
+    run_row = next(r for r in app.ledger.training_runs() if r.mlflow_run_id == shift[1][0]["retrain_run_id"])
     client = MlflowClient(app.settings.mlflow_tracking_uri)
     run_data = client.get_run(run_row.mlflow_run_id)
     assert run_data.info.run_name.startswith("retrain-")
@@ -159,37 +219,37 @@ def test_retrain_run_is_fully_logged_to_mlflow(app):
     ):
         assert f"sentinel.{key}" in tags, key
     assert tags["sentinel.decision"] == run_row.decision
+    # the version's page explains itself: what it learned, the decision, the gate's numbers per slice
+    described = version.description
+    assert f"**{run_row.decision}**" in described and "`rotten-0.csv`" in described
+    assert "| shifted | superiority |" in described and "| reference | non-inferiority |" in described
 
 
-def test_flipped_labels_never_lead_to_a_promotion(home, app, imdb):
-    champion = app.champion().version
-    runs = len(app.ledger.training_runs())
-    flipped = imdb.iloc[16000:17000].assign(label=lambda f: 1 - f["label"])
-    demo.drop(flipped, home / "data" / "incoming", "flipped.csv")
-    (record,) = process(home)
+def test_flipped_labels_never_lead_to_a_promotion(app, flipped):
+    record = flipped["record"]
     assert record["suspect_labels"] and record["drift"]["detected"]
     assert record["decision"] == "none"
-    assert app.champion().version == champion and len(app.ledger.training_runs()) == runs
+    assert flipped["after"] == flipped["before"]  # the same champion, no retrain
+    assert record["batch_id"] not in {b for r in app.ledger.training_runs() for b in r.batch_ids}  # nor learned later
 
 
-def test_the_same_bytes_again_are_a_duplicate(home, imdb):
-    demo.drop(imdb.iloc[5000:5500], home / "data" / "incoming", "stable-00-again.csv")
-    (record,) = process(home)
+def test_the_same_bytes_again_are_a_duplicate(home, story):
+    record = story
     assert record["status"] == "duplicate" and "already accepted" in record["reason"]["message"]
     assert (home / "data" / "quarantine" / "stable-00-again.csv").exists()
 
 
-def test_batches_json_lists_every_batch_with_its_story(home):
+def test_batches_json_lists_every_batch_with_its_story(home, story):
     records = json.loads(run(home, "batches", "--json").stdout)
     assert {"batch_id", "file", "sha256", "rows", "status", "reason", "drift", "retrain_run_id", "model_version", "decision"} <= set(
         records[0]
     )
-    statuses = [r["status"] for r in records]
+    statuses = [r["status"] for r in records if r["file"].startswith(STORY_FILES)]
     assert statuses.count("duplicate") == 1 and statuses.count("accepted") == 28
     assert json.loads(run(home, "batches", "--json", "--quarantined").stdout)[0]["status"] == "duplicate"
 
 
-def test_models_json_and_predict(home, app, imdb):
+def test_models_json_and_predict(home, shift, imdb):
     models = json.loads(run(home, "models", "--json").stdout)
     assert [m["version"] for m in models] == [str(v) for v in range(1, len(models) + 1)]
     champions = [m for m in models if "champion" in m["aliases"]]
@@ -257,7 +317,7 @@ def test_an_edited_mlmodel_or_an_added_file_is_refused_before_any_code_runs(app,
     assert run(home, "predict", str(sample), "--version", "1").returncode == 0
 
 
-def test_a_batch_whose_check_keeps_failing_is_parked_and_the_batches_behind_it_go_on(home, app, imdb):
+def test_a_batch_whose_check_keeps_failing_is_parked_and_the_batches_behind_it_go_on(home, app, imdb, story):
     """A stored batch corrupted on disk makes its drift check raise: it is tried again, then parked as
     failed (in `batches` and `doctor`), while the batch behind it is checked; requeued once fixed, it is
     checked like any other."""

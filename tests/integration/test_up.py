@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sentinel import demo, taking_in
+from sentinel import demo, taking_in, up
 from sentinel.context import Sentinel
 from tests.harness import UpProcess, settled, wait_for
 
@@ -130,16 +130,19 @@ def test_status_reports_every_service_healthy(running):
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     assert document["healthy"] is True
-    assert set(document["services"]) == {"prefect", "mlflow", "flows", "watcher"}
+    assert set(document["services"]) == {"prefect", "mlflow", "evidently", "flows", "watcher"}
     assert document["services"]["prefect"]["url"] == f"http://127.0.0.1:{running.env['SENTINEL_UP__PREFECT_PORT']}"
     assert all(service["healthy"] for service in document["services"].values())
     assert document["pending"] == {"files": 0, "drift_checks": 0, "unanswered_drift": 0}
-    # the first champion was trained from the reference in the settings
+    # the first champion was trained from the reference in the settings (later tests may promote others)
     app = Sentinel(running.settings)
-    assert app.champion().version == "1"
+    assert app.champion() is not None and app.ledger.model(app.settings.registered_model, "1").decision == "promoted"
     app.close()
-    # both servers listen on loopback only (up.host)
-    for port in (running.settings.up.prefect_port, running.settings.up.mlflow_port):
+    # the Evidently UI serves the project's workspace, whose project exists from the first champion on
+    with urllib.request.urlopen(f"{document['services']['evidently']['url']}/api/projects", timeout=10) as response:
+        assert [p["name"] for p in json.load(response)] == ["sentinel"]
+    # the servers listen on loopback only (up.host)
+    for port in (running.settings.up.prefect_port, running.settings.up.mlflow_port, running.settings.up.evidently_port):
         assert listening_addresses(port) == {"127.0.0.1"}, port
 
 
@@ -182,41 +185,56 @@ def listening_addresses(port: int) -> set[str]:
     return found
 
 
-def test_dropped_files_get_verdicts_and_drift_retrains(running, fresh_imdb, fresh_rotten):
+@pytest.fixture(scope="module")
+def first_retrain(running, fresh_imdb, fresh_rotten) -> dict:
+    """The project's first drift: a stable IMDB file and two Rotten Tomatoes files, their verdicts, and
+    the retrain the drift event started, as recorded right after it. Every test that drops files asks for
+    it, so it comes first whichever test runs first (later drops are measured against what it learned)."""
+    files = {"stable.csv", "rotten-a.csv", "rotten-b.csv"}
+    ledger = running.ledger()
+    runs_before = len(ledger.training_runs())
     demo.drop(fresh_imdb(1000), incoming(running), "stable.csv")
     demo.drop(fresh_rotten(1500), incoming(running), "rotten-a.csv")
     demo.drop(fresh_rotten(1500), incoming(running), "rotten-b.csv")
-    files = {"stable.csv", "rotten-a.csv", "rotten-b.csv"}
-    ledger = running.ledger()
     wait_for(lambda: settled(ledger, files), 120, "the three verdicts")
     verdicts = {b.file_name: b.drift_status for b in ledger.batches() if b.file_name in files}
-    assert verdicts == {"stable.csv": "clear", "rotten-a.csv": "detected", "rotten-b.csv": "detected"}
-
-    # the drift event started the retrain deployment, which learned all three batches in one run
     wait_for(lambda: no_retrain_waiting(running), 240, "the retrain")
-    runs = ledger.training_runs()
-    assert len(runs) == 2  # bootstrap + one retrain
+    runs = ledger.training_runs()[runs_before:]
     learned = {ledger.batch(b).file_name for b in runs[-1].batch_ids}
-    assert learned == files
-    # the gate's answer depends on the data (here the reference slice may lose a little); it is recorded
-    # in the registry either way
+    ledger.dispose()
     from mlflow import MlflowClient
 
     version = MlflowClient(running.settings.mlflow_tracking_uri).get_model_version(
         running.settings.registered_model, runs[-1].model_version
     )
-    assert version.tags["sentinel.decision"] == runs[-1].decision in ("promoted", "challenger", "rejected")
-    ledger.dispose()
     wait_for(lambda: any(r["state_type"] == "COMPLETED" for r in running.flow_runs("retrain")), 60, "the retrain flow run to complete")
+    return {"files": files, "verdicts": verdicts, "runs": runs, "learned": learned, "tags": version.tags}
+
+
+def test_dropped_files_get_verdicts_and_drift_retrains(running, first_retrain):
+    files = first_retrain["files"]
+    assert first_retrain["verdicts"] == {"stable.csv": "clear", "rotten-a.csv": "detected", "rotten-b.csv": "detected"}
+    # the drift event started the retrain deployment, which learned all three batches in one run
+    runs = first_retrain["runs"]
+    assert len(runs) == 1 and first_retrain["learned"] == files
+    # the gate's answer depends on the data (here the reference slice may lose a little); it is recorded
+    # in the registry either way
+    assert first_retrain["tags"]["sentinel.decision"] == runs[-1].decision in ("promoted", "challenger", "rejected")
 
     # the watcher's events reached the Prefect server, each with its batch as the resource
     accepted = running.prefect("/events/filter", {"filter": {"event": {"name": ["sentinel.batch.accepted"]}}, "limit": 50})["events"]
     assert {e["payload"]["file"] for e in accepted} >= files
     assert all(e["resource"]["prefect.resource.id"].startswith("sentinel.batch.") for e in accepted)
     exactly_once(running, files)
+    # each drift check added its snapshot to the workspace the Evidently UI shows
+    from evidently.ui.workspace import Workspace
+
+    workspace = Workspace(str(running.settings.evidently_dir))
+    [project] = workspace.search_project("sentinel")
+    assert len(workspace.list_runs(project.id)) >= len(files)
 
 
-def test_a_quarantined_file_and_a_decision_are_notified_through_prefect_automations(running, webhook):
+def test_a_quarantined_file_and_a_decision_are_notified_through_prefect_automations(running, webhook, first_retrain):
     (incoming(running) / "wrong-columns.csv").write_text("title,score\ngreat,5\n" * 60)  # no column holds a review
 
     def notified() -> bool:
@@ -225,11 +243,9 @@ def test_a_quarantined_file_and_a_decision_are_notified_through_prefect_automati
     wait_for(notified, 120, "the quarantine notification")
     [message] = [m for m in webhook.received if "wrong-columns.csv" in m["subject"]]
     assert "quarantined" in message["subject"] and "text" in message["text"]  # the reason names the missing column
-    # the retrain of the earlier test ended in a decision; promotions and rejections are notified too
-    # (after the alias move, which follows the ledger's record of the decision by a few seconds)
-    ledger = running.ledger()
-    gate_said = ledger.training_runs()[1].decision
-    ledger.dispose()
+    # the first retrain ended in a decision; promotions and rejections are notified too (after the alias
+    # move, which follows the ledger's record of the decision by a few seconds)
+    gate_said = first_retrain["runs"][-1].decision
 
     def decisions() -> list:
         return [m for m in webhook.received if "champion" in m["subject"] or "rejected" in m["subject"]]
@@ -261,7 +277,7 @@ def test_a_quarantined_file_and_a_decision_are_notified_through_prefect_automati
     assert "MLflow server unreachable" in failed["text"]
 
 
-def test_a_batch_left_to_the_drift_check_deployment_is_checked_by_it(running, fresh_imdb, tmp_path):
+def test_a_batch_left_to_the_drift_check_deployment_is_checked_by_it(running, fresh_imdb, tmp_path, first_retrain):
     """A taker that does not check drift itself (another host, `check_inline = false`) announces the
     batch; the drift-check deployment's event trigger answers it."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -295,7 +311,7 @@ def settled_retrains(running: UpProcess) -> bool:
     return no_retrain_waiting(running) and not active
 
 
-def test_a_burst_of_100_files_is_taken_in_once_and_retrained_at_most_twice(running, fresh_imdb, fresh_rotten):
+def test_a_burst_of_100_files_is_taken_in_once_and_retrained_at_most_twice(running, fresh_imdb, fresh_rotten, first_retrain):
     wait_for(lambda: settled_retrains(running), 300, "the earlier tests' retrains")  # count only the burst's
     before = len(running.ledger().training_runs())
     frames = [(f"burst-imdb-{i:03d}.csv", fresh_imdb(150)) for i in range(50)] + [
@@ -321,7 +337,7 @@ def test_a_burst_of_100_files_is_taken_in_once_and_retrained_at_most_twice(runni
     ledger.dispose()
 
 
-def test_files_arriving_while_the_watcher_is_killed_are_each_taken_in_once(running, fresh_imdb):
+def test_files_arriving_while_the_watcher_is_killed_are_each_taken_in_once(running, fresh_imdb, first_retrain):
     files = [f"restart-{i:02d}.csv" for i in range(12)]
 
     def producer():
@@ -341,17 +357,18 @@ def test_files_arriving_while_the_watcher_is_killed_are_each_taken_in_once(runni
     exactly_once(running, set(files))
 
 
-@pytest.mark.parametrize("server", ["prefect", "mlflow"])
-def test_files_dropped_while_a_server_is_down_are_each_finished(running, fresh_imdb, fresh_rotten, server):
+@pytest.mark.parametrize("server", ["prefect", "mlflow", "evidently"])
+def test_files_dropped_while_a_server_is_down_are_each_finished(running, fresh_imdb, fresh_rotten, server, first_retrain):
     """Prefect down: the watcher checks drift without it, and the retrain the lost event should have
     started comes from the restarted server's reconcile schedule. MLflow down: intake needs no MLflow;
     each drift check logs to MLflow, so it waits (the client retries) until the supervisor has the
-    server back. Either way every file is finished, once."""
+    server back. The Evidently UI down: nothing waits for it, and it is restarted. Either way every file is
+    finished, once."""
     pid = running.service_pid(server)
     os.killpg(pid, signal.SIGKILL)
     stable, shifted = f"{server}-down-stable.csv", f"{server}-down-rotten.csv"
     demo.drop(fresh_imdb(500), incoming(running), stable)
-    demo.drop(fresh_rotten(1000), incoming(running), shifted)
+    demo.drop(fresh_rotten(1000 if server != "evidently" else 400), incoming(running), shifted)  # 8,530 Rotten Tomatoes rows in all
     ledger = running.ledger()
     wait_for(lambda: settled(ledger, {stable, shifted}), 240, "the verdicts")
     wait_for(lambda: running.service_pid(server) != pid, 60, f"the supervisor to restart the {server} server")
@@ -359,39 +376,52 @@ def test_files_dropped_while_a_server_is_down_are_each_finished(running, fresh_i
     exactly_once(running, {stable, shifted})
     rotten = next(b for b in ledger.batches() if b.file_name == shifted)
     # By now the champion has learned Rotten Tomatoes: whether this batch's drift costs it accuracy (and so
-    # starts a retrain) depends on the earlier tests. A retrain that was due was done.
-    assert rotten.drift_status in ("detected", "harmless")
+    # starts a retrain) depends on the earlier tests. A retrain that was due was done. (The Evidently case
+    # gets 400 rows, which may be too few to tell: the Rotten Tomatoes rows run out.)
+    assert rotten.drift_status in ("detected", "harmless") or (server == "evidently" and rotten.drift_status == "clear")
     assert rotten.drift_status != "detected" or rotten.trained_in is not None
     ledger.dispose()
+    # and the restarted server answers again, so whatever test follows finds every service healthy
+    wait_for(lambda: up.status(running.settings)["healthy"], 120, f"the {server} server to answer again", poll=0.5)
 
 
 def test_prefect_yaml_deploys_the_same_four_deployments_onto_a_work_pool(running):
-    """Last: it re-points the served deployments at a work pool. What a Prefect user runs."""
-    env = (
-        os.environ
-        | running.env
-        | {"PREFECT_API_URL": running.settings.prefect_api_url, "SENTINEL_REPO": str(Path(__file__).resolve().parents[2])}
-    )
-    prefect = [str(Path(sys.executable).parent / "prefect")]
-    repo = Path(__file__).resolve().parents[2]
-    created = subprocess.run(
-        [*prefect, "work-pool", "create", "sentinel", "--type", "process"], env=env, cwd=repo, capture_output=True, text=True, timeout=120
-    )
-    assert created.returncode == 0, created.stdout + created.stderr
-    deployed = subprocess.run(
-        [*prefect, "--no-prompt", "deploy", "--prefect-file", "deployments/prefect.yaml", "--all"],
-        env=env,
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-3000:]
-    for name in ("drift-check/drift-check", "retrain/retrain", "drift-report/drift-report", "reconcile/reconcile"):
-        with urllib.request.urlopen(f"{running.settings.prefect_api_url}/deployments/name/{name}", timeout=10) as response:
-            deployment = json.load(response)
-        assert deployment["work_pool_name"] == "sentinel", name
-    automations = running.prefect("/automations/filter", {})
-    triggers = {a["name"]: a["trigger"] for a in automations}
-    batch_trigger = next(t for n, t in triggers.items() if "batch accepted" in n or t.get("expect") == ["sentinel.batch.accepted"])
-    assert batch_trigger["match"]["sentinel.check"] == "deployment"
+    """What a Prefect user runs. It re-points the served deployments at a work pool, so `sentinel up` is
+    restarted afterwards: serving them again points them back at its own process, whatever test follows."""
+    try:
+        env = (
+            os.environ
+            | running.env
+            | {"PREFECT_API_URL": running.settings.prefect_api_url, "SENTINEL_REPO": str(Path(__file__).resolve().parents[2])}
+        )
+        prefect = [str(Path(sys.executable).parent / "prefect")]
+        repo = Path(__file__).resolve().parents[2]
+        created = subprocess.run(
+            [*prefect, "work-pool", "create", "sentinel", "--type", "process"],
+            env=env,
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert created.returncode == 0, created.stdout + created.stderr
+        deployed = subprocess.run(
+            [*prefect, "--no-prompt", "deploy", "--prefect-file", "deployments/prefect.yaml", "--all"],
+            env=env,
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-3000:]
+        for name in ("drift-check/drift-check", "retrain/retrain", "drift-report/drift-report", "reconcile/reconcile"):
+            with urllib.request.urlopen(f"{running.settings.prefect_api_url}/deployments/name/{name}", timeout=10) as response:
+                deployment = json.load(response)
+            assert deployment["work_pool_name"] == "sentinel", name
+        automations = running.prefect("/automations/filter", {})
+        triggers = {a["name"]: a["trigger"] for a in automations}
+        batch_trigger = next(t for n, t in triggers.items() if "batch accepted" in n or t.get("expect") == ["sentinel.batch.accepted"])
+        assert batch_trigger["match"]["sentinel.check"] == "deployment"
+    finally:
+        running.stop()
+        running.start()  # healthy only once every deployment is served and ready again
