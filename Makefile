@@ -13,7 +13,7 @@ $(BIN)/sentinel: pyproject.toml constraints.txt
 
 install: $(BIN)/sentinel
 
-up: install  ## everything on this machine: Prefect and MLflow servers, the deployments, the watcher (Ctrl-C stops)
+up: install  ## everything on this machine: Prefect and MLflow servers, the Evidently UI, the deployments, the watcher (Ctrl-C stops)
 	$(BIN)/sentinel up
 
 demo: install  ## the guided loop on real reviews, standalone

@@ -14,7 +14,7 @@ from sentinel.terminal import console, progress, report_failure, say
 
 def main() -> None:
     """Run everything until Ctrl-C or SIGTERM; a problem starting it is one line and exit code 1."""
-    console.print("starting the Prefect server and the MLflow server …")
+    console.print("starting the Prefect server, the MLflow server and the Evidently UI …")
     try:
         up.run(load_settings(), say, progress, inline_check)
     except Exception as error:

@@ -389,30 +389,16 @@ def test_prefect_yaml_deploys_the_same_four_deployments_onto_a_work_pool(running
     """What a Prefect user runs. It re-points the served deployments at a work pool, so `sentinel up` is
     restarted afterwards: serving them again points them back at its own process, whatever test follows."""
     try:
-        env = (
-            os.environ
-            | running.env
-            | {"PREFECT_API_URL": running.settings.prefect_api_url, "SENTINEL_REPO": str(Path(__file__).resolve().parents[2])}
-        )
-        prefect = [str(Path(sys.executable).parent / "prefect")]
         repo = Path(__file__).resolve().parents[2]
-        created = subprocess.run(
-            [*prefect, "work-pool", "create", "sentinel", "--type", "process"],
-            env=env,
-            cwd=repo,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        env = os.environ | running.env | {"PREFECT_API_URL": running.settings.prefect_api_url, "SENTINEL_REPO": str(repo)}
+
+        def prefect(*args: str, timeout: float) -> subprocess.CompletedProcess:
+            command = [str(Path(sys.executable).parent / "prefect"), *args]
+            return subprocess.run(command, env=env, cwd=repo, capture_output=True, text=True, timeout=timeout)
+
+        created = prefect("work-pool", "create", "sentinel", "--type", "process", timeout=120)
         assert created.returncode == 0, created.stdout + created.stderr
-        deployed = subprocess.run(
-            [*prefect, "--no-prompt", "deploy", "--prefect-file", "deployments/prefect.yaml", "--all"],
-            env=env,
-            cwd=repo,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        deployed = prefect("--no-prompt", "deploy", "--prefect-file", "deployments/prefect.yaml", "--all", timeout=300)
         assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-3000:]
         for name in ("drift-check/drift-check", "retrain/retrain", "drift-report/drift-report", "reconcile/reconcile"):
             with urllib.request.urlopen(f"{running.settings.prefect_api_url}/deployments/name/{name}", timeout=10) as response:
