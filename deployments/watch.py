@@ -9,7 +9,6 @@ import sys
 import threading
 from collections.abc import Callable
 
-from sentinel import drift
 from sentinel.context import Sentinel
 from sentinel.settings import load_settings
 from sentinel.terminal import console, progress, report_failure, stop_like_ctrl_c
@@ -54,7 +53,6 @@ def main() -> None:
         sys.exit(code)
     os.environ.setdefault("PREFECT_API_URL", app.settings.prefect_api_url)
     stop_like_ctrl_c()
-    drift.prepare()  # a long-lived checker pays Evidently's import once, then measures on both cores
     console.print(f"watching {app.settings.incoming_dir} (Ctrl-C stops)")
     try:
         Watcher(app, check=inline_check(app, console.print), notify=progress).run(threading.Event())

@@ -372,7 +372,7 @@ def watch():
     SENTINEL_PREFECT_API_URL set, drift checks run as Prefect flow runs and events are sent)."""
     import threading
 
-    from sentinel import drift, drift_checks, retrain_due, retraining
+    from sentinel import drift_checks, retrain_due, retraining
     from sentinel.pools import ready_batches
     from sentinel.watcher import Watcher
 
@@ -388,7 +388,6 @@ def watch():
         return found
 
     stop_like_ctrl_c()
-    drift.prepare()  # a long-lived checker pays Evidently's import once, then measures on both cores
     console.print(f"watching {sentinel.settings.incoming_dir} (Ctrl-C stops)")
     try:
         Watcher(sentinel, check=check, notify=progress).run(threading.Event())

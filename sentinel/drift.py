@@ -380,7 +380,7 @@ def _all_scores(neutral: pd.DataFrame, reference: pd.DataFrame, keep: Kept) -> d
 
 def prepare() -> None:
     """Import Evidently now: the worker calls this at its start, so its first job does not wait for it; a
-    long-lived checker (`up`, `watch`), so that `measure` splits the work between it and the worker."""
+    watcher that checks drift (`up`, `watch`), so that `measure` splits the work between it and the worker."""
     import evidently.metrics  # noqa: F401
 
 

@@ -455,8 +455,6 @@ def run(settings: Settings, say: Callable[[str], None], notify: Callable[[str, o
             from sentinel import drift_worker
 
             drift_worker.work_in_process()
-        if settings.up.check_inline:
-            drift.prepare()  # a long-lived checker pays Evidently's import once, then measures on both cores
         Watcher(app, check=inline_check(app, say) if settings.up.check_inline else None, notify=notify).run(stop)
     except KeyboardInterrupt:
         pass

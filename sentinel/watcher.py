@@ -21,7 +21,7 @@ from pathlib import Path
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from sentinel import intake
+from sentinel import drift, intake
 from sentinel.context import Sentinel
 from sentinel.pools import ready_batches
 from sentinel.taking_in import take_in
@@ -101,6 +101,8 @@ class Watcher:
         """Watch the drop zone until `stop` is set: sweep at every change, and every `rescan_seconds` anyway."""
         incoming = self.app.settings.incoming_dir
         incoming.mkdir(parents=True, exist_ok=True)
+        if self.check is not None:
+            drift.prepare()  # a long-lived checker pays Evidently's import once, then measures on both cores
         observer = Observer()
         observer.schedule(self.events, str(incoming), recursive=False)
         observer.start()
