@@ -43,6 +43,7 @@ bench: install  ## figures as ratios against a floor measured in the same run
 	$(BIN)/python bench/process.py
 	$(BIN)/python bench/history.py
 	$(BIN)/python bench/drift_check.py
+	$(BIN)/python bench/flow_tasks.py
 	$(BIN)/python bench/retrain.py
 	$(BIN)/python bench/process_memory.py
 	$(BIN)/python bench/up.py

@@ -12,6 +12,7 @@ def project() -> Iterator:
     Unless `up.drift_worker` is set, a flow run does its drift work (text signal, drift references)
     in its own process: a worker process beside it would hold ~250 MB more to save a few seconds, and
     `sentinel up` must fit in 2 GB."""
+    from flows._tasks import as_task
     from sentinel import drift_worker
     from sentinel.context import Sentinel
     from sentinel.settings import load_settings
@@ -19,7 +20,7 @@ def project() -> Iterator:
     settings = load_settings()
     if not settings.up.drift_worker:
         drift_worker.work_in_process()
-    app = Sentinel(settings)
+    app = Sentinel(settings, steps=as_task)  # each stage a named task: the run's page shows the loop
     try:
         yield app
     finally:

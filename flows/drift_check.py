@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from prefect import flow, get_run_logger
+from prefect import flow
 
 from flows._project import project
 
@@ -12,12 +12,11 @@ from flows._project import project
 def drift_check(batch_id: str | None = None, limit: int | None = None) -> list[str]:
     """`batch_id` names the batch whose event started the run; every pending batch is checked (at most
     `limit`, oldest first: the watcher checks one per run, so each verdict shows as it comes)."""
+    from flows._artifacts import publish_verdicts
     from sentinel.drift_checks import check_pending
 
     with project() as app:
         # Whoever holds the drift lock checks every pending batch, this one included: wait only briefly.
         checked = check_pending(app, timeout=5, limit=limit)
-        for checked_id in checked:
-            row = app.ledger.batch(checked_id)
-            get_run_logger().info("batch %s (%s): drift %s", checked_id, row.file_name, row.drift_status)
+        publish_verdicts(app, checked)
     return checked

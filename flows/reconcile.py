@@ -10,9 +10,13 @@ from flows._project import project
 
 @flow(name="reconcile")
 def reconcile() -> dict:
+    from flows._artifacts import publish_decisions, publish_verdicts
     from sentinel import loop
 
     with project() as app:
         done = loop.reconcile(app)
-    get_run_logger().info("reconcile: %(files)d files taken in, %(checked)d batches checked, %(retrains)d retrains", done)
-    return done
+        publish_verdicts(app, done.checked)
+        publish_decisions(app, done.runs)
+    counts = done.counts()
+    get_run_logger().info("reconcile: %(files)d files taken in, %(checked)d batches checked, %(retrains)d retrains", counts)
+    return counts

@@ -11,13 +11,12 @@ from flows._project import project
 @flow(name="retrain", retries=1, retry_delay_seconds=30)
 def retrain(batch_id: str | None = None) -> list[dict]:
     """`batch_id` names the batch whose drift started the run; every unlearned batch is learned."""
+    from flows._artifacts import publish_decisions
     from sentinel.retraining import retrain_until_done
 
     with project() as app:
         runs = retrain_until_done(app)
-    outcomes = [{"run": r.run_name, "version": r.model_version, "decision": r.decision, "reason": r.reason} for r in runs]
-    for outcome in outcomes:
-        get_run_logger().info("%(run)s -> version %(version)s %(decision)s: %(reason)s", outcome)
+        publish_decisions(app, runs)
     if not runs:
         get_run_logger().info("nothing to retrain: no unanswered drift, or another retrain holds the work")
-    return outcomes
+    return [{"run": r.run_name, "version": r.model_version, "decision": r.decision, "reason": r.reason} for r in runs]

@@ -14,6 +14,7 @@ from functools import cached_property
 from sentinel.errors import SentinelError
 from sentinel.ledger import Ledger, ModelRow
 from sentinel.settings import Settings
+from sentinel.steps import Steps, direct
 
 
 def os_user() -> str:
@@ -30,6 +31,7 @@ class Sentinel:
 
     settings: Settings
     ledger: Ledger = field(init=False)
+    steps: Steps = direct  # how the use cases run their stages (the flows make each a Prefect task)
 
     def __post_init__(self) -> None:
         self.settings.ensure_dirs()

@@ -101,8 +101,9 @@ def check_pending(app: Sentinel, timeout: float = 900.0, limit: int | None = Non
             app.require_champion()
             for unit in units[: None if limit is None else limit - checks]:
                 complete = sum(m.rows for m in unit) >= app.settings.intake.min_rows
+                name = unit[0].file_name if len(unit) == 1 else f"a pool of {len(unit)} batches"
                 try:
-                    if check_unit(app, unit, complete) is not None:
+                    if app.steps("check-drift", f"check drift of {name}", check_unit, app, unit, complete) is not None:
                         checked += [m.batch_id for m in unit]
                 except Exception as error:
                     if not _the_batchs_own(error):

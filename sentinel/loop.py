@@ -4,8 +4,11 @@ whatever an event missed). Both work from the ledger and are safe to run twice."
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sentinel import drift_worker, intake
 from sentinel.context import Sentinel
+from sentinel.ledger import TrainingRunRow
 from sentinel.pools import ready_batches, waiting_for_pool
 from sentinel.promotion import finish_promotions
 from sentinel.read_models import batch_record
@@ -45,15 +48,34 @@ def process(app: Sentinel) -> list[dict]:
     return records
 
 
-def reconcile(app: Sentinel) -> dict:
+@dataclass(frozen=True)
+class Reconciled:
+    """What a reconcile sweep found and finished."""
+
+    files: int
+    checked: list[str]  # the batches it drift-checked
+    promotions_finished: int
+    runs: list[TrainingRunRow]  # the retrains it ran
+
+    def counts(self) -> dict[str, int]:
+        """How much of each, as the flow run returns it."""
+        return {
+            "files": self.files,
+            "checked": len(self.checked),
+            "promotions_finished": self.promotions_finished,
+            "retrains": len(self.runs),
+        }
+
+
+def reconcile(app: Sentinel) -> Reconciled:
     """Catch whatever an event missed: files still in the drop zone, batches never checked, a promotion a
     crash interrupted, drift that no retrain answered. Safe at any time: each step takes its lock and
     works from the ledger."""
     from sentinel.drift_checks import check_pending
     from sentinel.retraining import retrain_until_done
 
-    taken = take_in(app)
+    taken = app.steps("take-in", "take in the drop zone's files", take_in, app)
     checked = check_pending(app, timeout=0)
     finished = finish_promotions(app) or []  # before a retrain, which compares with the champion
     runs = retrain_until_done(app) if retrain_due(app) else []
-    return {"files": len(taken), "checked": len(checked), "promotions_finished": len(finished), "retrains": len(runs)}
+    return Reconciled(len(taken), checked, len(finished), runs)

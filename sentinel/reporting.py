@@ -8,6 +8,7 @@ import warnings
 import mlflow
 import numpy as np
 
+from sentinel.explain import as_code, gate_lines
 from sentinel.gate import Decision
 from sentinel.training import Evaluation, TrainingData
 
@@ -45,12 +46,6 @@ def log_curves(evaluation: Evaluation) -> None:
     plt.close(figure)
 
 
-def _as_code(text: str) -> str:
-    """A user's text (a file's name) as a Markdown code span, with nothing inside that could close it: it
-    renders as text, never as markup."""
-    return "`" + " ".join(text.replace("`", "'").split()) + "`"
-
-
 def version_description(
     data: TrainingData, batches: list[tuple[str, str, int]], outcome: str, reason: str, decision: Decision | None
 ) -> str:
@@ -60,25 +55,13 @@ def version_description(
     lines = [f"**{outcome}**: {reason}", ""]
     if batches:
         sources = sorted({source or "default" for _, source, _ in batches})
-        files = ", ".join(f"{_as_code(file)} ({rows} rows)" for file, _, rows in batches[:20])
+        files = ", ".join(f"{as_code(file)} ({rows} rows)" for file, _, rows in batches[:20])
         more = f" and {len(batches) - 20} more" if len(batches) > 20 else ""
         lines.append(
-            f"Trained on {len(data.train)} rows: every batch its champion learned, plus {files}{more}; sources: {', '.join(map(_as_code, sources))}."
+            f"Trained on {len(data.train)} rows: every batch its champion learned, plus {files}{more}; sources: {', '.join(map(as_code, sources))}."
         )
     else:
         lines.append(f"Trained on {len(data.train)} rows of the reference.")
-    if decision is not None and decision.slices:
-        lines += [
-            "",
-            f"Gate ({decision.metric}, rule: {decision.rule}; deciding slice: {decision.deciding_slice}):",
-            "",
-            "| slice | test | rows | champion | this version | delta [interval] | verdict |",
-            "| --- | --- | --- | --- | --- | --- | --- |",
-        ]
-        lines += [
-            f"| {s.name} | {s.test} | {s.rows} | {s.champion:.4f} | {s.challenger:.4f} | {s.delta:+.4f} [{s.ci_low:+.4f}, {s.ci_high:+.4f}] | {s.verdict} |"
-            for s in decision.slices
-        ]
-        if decision.e_value == decision.e_value:
-            lines += ["", f"Anytime-valid evidence: e-value {decision.e_value:.3g} (p = {decision.p_value:.3g})."]
+    if decision is not None:
+        lines += gate_lines(decision.as_dict())
     return "\n".join(lines)

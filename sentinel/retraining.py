@@ -96,7 +96,7 @@ def retrain_until_done(app: Sentinel, actor: str = "sentinel") -> list[TrainingR
     runs = []
     with locks.held(app.settings, "retrain", timeout=0) as acquired:
         while acquired and retrain_due(app):
-            wait_for_quiet(app, policy.retrain_quiet_seconds, policy.retrain_max_wait_seconds)
+            app.steps("settle", "let the burst settle", wait_for_quiet, app, policy.retrain_quiet_seconds, policy.retrain_max_wait_seconds)
             runs.append(_retrain(app, actor))
     return runs
 
@@ -123,7 +123,7 @@ def retrain(
 
 def _retrain(app: Sentinel, actor: str, overrule: Overrule | None = None) -> TrainingRunRow:
     champion = app.require_champion()
-    data = training_data(app, champion)
+    data = app.steps("assemble", "assemble the training rows", training_data, app, champion)
     run_name = "retrain-" + _name_batches(data.new_batches)
     model = _train_and_register(app, data, run_name=run_name, champion=champion, actor=actor, overrule=overrule)
     run = app.ledger.training_run(model.training_run_id)
@@ -223,7 +223,7 @@ def _fit_gate_register(
         reporting.log_inputs(data)
         tick = time.perf_counter()
         weights = np.where(data.new_rows_mask(), settings.training.new_rows_weight, 1.0) if settings.training.new_rows_weight != 1 else None
-        model = training.fit(data.train, settings.model, weights)
+        model = app.steps("fit", f"fit {run_name}", training.fit, data.train, settings.model, weights)
         mlflow.log_metric("fit_seconds", time.perf_counter() - tick)
 
         challenger_new = training.evaluate(model, data.holdout_new)
@@ -243,13 +243,12 @@ def _fit_gate_register(
         if champion is None:
             decision = None
         else:
-            decision = judge(champion.version)
+            decision = app.steps("judge", f"judge against champion v{champion.version}", judge, champion.version)
             if overrule is not None:
                 decision = overrule(decision)
             mlflow.log_metrics({k: v for k, v in decision.as_dict().items() if isinstance(v, float) and v == v and abs(v) != float("inf")})
             mlflow.set_tags({"sentinel.decision": decision.decision, "sentinel.rule": decision.rule})
         reporting.log_curves(challenger_new if challenger_new.rows else challenger_ref)
-        model_uri, digest, files = app.registry.log_model(model, data.train[["text"]].head(5))
 
         drift_scores = _drift_scores(app, data.new_batches)
         outcome = "promoted" if decision is None else decision.decision
@@ -270,7 +269,13 @@ def _fit_gate_register(
         new = [app.ledger.batch(b) for b in data.new_batches]
         about = [(b.file_name, b.source, b.rows) for b in new if b is not None]
         description = reporting.version_description(data, about, outcome, reason, decision)
-        version = app.registry.register(model_uri, tags | {"model_sha256": digest}, description)
+
+        def log_and_register() -> tuple[str, str, dict[str, str]]:
+            """The model in this run's artifacts, then a new version of the registered model."""
+            model_uri, digest, files = app.registry.log_model(model, data.train[["text"]].head(5))
+            return app.registry.register(model_uri, tags | {"model_sha256": digest}, description), digest, files
+
+        version, digest, files = app.steps("register", f"register {run_name} ({outcome})", log_and_register)
         failpoints.reach("retrain.registered")
 
     with app.ledger.transaction() as session:
@@ -318,11 +323,26 @@ def _fit_gate_register(
     if outcome in ("promoted", "challenger"):
         _retire_superseded(app, version, actor)
     if outcome == "promoted":
-        store_reference(app, version, *reference_job.result(*expected_accuracy(data, challenger_new, challenger_ref)))
-        claim_champion(app, version, champion.version if champion else None, judge, actor, reason, run_row.id)
+        expected = expected_accuracy(data, challenger_new, challenger_ref)
+        app.steps(
+            "store-reference",
+            f"store the drift reference of v{version}",
+            lambda: store_reference(app, version, *reference_job.result(*expected)),
+        )
+        app.steps(
+            "promote",
+            f"promote v{version} to champion",
+            claim_champion,
+            app,
+            version,
+            champion.version if champion else None,
+            judge,
+            actor,
+            reason,
+            run_row.id,
+        )
     elif outcome == "challenger":
-        with locks.promotion_lock(settings):
-            move_alias(app, "challenger", version, actor, reason)
+        app.steps("hold-challenger", f"hold v{version} as challenger", _hold_as_challenger, app, version, actor, reason)
     return app.ledger.model(settings.registered_model, version)
 
 
@@ -357,6 +377,11 @@ def expected_accuracy(data: training.TrainingData, new: training.Evaluation, ref
     held = [e for e in (new, reference) if e.rows]
     rows = sum(e.rows for e in held)
     return sum(e.accuracy * e.rows for e in held) / rows, rows
+
+
+def _hold_as_challenger(app: Sentinel, version: str, actor: str, reason: str) -> None:
+    with locks.promotion_lock(app.settings):
+        move_alias(app, "challenger", version, actor, reason)
 
 
 def _retire_superseded(app: Sentinel, version: str, actor: str) -> None:

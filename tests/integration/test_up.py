@@ -234,6 +234,41 @@ def test_dropped_files_get_verdicts_and_drift_retrains(running, first_retrain):
     assert len(workspace.list_runs(project.id)) >= len(files)
 
 
+def test_flow_runs_show_the_loop_as_named_tasks_and_each_verdict_and_decision_as_an_artifact(running, first_retrain):
+    [run] = first_retrain["runs"]
+    # the retrain deployment's run, or the reconcile run that found the drift first: either publishes it
+    def published() -> list[dict]:
+        return [a for a in artifacts(running, "retrain-decision") if a["data"].startswith(f"### {run.run_name}: ")]
+
+    wait_for(published, 60, "the decision's artifact")
+    [decision] = published()
+    tasks = running.prefect("/task_runs/filter", {"flow_runs": {"id": {"any_": [decision["flow_run_id"]]}}, "limit": 50})
+    names = [t["name"] for t in sorted(tasks, key=lambda t: t["start_time"] or "")]
+    assert all(t["state_type"] == "COMPLETED" for t in tasks), tasks
+    expected = ["let the burst settle", "assemble the training rows", f"fit {run.run_name}", "judge against champion v1"]
+    assert [n for n in names if n in expected] == expected
+    assert f"register {run.run_name} ({run.decision})" in names
+    stage = {"promoted": f"promote v{run.model_version} to champion", "challenger": f"hold v{run.model_version} as challenger"}
+    assert run.decision == "rejected" or stage[run.decision] in names
+
+    mlflow_url = f"http://127.0.0.1:{running.settings.up.mlflow_port}"
+    assert f"### {run.run_name}: {run.decision}" in decision["data"]
+    assert f"({mlflow_url}/#/models/{running.settings.registered_model}/versions/{run.model_version})" in decision["data"]
+    assert f"({mlflow_url}/#/runs/{run.mlflow_run_id})" in decision["data"]
+    assert "| shifted | superiority |" in decision["data"]
+
+    # the watcher's drift checks ran as drift-check flow runs, each with its check as a task and its verdict
+    verdicts = {a["data"].split("\n")[0]: a for a in artifacts(running, "drift-verdict")}
+    rotten = next(a for title, a in verdicts.items() if "`rotten-a.csv`" in title)
+    assert "**drift: a retrain is due**" in rotten["data"] and "| text |" in rotten["data"]
+    [check_task] = running.prefect("/task_runs/filter", {"flow_runs": {"id": {"any_": [rotten["flow_run_id"]]}}})
+    assert check_task["name"] == "check drift of rotten-a.csv"
+
+
+def artifacts(running, key: str) -> list[dict]:
+    return running.prefect("/artifacts/filter", {"artifacts": {"key": {"any_": [key]}}, "limit": 200})
+
+
 def test_a_quarantined_file_and_a_decision_are_notified_through_prefect_automations(running, webhook, first_retrain):
     (incoming(running) / "wrong-columns.csv").write_text("title,score\ngreat,5\n" * 60)  # no column holds a review
 
