@@ -84,10 +84,11 @@ def _print_json(document) -> None:
 @app.command()
 @friendly
 def bootstrap(
-    reference: Annotated[
-        Optional[Path], typer.Option("--reference", help="Labeled CSV (text,label) to train the first champion on.")
-    ] = None,
+    reference: Annotated[Optional[Path], typer.Option("--reference", help="Labeled CSV (text,label) for the first champion.")] = None,
     demo_rows: Annotated[int, typer.Option("--demo", help="Instead of a file: this many IMDB reviews from the demo data.")] = 0,
+    tune: Annotated[
+        Optional[bool], typer.Option("--tune/--no-tune", help="Search model families first (default: tune.at_bootstrap).")
+    ] = None,
 ):
     """Train the first champion on a labeled CSV and make that data the drift reference."""
     from sentinel import retraining
@@ -101,8 +102,25 @@ def bootstrap(
         reference = sentinel.settings.home / "data" / "demo-reference.csv"
         demo_data.reviews("imdb").head(demo_rows).to_csv(reference, index=False)
     with console.status("training the first champion and calibrating drift thresholds…"):
-        model = retraining.bootstrap(sentinel, reference)
+        model = retraining.bootstrap(sentinel, reference, tune=tune)
     console.print(f"champion: version {model.version} of {sentinel.settings.registered_model}, trained on {reference.name}")
+
+
+@app.command()
+@friendly
+def tune(as_json: JsonFlag = False):
+    """Search model families and their regularisation on the rows the next retrain learns (cross-validation
+    on training rows only): one MLflow parent run, a child run per candidate. Retrains use the choice."""
+    from sentinel import retraining, tuning
+    from sentinel.terminal import tuning_table
+
+    sentinel = _open(ONE_SHOT)
+    train = retraining.training_data(sentinel, sentinel.require_champion()).train
+    with console.status(f"searching on at most {sentinel.settings.tune.search_rows} of {len(train)} training rows…"):
+        found = tuning.tune(sentinel, train, "tune")
+    if as_json:
+        return _print_json({c: getattr(found, c) for c in ("mlflow_run_id", "rows", "metric", "chosen", "candidates", "seconds")})
+    tuning_table(found)
 
 
 @app.command()

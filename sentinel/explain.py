@@ -8,7 +8,8 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sentinel.ledger import BatchRow, DriftCheckRow, TrainingRunRow
+from sentinel.ledger import BatchRow, DriftCheckRow, TrainingRunRow, TuningRow
+from sentinel.settings import ModelParams
 
 
 def as_code(text: str) -> str:
@@ -72,6 +73,18 @@ def gate_lines(comparison: dict) -> list[str]:
     if math.isfinite(comparison.get("e_value", math.nan)):
         lines += ["", f"Anytime-valid evidence: e-value {comparison['e_value']:.3g} (p = {comparison['p_value']:.3g})."]
     return lines
+
+
+def model_line(params: ModelParams, search: TuningRow | None) -> str:
+    """The model a version is, and the search that chose it (MLflow run of its parent and its score)."""
+    model = f"Model: `{params.family}` (C={params.C:g}, word n-grams up to {params.ngram_max})"
+    if search is None or search.chosen != params.model_dump():
+        return model + ", from the settings."
+    best = next((c for c in search.candidates if c["params"] == search.chosen), None)
+    score = (
+        f" ({search.metric} {best['mean']:.4f} ± {best['std']:.4f} in {len(search.candidates)}-candidate cross-validation)" if best else ""
+    )
+    return model + f", chosen by the model search of MLflow run `{search.mlflow_run_id}`{score}."
 
 
 def drift_markdown(batches: list[BatchRow], check: DriftCheckRow, links: Links) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, create_engine, event, select
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, create_engine, event, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 
@@ -113,6 +113,23 @@ class TrainingRunRow(Base):
     decision: Mapped[str | None] = mapped_column(String(16), nullable=True)  # promoted|challenger|rejected
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     comparison: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+
+class TuningRow(Base):
+    """One model search (`sentinel tune`, a bootstrap, a retrain after large drift): every candidate with
+    its cross-validated scores, and the configuration chosen, which later retrains use."""
+
+    __tablename__ = "tunings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    mlflow_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)  # the parent run; one child per candidate
+    cause: Mapped[str] = mapped_column(String(32))  # tune | bootstrap | drift
+    rows: Mapped[int] = mapped_column(Integer)  # the training rows the candidates were scored on
+    metric: Mapped[str] = mapped_column(String(32))
+    chosen: Mapped[dict[str, Any]] = mapped_column(JSON)  # ModelParams of the winner
+    candidates: Mapped[list[Any]] = mapped_column(JSON)  # name, params, scores, mean, std, seconds of each
+    seconds: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class ModelRow(Base):
@@ -291,6 +308,11 @@ class Ledger:
         with self._sessions() as session:
             query = select(DriftCheckRow).where(DriftCheckRow.reference_version == reference_version)
             return list(session.scalars(query.order_by(DriftCheckRow.id.desc()).limit(limit)))[::-1]
+
+    def latest_tuning(self) -> TuningRow | None:
+        """The most recent model search, whose choice retrains use; None before the first."""
+        with self._sessions() as session:
+            return session.scalars(select(TuningRow).order_by(TuningRow.id.desc()).limit(1)).first()
 
     def training_runs(self) -> list[TrainingRunRow]:
         """Every training run, oldest first."""

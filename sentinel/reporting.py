@@ -8,8 +8,10 @@ import warnings
 import mlflow
 import numpy as np
 
-from sentinel.explain import as_code, gate_lines
+from sentinel.explain import as_code, gate_lines, model_line
 from sentinel.gate import Decision
+from sentinel.ledger import TuningRow
+from sentinel.settings import ModelParams
 from sentinel.training import Evaluation, TrainingData
 
 
@@ -47,11 +49,17 @@ def log_curves(evaluation: Evaluation) -> None:
 
 
 def version_description(
-    data: TrainingData, batches: list[tuple[str, str, int]], outcome: str, reason: str, decision: Decision | None
+    data: TrainingData,
+    batches: list[tuple[str, str, int]],
+    outcome: str,
+    reason: str,
+    decision: Decision | None,
+    params: ModelParams,
+    search: TuningRow | None,
 ) -> str:
     """Markdown for the version's description in the MLflow UI: what it learned (files and sources of the
-    new batches), what was decided and why, and the numbers of each slice the gate compared.
-    `batches`: (file, source, rows) of each new batch."""
+    new batches), the model and the search it came from, what was decided and why, and the numbers of
+    each slice the gate compared. `batches`: (file, source, rows) of each new batch."""
     lines = [f"**{outcome}**: {reason}", ""]
     if batches:
         sources = sorted({source or "default" for _, source, _ in batches})
@@ -62,6 +70,7 @@ def version_description(
         )
     else:
         lines.append(f"Trained on {len(data.train)} rows of the reference.")
+    lines += ["", model_line(params, search)]
     if decision is not None:
         lines += gate_lines(decision.as_dict())
     return "\n".join(lines)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sentinel import batch_format, drift, events, failpoints, gate, intake, locks, training
+from sentinel import batch_format, drift, events, failpoints, gate, intake, locks, training, tuning
 from sentinel.context import Sentinel, os_user
 from sentinel.errors import SentinelError
 from sentinel.ledger import BatchDigest, BatchRow, ModelRow, TrainingRunRow, utcnow
@@ -23,8 +23,9 @@ from sentinel.references import store_reference
 from sentinel.retrain_due import batches_to_learn, refresh_due, retrain_due
 
 
-def bootstrap(app: Sentinel, reference_csv: Path, actor: str | None = None) -> ModelRow:
-    """Train the first champion on a labeled CSV and make that data the drift reference."""
+def bootstrap(app: Sentinel, reference_csv: Path, actor: str | None = None, tune: bool | None = None) -> ModelRow:
+    """Train the first champion on a labeled CSV and make that data the drift reference. Unless `tune` is
+    False (default: the setting `tune.at_bootstrap`), a model search on its training rows comes first."""
     existing = app.champion()
     if existing is not None:
         raise SentinelError(f"a champion exists already (version {existing.version}); bootstrap only starts an empty project")
@@ -63,6 +64,8 @@ def bootstrap(app: Sentinel, reference_csv: Path, actor: str | None = None) -> M
         with app.ledger.transaction() as session:
             session.get(BatchRow, batch_id).set_aside_path = str(aside)
     data = training.assemble({batch_id: frame}, {}, app.settings.gate.holdout_share, app.settings.gate.reference_holdout_rows)
+    if app.settings.tune.at_bootstrap if tune is None else tune:
+        app.steps("tune", "search the model families", tuning.tune, app, data.train, "bootstrap")
     return _train_and_register(app, data, run_name=f"bootstrap-{batch_id}", champion=None, actor=actor or os_user())
 
 
@@ -125,10 +128,19 @@ def _retrain(app: Sentinel, actor: str, overrule: Overrule | None = None) -> Tra
     champion = app.require_champion()
     data = app.steps("assemble", "assemble the training rows", training_data, app, champion)
     run_name = "retrain-" + _name_batches(data.new_batches)
+    if _retune_due(app, data):
+        app.steps("tune", "search the model families again: the text moved far", tuning.tune, app, data.train, "drift")
     model = _train_and_register(app, data, run_name=run_name, champion=champion, actor=actor, overrule=overrule)
     run = app.ledger.training_run(model.training_run_id)
     _announce(app, run, model)
     return run
+
+
+def _retune_due(app: Sentinel, data: training.TrainingData) -> bool:
+    """A retrain searches again when the text of the batches that caused it drifted at least as far as
+    `tune.retune_text_drift` (a new domain may suit another family)."""
+    threshold = app.settings.tune.retune_text_drift
+    return data.cause == "drift" and threshold > 0 and _drift_scores(app, data.shifted_batches).get("text", 0.0) >= threshold
 
 
 def _announce(app: Sentinel, run: TrainingRunRow, model: ModelRow) -> None:
@@ -203,6 +215,8 @@ def _fit_gate_register(
     from sentinel import reporting
 
     settings = app.settings
+    params = tuning.current_params(app)
+    search = app.ledger.latest_tuning()
     started = utcnow()
     experiment = app.registry.experiment_id(settings.training_experiment)
     with mlflow.start_run(experiment_id=experiment, run_name=run_name) as run:
@@ -211,9 +225,10 @@ def _fit_gate_register(
                 "sentinel.batches": ",".join(data.new_batches) or "reference",
                 "sentinel.trigger": data.cause,
             }
+            | ({"sentinel.tuning_run": search.mlflow_run_id} if search else {})
         )
         mlflow.log_params(
-            settings.model.model_dump()
+            params.model_dump()
             | {
                 "train_rows": len(data.train),
                 "holdout_new_rows": len(data.holdout_new),
@@ -223,7 +238,7 @@ def _fit_gate_register(
         reporting.log_inputs(data)
         tick = time.perf_counter()
         weights = np.where(data.new_rows_mask(), settings.training.new_rows_weight, 1.0) if settings.training.new_rows_weight != 1 else None
-        model = app.steps("fit", f"fit {run_name}", training.fit, data.train, settings.model, weights)
+        model = app.steps("fit", f"fit {run_name}", training.fit, data.train, params, weights)
         mlflow.log_metric("fit_seconds", time.perf_counter() - tick)
 
         challenger_new = training.evaluate(model, data.holdout_new)
@@ -268,7 +283,7 @@ def _fit_gate_register(
             tags |= decision.tags()
         new = [app.ledger.batch(b) for b in data.new_batches]
         about = [(b.file_name, b.source, b.rows) for b in new if b is not None]
-        description = reporting.version_description(data, about, outcome, reason, decision)
+        description = reporting.version_description(data, about, outcome, reason, decision, params, search)
 
         def log_and_register() -> tuple[str, str, dict[str, str]]:
             """The model in this run's artifacts, then a new version of the registered model."""

@@ -69,6 +69,19 @@ def _drift_summary(record: dict) -> str:
     return summary if trigger.get("fired", True) else summary + " (harmless: no retrain)"
 
 
+def tuning_table(search) -> None:
+    """A model search (a `TuningRow`): each candidate's cross-validated score, the chosen one marked."""
+    table = Table(title=f"model search on {search.rows} training rows ({search.seconds:.1f} s)")
+    for column in ("candidate", f"{search.metric} (mean of folds)", "std", "seconds"):
+        table.add_column(column)
+    for c in search.candidates:
+        chosen = c["params"] == search.chosen
+        name = f"[bold]{c['name']}[/bold] (chosen)" if chosen else c["name"]
+        table.add_row(name, f"{c['mean']:.4f}", f"{c['std']:.4f}", f"{c['seconds']:.2f}")
+    console.print(table)
+    console.print(f"retrains now fit {search.chosen['family']} C={search.chosen['C']:g}; MLflow run {search.mlflow_run_id}")
+
+
 def batch_table(records: list[dict], title: str) -> None:
     """Batches as `process` and `batches` print them, with each refused file's reason and fix below."""
     table = Table(title=title)

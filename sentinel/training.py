@@ -8,8 +8,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.compose import ColumnTransformer
-from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 from sklearn.pipeline import Pipeline
@@ -17,17 +19,61 @@ from sklearn.pipeline import Pipeline
 from sentinel.settings import ModelParams
 
 
-def build_pipeline(params: ModelParams) -> Pipeline:
-    """TF-IDF over the `text` column, then logistic regression.
-
-    The ColumnTransformer picks the column by name: a bare TfidfVectorizer fed a DataFrame iterates
-    over its column names and silently predicts a single row.
-    """
-    vectorizer = TfidfVectorizer(
-        ngram_range=(1, params.ngram_max), min_df=params.min_df, max_features=params.max_features, sublinear_tf=True, dtype=np.float32
+def word_counts(params: ModelParams, binary: bool = False) -> CountVectorizer:
+    """Counts of word n-grams (1 to `ngram_max`), the features every family starts from."""
+    return CountVectorizer(
+        ngram_range=(1, params.ngram_max), min_df=params.min_df, max_features=params.max_features, binary=binary, dtype=np.float32
     )
-    classifier = LogisticRegression(C=params.C, max_iter=params.max_iter, random_state=params.seed)
-    return Pipeline([("features", ColumnTransformer([("tfidf", vectorizer, "text")])), ("classifier", classifier)])
+
+
+def char_counts(params: ModelParams) -> CountVectorizer:
+    """Counts of character 2- to 4-grams within words: spelling, inflection and negation stems that short
+    reviews carry in too few words."""
+    return CountVectorizer(analyzer="char_wb", ngram_range=(2, 4), min_df=params.min_df, max_features=params.max_features, dtype=np.float32)
+
+
+class NaiveBayesScaler(TransformerMixin, BaseEstimator):
+    """Scales binary n-gram features by their naive Bayes log-count ratio, learned from the training
+    labels (Wang and Manning's NB features), so the linear model starts from how much each n-gram leans
+    positive or negative. Written here because scikit-learn has no such transformer."""
+
+    def __init__(self, alpha: float = 1.0) -> None:
+        self.alpha = alpha
+
+    def fit(self, X, y):  # noqa: N803 (scikit-learn's names)
+        """Learn each feature's log-count ratio from the rows of each class."""
+        y = np.asarray(y)
+        positive = np.asarray(X[y == 1].sum(axis=0)).ravel() + self.alpha
+        negative = np.asarray(X[y == 0].sum(axis=0)).ravel() + self.alpha
+        self.ratio_ = np.log((positive / positive.sum()) / (negative / negative.sum())).astype(np.float32)
+        return self
+
+    def transform(self, X):  # noqa: N803
+        """The features, each scaled by its ratio."""
+        return sparse.csr_matrix(X.multiply(self.ratio_))
+
+
+def classifier(params: ModelParams) -> LogisticRegression:
+    """The linear model every family ends in (it gives the probabilities the gate and the curves use)."""
+    return LogisticRegression(C=params.C, max_iter=params.max_iter, random_state=params.seed)
+
+
+def build_pipeline(params: ModelParams) -> Pipeline:
+    """The pipeline of `params.family`, over the `text` column.
+
+    The ColumnTransformer picks the column by name: a bare vectorizer fed a DataFrame iterates over its
+    column names and silently predicts a single row.
+    """
+    tfidf = TfidfTransformer(sublinear_tf=True)
+    if params.family == "nb-lr":
+        steps = [("features", ColumnTransformer([("words", word_counts(params, binary=True), "text")])), ("nb", NaiveBayesScaler())]
+    elif params.family == "word-char-lr":
+        words = Pipeline([("counts", word_counts(params)), ("tfidf", tfidf)])
+        chars = Pipeline([("counts", char_counts(params)), ("tfidf", TfidfTransformer(sublinear_tf=True))])
+        steps = [("features", ColumnTransformer([("words", words, "text"), ("chars", chars, "text")]))]
+    else:
+        steps = [("features", ColumnTransformer([("tfidf", Pipeline([("counts", word_counts(params)), ("tfidf", tfidf)]), "text")]))]
+    return Pipeline([*steps, ("classifier", classifier(params))])
 
 
 def holdout_mask(frame: pd.DataFrame, share: float) -> np.ndarray:

@@ -236,6 +236,7 @@ def test_dropped_files_get_verdicts_and_drift_retrains(running, first_retrain):
 
 def test_flow_runs_show_the_loop_as_named_tasks_and_each_verdict_and_decision_as_an_artifact(running, first_retrain):
     [run] = first_retrain["runs"]
+
     # the retrain deployment's run, or the reconcile run that found the drift first: either publishes it
     def published() -> list[dict]:
         return [a for a in artifacts(running, "retrain-decision") if a["data"].startswith(f"### {run.run_name}: ")]
