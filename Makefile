@@ -45,6 +45,7 @@ bench: install  ## figures as ratios against a floor measured in the same run
 	$(BIN)/python bench/drift_check.py
 	$(BIN)/python bench/flow_tasks.py
 	$(BIN)/python bench/retrain.py
+	$(BIN)/python bench/tune.py
 	$(BIN)/python bench/process_memory.py
 	$(BIN)/python bench/up.py
 	$(BIN)/python bench/replay.py

@@ -194,7 +194,7 @@ class TunePolicy(_Group):
     )
     folds: int = Field(3, ge=2, le=10, description="Cross-validation folds.")
     search_rows: int = Field(
-        3000,
+        2500,
         ge=200,
         description="The search scores candidates on at most this many training rows (a stratified sample); the chosen one learns them all.",
     )

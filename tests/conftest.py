@@ -27,7 +27,10 @@ def rotten() -> pd.DataFrame:
 
 
 def make_settings(home: Path, **overrides) -> Settings:
-    """Settings for a project in `home`, independent of the caller's environment and sentinel.toml."""
+    """Settings for a project in `home`, independent of the caller's environment and sentinel.toml. The
+    model search at bootstrap is off unless asked for: it has its own tests (test_tuning), and every
+    other test's first champion is then today's model, whatever the search would choose."""
+    overrides.setdefault("tune", {"at_bootstrap": False})
     settings = Settings(home=home, **overrides)
     settings.ensure_dirs()
     return settings

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def project(tmp_path, imdb, request):
     retune = getattr(request, "param", 0.0)
-    settings = make_settings(tmp_path, intake={"settle_seconds": 0.05}, tune={"retune_text_drift": retune})
+    settings = make_settings(tmp_path, intake={"settle_seconds": 0.05}, tune={"at_bootstrap": True, "retune_text_drift": retune})
     app = Sentinel(settings)
     reference = tmp_path / "reference.csv"
     imdb.head(2000).to_csv(reference, index=False)
@@ -86,4 +86,4 @@ def test_sentinel_tune_prints_the_search_and_records_its_choice(project):
     printed = json.loads(done.stdout)
     latest = project.ledger.latest_tuning()
     assert printed["mlflow_run_id"] == latest.mlflow_run_id and latest.cause == "tune"
-    assert printed["chosen"] == latest.chosen and {c["name"] for c in printed["candidates"]} >= {"word-lr C=1", "word-lr C=16"}
+    assert printed["chosen"] == latest.chosen and {c["name"] for c in printed["candidates"]} >= {"word-lr C=4", "word-lr C=16"}
