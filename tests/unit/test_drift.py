@@ -207,3 +207,24 @@ def test_a_drift_reference_changed_after_it_was_written_is_refused_by_name(setti
     with pytest.raises(TamperedModel, match=r"drift reference of version 1, .*v1.parquet, was changed"):
         references.champion_reference(app, row)
     app.close()
+
+
+def test_each_check_adds_its_snapshot_without_reading_the_history(imdb, calibrated, tmp_path):
+    """The workspace the Evidently UI serves gets one named snapshot per check, and adding one does not
+    parse those already there (that made each check slower the longer the history): a malformed old
+    snapshot does not stop it."""
+    from evidently.ui.workspace import Workspace
+
+    from sentinel import evidently_workspace
+
+    reference, calibration = calibrated
+    folder = tmp_path / "evidently"
+    drift.measure(imdb.iloc[8000:8300], reference, calibration, None, POLICY, workspace=folder, name="first batch")
+    [project] = Workspace(str(folder)).search_project(evidently_workspace.PROJECT)
+    (folder / str(project.id) / "snapshots" / "0190a1b2-0000-7000-8000-000000000000.json").write_text("{not json")
+    drift.measure(imdb.iloc[8300:8600], reference, calibration, None, POLICY, workspace=folder, name="second batch")
+    (folder / str(project.id) / "snapshots" / "0190a1b2-0000-7000-8000-000000000000.json").unlink()
+    workspace = Workspace(str(folder))
+    names = sorted(workspace.get_run(project.id, run).name for run in workspace.list_runs(project.id))
+    assert names == ["first batch", "second batch"]
+    assert len(workspace.get_dashboard(project.id).panels) == 4
