@@ -137,6 +137,12 @@ def _dataset(frame: pd.DataFrame) -> Dataset:
     return Dataset.from_pandas(frame, data_definition=definition)
 
 
+# The domain classifier's ROC AUC, named. Left to choose, Evidently takes the percentile variant for a
+# reference of 1,000 rows or fewer: the same score, plus 1,000 shuffled ROC AUCs for its own threshold
+# (2.5 s against 0.16 s for 200 rows against 600). Sentinel compares the score with its calibrated threshold.
+TEXT_METHOD = "abs_text_content_drift"
+
+
 def _text_snapshot(current: list[str], reference: list[str]) -> SnapshotModel:
     """Evidently's text content drift alone, as Evidently's serialisable snapshot model."""
     from evidently import DataDefinition, Dataset, Report
@@ -145,7 +151,7 @@ def _text_snapshot(current: list[str], reference: list[str]) -> SnapshotModel:
     definition = DataDefinition(text_columns=["text"])
     current_data = Dataset.from_pandas(pd.DataFrame({"text": current}), data_definition=definition)
     reference_data = Dataset.from_pandas(pd.DataFrame({"text": reference}), data_definition=definition)
-    return Report([ValueDrift(column="text")]).run(current_data, reference_data).to_snapshot_model()
+    return Report([ValueDrift(column="text", method=TEXT_METHOD)]).run(current_data, reference_data).to_snapshot_model()
 
 
 def start_text_drift(current: pd.Series, reference: pd.Series) -> drift_worker.Worker | None:

@@ -39,7 +39,10 @@ def _dataset(frame: pd.DataFrame) -> Dataset:
 def build(current: pd.DataFrame, reference: pd.DataFrame):
     """Drift of every signal plus the champion's accuracy and F1 on both sides. Both frames come from
     `drift.with_descriptors` and carry the champion's `prediction`."""
-    metrics = [ValueDrift(column=name) for name in drift.SIGNALS] + [Accuracy(), F1Score()]
+    metrics = [ValueDrift(column=name, method=drift.TEXT_METHOD if name == "text" else None) for name in drift.SIGNALS] + [
+        Accuracy(),
+        F1Score(),
+    ]
     return Report(metrics).run(_dataset(current), _dataset(reference))
 
 

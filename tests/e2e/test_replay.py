@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from sentinel import demo
+from tests import browser
 
 pytestmark = pytest.mark.slow
 HOSTILE = "04-rotten-4 <img src=x onerror=alert(1)>.csv"  # a file name shaped like an HTML payload
@@ -63,36 +62,11 @@ def test_the_policies_rank_as_a_user_expects(replayed):
     assert {p.name for p in out.iterdir()} >= {"replay.json", "replay.csv", "replay.html", "replay.png"}
 
 
-def _chromium() -> str:
-    """Chromium from the distribution's packages, installed when missing (as .ci/run does)."""
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None and os.geteuid() == 0 and shutil.which("apt-get"):
-        subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], check=False, capture_output=True, timeout=900)
-        found = shutil.which("chromium")
-    if found is None:
-        pytest.fail("the page check needs Chromium: apt-get install -y chromium")
-    return found
-
-
 def test_the_page_loads_offline_draws_the_plot_and_shows_a_hostile_name_as_text(replayed, tmp_path):
     _, out = replayed
-    browser = _chromium()
     page = (out / "replay.html").resolve().as_uri()
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}"]
-    offline = ["--host-resolver-rules=MAP * ~NOTFOUND"]  # any fetch from a network would fail, and be logged
-    dom = subprocess.run(
-        [browser, *flags, *offline, "--enable-logging=stderr", "--v=0", "--dump-dom", page], capture_output=True, text=True, timeout=120
-    )
-    assert dom.returncode == 0, dom.stderr[-2000:]
-    assert "onerror=alert(1)&gt;" in dom.stdout and "<img" not in dom.stdout  # the name is text, no element
-    assert "<svg" in dom.stdout
-    console = [line for line in dom.stderr.splitlines() if "CONSOLE" in line or "ERR_NAME_NOT_RESOLVED" in line]
-    assert console == []
-
-    shot = tmp_path / "page.png"
-    subprocess.run([browser, *flags, *offline, "--window-size=1200,1400", f"--screenshot={shot}", page], capture_output=True, timeout=120)
-    import matplotlib.image
-
-    pixels = matplotlib.image.imread(shot)[..., :3]
-    colours = {tuple(p) for p in (pixels[::7, ::7].reshape(-1, 3) * 255).astype(int)}
-    assert float(np.std(pixels)) > 0.05 and len(colours) > 20, "the screenshot looks blank"
+    shown = browser.open_page(page, tmp_path / "profile", offline=True)
+    assert "onerror=alert(1)&gt;" in shown.dom and "<img" not in shown.dom  # the name is text, no element
+    assert "<svg" in shown.dom
+    assert shown.console == []
+    browser.screenshot(page, tmp_path / "profile", "replay-page", offline=True, size="1200,1400")
