@@ -21,6 +21,7 @@ import pytest
 
 from sentinel import demo, taking_in, up
 from sentinel.context import Sentinel
+from tests import browser
 from tests.harness import UpProcess, settled, wait_for
 
 pytestmark = pytest.mark.slow
@@ -268,6 +269,48 @@ def test_flow_runs_show_the_loop_as_named_tasks_and_each_verdict_and_decision_as
 
 def artifacts(running, key: str) -> list[dict]:
     return running.prefect("/artifacts/filter", {"artifacts": {"key": {"any_": [key]}}, "limit": 200})
+
+
+def test_the_three_uis_show_the_loop_in_a_real_browser(running, first_retrain, tmp_path):
+    """What a person sees after the first retrain, in headless Chromium: the MLflow page of the version it
+    registered (decision in the description, tags, alias), the Prefect page of its decision artifact (the
+    gate's table) and of its flow run (the task graph), and the Evidently dashboard served by `up` (its
+    panels, plotted). A screenshot of each is kept under test-artifacts/."""
+    [run] = first_retrain["runs"]
+    settings, profile = running.settings, tmp_path / "profile"
+
+    mlflow_page = f"http://127.0.0.1:{settings.up.mlflow_port}/#/models/{settings.registered_model}/versions/{run.model_version}"
+    shown = browser.open_page(mlflow_page, profile, wait_ms=15000)
+    assert f"Version {run.model_version}" in shown.dom and "sentinel.decision" in shown.dom
+    assert f"<strong>{run.decision}</strong>" in shown.dom and "Gate (accuracy" in shown.dom  # the description, rendered
+    assert run.decision != "promoted" or "champion" in shown.dom  # the alias
+    browser.screenshot(mlflow_page, profile, "mlflow-model-version", wait_ms=15000)
+
+    prefect_ui = settings.prefect_api_url.removesuffix("/api")
+    decision = wait_for(
+        lambda: next((a for a in artifacts(running, "retrain-decision") if a["data"].startswith(f"### {run.run_name}: ")), None),
+        60,
+        "the decision's artifact",
+    )
+    artifact_page = f"{prefect_ui}/artifacts/artifact/{decision['id']}"
+    shown = browser.open_page(artifact_page, profile, wait_ms=15000)
+    assert "<table" in shown.dom and "superiority" in shown.dom and "non-inferiority" in shown.dom
+    browser.screenshot(artifact_page, profile, "prefect-decision-artifact", wait_ms=15000)
+    flow_run_page = f"{prefect_ui}/runs/flow-run/{decision['flow_run_id']}"
+    [flow_run] = running.prefect("/flow_runs/filter", {"flow_runs": {"id": {"any_": [decision["flow_run_id"]]}}})
+    shown = browser.open_page(flow_run_page, profile, wait_ms=15000)  # its task graph is drawn on a canvas
+    assert flow_run["name"] in shown.dom and "Task Runs" in shown.dom and "Completed" in shown.dom
+    browser.screenshot(flow_run_page, profile, "prefect-flow-run", wait_ms=15000)
+
+    evidently_ui = f"http://127.0.0.1:{settings.up.evidently_port}"
+    with urllib.request.urlopen(f"{evidently_ui}/api/projects", timeout=10) as response:
+        [project] = json.load(response)
+    dashboard = f"{evidently_ui}/projects/{project['id']}"
+    shown = browser.open_page(dashboard, profile, wait_ms=20000)
+    for title in ("Text drift (domain classifier ROC AUC)", "Label drift (Jensen-Shannon)", "Descriptor drift (normed Wasserstein)"):
+        assert title in shown.dom
+    assert shown.dom.count(">Timestamps<") >= 3  # the drift panels are plotted, each with its time axis
+    browser.screenshot(dashboard, profile, "evidently-dashboard", wait_ms=20000)
 
 
 def test_a_quarantined_file_and_a_decision_are_notified_through_prefect_automations(running, webhook, first_retrain):
