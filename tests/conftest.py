@@ -29,8 +29,10 @@ def rotten() -> pd.DataFrame:
 def make_settings(home: Path, **overrides) -> Settings:
     """Settings for a project in `home`, independent of the caller's environment and sentinel.toml. The
     model search at bootstrap is off unless asked for: it has its own tests (test_tuning), and every
-    other test's first champion is then today's model, whatever the search would choose."""
+    other test's first champion is then today's model, whatever the search would choose. A retrain
+    that `reconcile` starts lets a burst settle for 1 s, not 10: no test drops files behind its back."""
     overrides.setdefault("tune", {"at_bootstrap": False})
+    overrides.setdefault("up", {"retrain_quiet_seconds": 1})
     settings = Settings(home=home, **overrides)
     settings.ensure_dirs()
     return settings

@@ -27,6 +27,7 @@ SMALL_DRIFT_ENV = {f"SENTINEL_DRIFT__{key.upper()}": str(value) for key, value i
 
 def sentinel(home: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
     env = os.environ | {"SENTINEL_HOME": str(home), "SENTINEL_INTAKE__SETTLE_SECONDS": "0.05", "COLUMNS": "200"} | SMALL_DRIFT_ENV
+    env["SENTINEL_TUNE__AT_BOOTSTRAP"] = "false"  # these tests are about the operator's commands; the search has its own
     result = subprocess.run([sys.executable, "-m", "sentinel.cli", *args], env=env, capture_output=True, text=True, timeout=600)
     if ok and result.returncode != 0:
         raise AssertionError(f"sentinel {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
