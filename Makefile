@@ -42,6 +42,7 @@ bench: install  ## figures as ratios against a floor measured in the same run
 	$(BIN)/python bench/read_commands.py
 	$(BIN)/python bench/process.py
 	$(BIN)/python bench/history.py
+	$(BIN)/python bench/snapshot.py
 	$(BIN)/python bench/drift_check.py
 	$(BIN)/python bench/flow_tasks.py
 	$(BIN)/python bench/retrain.py
