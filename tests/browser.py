@@ -37,10 +37,8 @@ class Page:
 def open_page(url: str, profile: Path, *, offline: bool = False, wait_ms: int = 0) -> Page:
     """The DOM after load. `wait_ms` lets a single-page app's scripts fetch and render first (virtual
     time: Chromium waits for the page's own requests, however slow the machine)."""
-    command = [chromium(), *_flags(profile, offline), "--enable-logging=stderr", "--v=0"]
-    if wait_ms:
-        command.append(f"--virtual-time-budget={wait_ms}")
-    done = subprocess.run([*command, "--dump-dom", url], capture_output=True, text=True, timeout=180)
+    command = [*_browser(profile, offline, wait_ms), "--enable-logging=stderr", "--v=0", "--dump-dom", url]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-2000:]
     console = [line for line in done.stderr.splitlines() if "CONSOLE" in line or "ERR_NAME_NOT_RESOLVED" in line]
     return Page(done.stdout, console)
@@ -51,10 +49,8 @@ def screenshot(url: str, profile: Path, name: str, *, offline: bool = False, wai
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / f"{name}.png"
     shot.unlink(missing_ok=True)
-    command = [chromium(), *_flags(profile, offline), f"--window-size={size}", "--hide-scrollbars"]
-    if wait_ms:
-        command.append(f"--virtual-time-budget={wait_ms}")
-    subprocess.run([*command, f"--screenshot={shot}", url], capture_output=True, timeout=180)
+    command = [*_browser(profile, offline, wait_ms), f"--window-size={size}", "--hide-scrollbars", f"--screenshot={shot}", url]
+    subprocess.run(command, capture_output=True, timeout=180)
     assert shot.exists(), f"no screenshot of {url}"
     import matplotlib.image
 
@@ -64,6 +60,7 @@ def screenshot(url: str, profile: Path, name: str, *, offline: bool = False, wai
     return shot
 
 
-def _flags(profile: Path, offline: bool) -> list[str]:
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", f"--user-data-dir={profile}"]
-    return flags + (OFFLINE if offline else [])
+def _browser(profile: Path, offline: bool, wait_ms: int) -> list[str]:
+    command = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", f"--user-data-dir={profile}"]
+    command += OFFLINE if offline else []
+    return command + ([f"--virtual-time-budget={wait_ms}"] if wait_ms else [])
