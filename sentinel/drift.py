@@ -143,15 +143,22 @@ def _dataset(frame: pd.DataFrame) -> Dataset:
 TEXT_METHOD = "abs_text_content_drift"
 
 
+def value_drift(name: str):
+    """Evidently's `ValueDrift` of one signal, with the method Sentinel scores it by (the text's named;
+    the others as Evidently chooses them)."""
+    from evidently.metrics import ValueDrift
+
+    return ValueDrift(column=name, method=TEXT_METHOD if name == "text" else None)
+
+
 def _text_snapshot(current: list[str], reference: list[str]) -> SnapshotModel:
     """Evidently's text content drift alone, as Evidently's serialisable snapshot model."""
     from evidently import DataDefinition, Dataset, Report
-    from evidently.metrics import ValueDrift
 
     definition = DataDefinition(text_columns=["text"])
     current_data = Dataset.from_pandas(pd.DataFrame({"text": current}), data_definition=definition)
     reference_data = Dataset.from_pandas(pd.DataFrame({"text": reference}), data_definition=definition)
-    return Report([ValueDrift(column="text", method=TEXT_METHOD)]).run(current_data, reference_data).to_snapshot_model()
+    return Report([value_drift("text")]).run(current_data, reference_data).to_snapshot_model()
 
 
 def start_text_drift(current: pd.Series, reference: pd.Series) -> drift_worker.Worker | None:
@@ -175,12 +182,11 @@ def run_report(
     once, where `DataDriftPreset` fits it several times). Both frames come from `with_descriptors`;
     pass `text_drift` when the text signal was started earlier, `timeout` to bound the wait for it."""
     from evidently import Report
-    from evidently.metrics import ValueDrift
 
     if text_drift is None:
         text_drift = start_text_drift(current["text"], reference["text"])
     try:
-        others = Report([ValueDrift(column=name) for name in SIGNALS if name != "text"]).run(_dataset(current), _dataset(reference))
+        others = Report([value_drift(name) for name in SIGNALS if name != "text"]).run(_dataset(current), _dataset(reference))
     except BaseException:
         drift_worker.abandon(text_drift)
         raise

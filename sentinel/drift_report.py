@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 from evidently import BinaryClassification, DataDefinition, Dataset, Report
-from evidently.metrics import Accuracy, F1Score, ValueDrift
+from evidently.metrics import Accuracy, F1Score
 
 from sentinel import drift, evidently_workspace, intake
 from sentinel.context import Sentinel
@@ -39,10 +39,7 @@ def _dataset(frame: pd.DataFrame) -> Dataset:
 def build(current: pd.DataFrame, reference: pd.DataFrame):
     """Drift of every signal plus the champion's accuracy and F1 on both sides. Both frames come from
     `drift.with_descriptors` and carry the champion's `prediction`."""
-    metrics = [ValueDrift(column=name, method=drift.TEXT_METHOD if name == "text" else None) for name in drift.SIGNALS] + [
-        Accuracy(),
-        F1Score(),
-    ]
+    metrics = [drift.value_drift(name) for name in drift.SIGNALS] + [Accuracy(), F1Score()]
     return Report(metrics).run(_dataset(current), _dataset(reference))
 
 

@@ -221,9 +221,10 @@ def test_each_check_adds_its_snapshot_without_reading_the_history(imdb, calibrat
     folder = tmp_path / "evidently"
     drift.measure(imdb.iloc[8000:8300], reference, calibration, None, POLICY, workspace=folder, name="first batch")
     [project] = Workspace(str(folder)).search_project(evidently_workspace.PROJECT)
-    (folder / str(project.id) / "snapshots" / "0190a1b2-0000-7000-8000-000000000000.json").write_text("{not json")
+    malformed = folder / str(project.id) / "snapshots" / "0190a1b2-0000-7000-8000-000000000000.json"
+    malformed.write_text("{not json")
     drift.measure(imdb.iloc[8300:8600], reference, calibration, None, POLICY, workspace=folder, name="second batch")
-    (folder / str(project.id) / "snapshots" / "0190a1b2-0000-7000-8000-000000000000.json").unlink()
+    malformed.unlink()
     workspace = Workspace(str(folder))
     names = sorted(workspace.get_run(project.id, run).name for run in workspace.list_runs(project.id))
     assert names == ["first batch", "second batch"]
