@@ -13,6 +13,7 @@ from functools import cached_property
 
 from sentinel.errors import SentinelError
 from sentinel.ledger import Ledger, ModelRow
+from sentinel.memo import Memo
 from sentinel.settings import Settings
 from sentinel.steps import Steps, direct
 
@@ -32,6 +33,7 @@ class Sentinel:
     settings: Settings
     ledger: Ledger = field(init=False)
     steps: Steps = direct  # how the use cases run their stages (the flows make each a Prefect task)
+    memo: Memo = field(default_factory=Memo)  # how they run costly pure computations (a replay keeps them)
 
     def __post_init__(self) -> None:
         self.settings.ensure_dirs()

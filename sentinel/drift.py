@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from sentinel import drift_worker, evidently_workspace
+from sentinel.memo import Memo
 from sentinel.settings import DriftPolicy
 
 if TYPE_CHECKING:
@@ -263,20 +264,27 @@ def _per_source(training: pd.DataFrame, rows: int, rng: np.random.Generator) -> 
     return rng.permutation(np.concatenate(taken))
 
 
+def reference_columns(training: pd.DataFrame) -> pd.DataFrame:
+    """The columns of the training rows a drift reference is built from."""
+    return training[[c for c in ("text", "label", "source") if c in training.columns]].reset_index(drop=True)
+
+
 class ReferenceJob:
     """A drift reference built in the worker while a retrain fits its model: the reference depends on
     the training rows only, so it is ready (or nearly) when the gate has decided."""
 
-    def __init__(self, training: pd.DataFrame, policy: DriftPolicy, seed: int) -> None:
-        columns = [c for c in ("text", "label", "source") if c in training.columns]
-        self.args = (training[columns].reset_index(drop=True), policy, seed)
+    def __init__(self, training: pd.DataFrame, policy: DriftPolicy, seed: int, memo: Memo | None = None) -> None:
+        self.args = (reference_columns(training), policy, seed)
+        self.memo = memo or Memo()
         self.pending = drift_worker.start("reference", *self.args)
 
     def result(self, expected_accuracy: float, expected_rows: int = 0) -> tuple[pd.DataFrame, Calibration]:
         """The reference and its calibration, waiting for the worker if it is still building them."""
         answer = drift_worker.collect(self.pending, self.args[1].worker_timeout_seconds)
         self.pending = None
-        reference, calibration = answer if answer is not None else build_reference(self.args[0], 0.0, self.args[1], self.args[2])
+        if answer is None:
+            answer = self.memo("reference", build_reference, self.args[0], 0.0, self.args[1], self.args[2])
+        reference, calibration = answer
         return reference, dataclasses.replace(calibration, expected_accuracy=float(expected_accuracy), expected_rows=int(expected_rows))
 
     def discard(self) -> None:

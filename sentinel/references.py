@@ -56,7 +56,8 @@ def ensure_reference(app: Sentinel, row: ModelRow, expected: tuple[float, int] |
     data = training.assemble(frames, {}, app.settings.gate.holdout_share, 10**9)
     if expected is None:
         expected = (training.evaluate(app.load_model(row), data.holdout_reference).accuracy, len(data.holdout_reference))
-    reference, calibration = drift.build_reference(data.train, expected[0], app.settings.drift, seed=app.settings.model.seed)
+    rows = drift.reference_columns(data.train)
+    reference, calibration = app.memo("reference", drift.build_reference, rows, expected[0], app.settings.drift, app.settings.model.seed)
     store_reference(app, row.version, reference, dataclasses.replace(calibration, expected_rows=int(expected[1])))
     return app.ledger.model(row.model_name, row.version)
 

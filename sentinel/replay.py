@@ -30,6 +30,7 @@ import pandas as pd
 
 from sentinel import batch_format, drift_worker, gate
 from sentinel.errors import SentinelError
+from sentinel.memo import Memo
 from sentinel.settings import Settings
 
 BUILT_IN = ("sentinel", "never", "always", "oracle")
@@ -158,10 +159,6 @@ def _promote_regardless(decision: gate.Decision) -> gate.Decision:
     )
 
 
-def _cpu_seconds() -> float:
-    return time.process_time() + drift_worker.cpu_seconds()
-
-
 class _Scorer:
     """Accuracy of a champion on every holdout, computed once per version."""
 
@@ -179,8 +176,11 @@ class _Scorer:
         return self.scores[row.version]
 
 
-def run_policy(stream: Stream, policy: Policy, base: Settings, on_batch: Callable[[int, dict], None] = lambda i, record: None) -> dict:
-    """Replay the whole stream with one policy in a throwaway project; its record per batch and summary."""
+def run_policy(
+    stream: Stream, policy: Policy, base: Settings, on_batch: Callable[[int, dict], None] = lambda i, record: None, kept: Path | None = None
+) -> dict:
+    """Replay the whole stream with one policy in a throwaway project; its record per batch and summary.
+    `kept`: the folder where the policies of one replay keep their fits and references (`sentinel.memo`)."""
     from sentinel.context import Sentinel
     from sentinel.drift_checks import check_pending
     from sentinel.intake import load_batch_frame
@@ -188,16 +188,20 @@ def run_policy(stream: Stream, policy: Policy, base: Settings, on_batch: Callabl
     from sentinel.taking_in import take_in
 
     with tempfile.TemporaryDirectory(prefix=f"sentinel-replay-{policy.name}-") as folder:
-        app = Sentinel(workspace_settings(base, policy, Path(folder)))
+        app = Sentinel(workspace_settings(base, policy, Path(folder)), memo=Memo(kept))
         score = _Scorer(stream.holdouts)
-        started, cpu_started = time.perf_counter(), _cpu_seconds()
+
+        def cpu() -> float:
+            return time.process_time() + drift_worker.cpu_seconds() + app.memo.charged
+
+        started, cpu_started = time.perf_counter(), cpu()
         try:
             first = bootstrap(app, stream.reference, actor=ACTOR)
             setup = {"champion": first.version, "accuracy": score(app, first), "wall_seconds": round(time.perf_counter() - started, 3)}
             files: dict[str, str] = {}  # batch id → file name
             records = []
             for index, path in enumerate(stream.files):
-                tick, cpu_tick = time.perf_counter(), _cpu_seconds()
+                tick, cpu_tick = time.perf_counter(), cpu()
                 target = app.settings.incoming_dir / path.name
                 shutil.copyfile(path, target)
                 outcome = take_in(app, [target])[0]
@@ -230,12 +234,12 @@ def run_policy(stream: Stream, policy: Policy, base: Settings, on_batch: Callabl
                 record["champion"] = champion.version
                 record["accuracy"] = score(app, champion)
                 record["wall_seconds"] = round(time.perf_counter() - tick, 3)
-                record["cpu_seconds"] = round(_cpu_seconds() - cpu_tick, 3)
+                record["cpu_seconds"] = round(cpu() - cpu_tick, 3)
                 records.append(record)
                 on_batch(index, record)
         finally:
             app.close()
-        return summarise(policy, setup, records, wall=time.perf_counter() - started, cpu=_cpu_seconds() - cpu_started)
+        return summarise(policy, setup, records, wall=time.perf_counter() - started, cpu=cpu() - cpu_started)
 
 
 def _overrule_screening(app, is_bad: Callable[[str], bool]) -> None:
@@ -303,18 +307,21 @@ def replay(
         raise SentinelError(f"a policy is given twice: {', '.join(names)}")
     for p in policies:
         workspace_settings(base, p, Path(tempfile.gettempdir()))  # a bad settings file fails before any work
-    if jobs > 1 and len(policies) > 1:
-        # The costliest first (those that retrain on every batch), so no child waits alone at the end.
-        waiting = queue.SimpleQueue()
-        for p in sorted(policies, key=lambda p: p.retrains != "every-batch"):
-            waiting.put(p)
-        done: dict[str, dict] = {}
-        with ThreadPoolExecutor(min(jobs, len(policies))) as pool:
-            for future in [pool.submit(_child_takes_turns, waiting, stream, base, on_batch, done) for _ in range(min(jobs, len(policies)))]:
-                future.result()
-        results = {p.name: done[p.name] for p in policies}
-    else:
-        results = {p.name: run_policy(stream, p, base, lambda i, record, name=p.name: on_batch(name, i, record)) for p in policies}
+    with tempfile.TemporaryDirectory(prefix="sentinel-replay-kept-") as kept:
+        if jobs > 1 and len(policies) > 1:
+            waiting = queue.SimpleQueue()
+            for p in _in_turn(policies):
+                waiting.put((p, Path(kept)))
+            done: dict[str, dict] = {}
+            with ThreadPoolExecutor(min(jobs, len(policies))) as pool:
+                children = [pool.submit(_child_takes_turns, waiting, stream, base, on_batch, done) for _ in range(min(jobs, len(policies)))]
+                for future in children:
+                    future.result()
+            results = {p.name: done[p.name] for p in policies}
+        else:
+            results = {
+                p.name: run_policy(stream, p, base, lambda i, record, name=p.name: on_batch(name, i, record), Path(kept)) for p in policies
+            }
     return {
         "stream": str(stream.files[0].parent),
         "reference": str(stream.reference),
@@ -324,6 +331,20 @@ def replay(
         "seed": base.model.seed,
         "policies": results,
     }
+
+
+def _in_turn(policies: list[Policy]) -> list[Policy]:
+    """The order children take policies in: the costly ones (a retrain on every batch) early, so no child
+    is left alone with one at the end, but each beside a cheaper one: two costly policies started together
+    would compute their shared fits and references in lockstep, one waiting for the other (`Memo`), where
+    the second started later reads what the first kept."""
+    costly = [p for p in policies if p.retrains == "every-batch"]
+    cheap = [p for p in policies if p.retrains != "every-batch"]
+    order = []
+    while costly or cheap:
+        order += [costly.pop(0)] if costly else []
+        order += [cheap.pop(0)] if cheap else []
+    return order
 
 
 # A policy runs in a plain `python -m sentinel.replay` child that reads its request as a pickle on stdin
@@ -339,10 +360,10 @@ def _child_takes_turns(waiting: queue.SimpleQueue, stream: Stream, base: Setting
         try:
             while True:
                 try:
-                    policy_ = waiting.get_nowait()
+                    policy_, kept = waiting.get_nowait()
                 except queue.Empty:
                     return
-                pickle.dump((stream, policy_, base), child.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+                pickle.dump((stream, policy_, base, kept), child.stdin, protocol=pickle.HIGHEST_PROTOCOL)
                 child.stdin.flush()
                 done[policy_.name] = _answer(child, log, policy_, on_batch)
         finally:
@@ -384,11 +405,11 @@ def _serve_one() -> None:
 
     while True:
         try:
-            stream, policy_, base = pickle.load(sys.stdin.buffer)
+            stream, policy_, base, kept = pickle.load(sys.stdin.buffer)
         except EOFError:
             return
         try:
-            result = run_policy(stream, policy_, base, lambda index, record: send("batch", index, record))
+            result = run_policy(stream, policy_, base, lambda index, record: send("batch", index, record), kept)
         except Exception as error:  # sent to the parent, which raises it
             send("error", f"{type(error).__name__}: {error}")
             return

@@ -193,7 +193,7 @@ def _train_and_register(
 ) -> ModelRow:
     # The drift reference a promotion needs depends on the training rows only: build it in the
     # worker while the model fits here. Whatever happens, its answer is read, so the worker is free.
-    reference_job = drift.ReferenceJob(data.train, app.settings.drift, seed=app.settings.model.seed)
+    reference_job = drift.ReferenceJob(data.train, app.settings.drift, seed=app.settings.model.seed, memo=app.memo)
     try:
         return _fit_gate_register(app, data, reference_job, run_name=run_name, champion=champion, actor=actor, overrule=overrule)
     finally:
@@ -238,7 +238,7 @@ def _fit_gate_register(
         reporting.log_inputs(data)
         tick = time.perf_counter()
         weights = np.where(data.new_rows_mask(), settings.training.new_rows_weight, 1.0) if settings.training.new_rows_weight != 1 else None
-        model = app.steps("fit", f"fit {run_name}", training.fit, data.train, params, weights)
+        model = app.steps("fit", f"fit {run_name}", app.memo.kept("fit", training.fit), data.train[["text", "label"]], params, weights)
         mlflow.log_metric("fit_seconds", time.perf_counter() - tick)
 
         challenger_new = training.evaluate(model, data.holdout_new)

@@ -157,7 +157,7 @@ def tune(app: Sentinel, train: pd.DataFrame, cause: str, say: Callable[[str], No
     import mlflow
 
     settings = app.settings
-    found = search(train, current_params(app), settings.tune, settings.gate.metric)
+    found = app.memo("search", search, train[["text", "label"]], current_params(app), settings.tune, settings.gate.metric)
     experiment = app.registry.experiment_id(settings.training_experiment)
     with mlflow.start_run(experiment_id=experiment, run_name=f"tune-{cause}-{len(train)}rows") as parent:
         mlflow.set_tags({"sentinel.kind": "model-search", "sentinel.trigger": cause, "sentinel.chosen": name_of(found.chosen)})
