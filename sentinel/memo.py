@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import fcntl
 import functools
-import inspect
 import hashlib
+import inspect
 import os
 import pickle
 import time
