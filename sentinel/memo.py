@@ -83,7 +83,6 @@ class Memo:
 
     def kept(self, kind: str, fn: Callable[..., T]) -> Callable[..., T]:
         """`fn` run through this memo, under its own name (a step the flows make a Prefect task)."""
-
         signature = inspect.signature(fn)
 
         @functools.wraps(fn)

@@ -177,10 +177,14 @@ class _Scorer:
 
 
 def run_policy(
-    stream: Stream, policy: Policy, base: Settings, on_batch: Callable[[int, dict], None] = lambda i, record: None, kept: Path | None = None
+    stream: Stream,
+    policy: Policy,
+    base: Settings,
+    on_batch: Callable[[int, dict], None] = lambda i, record: None,
+    memo_folder: Path | None = None,
 ) -> dict:
     """Replay the whole stream with one policy in a throwaway project; its record per batch and summary.
-    `kept`: the folder where the policies of one replay keep their fits and references (`sentinel.memo`)."""
+    `memo_folder`: where the policies of one replay keep their fits and references (`sentinel.memo`)."""
     from sentinel.context import Sentinel
     from sentinel.drift_checks import check_pending
     from sentinel.intake import load_batch_frame
@@ -188,7 +192,7 @@ def run_policy(
     from sentinel.taking_in import take_in
 
     with tempfile.TemporaryDirectory(prefix=f"sentinel-replay-{policy.name}-") as folder:
-        app = Sentinel(workspace_settings(base, policy, Path(folder)), memo=Memo(kept))
+        app = Sentinel(workspace_settings(base, policy, Path(folder)), memo=Memo(memo_folder))
         score = _Scorer(stream.holdouts)
 
         def cpu() -> float:
@@ -307,11 +311,12 @@ def replay(
         raise SentinelError(f"a policy is given twice: {', '.join(names)}")
     for p in policies:
         workspace_settings(base, p, Path(tempfile.gettempdir()))  # a bad settings file fails before any work
-    with tempfile.TemporaryDirectory(prefix="sentinel-replay-kept-") as kept:
+    with tempfile.TemporaryDirectory(prefix="sentinel-replay-memo-") as folder:
+        memo_folder = Path(folder)
         if jobs > 1 and len(policies) > 1:
             waiting = queue.SimpleQueue()
             for p in _in_turn(policies):
-                waiting.put((p, Path(kept)))
+                waiting.put((p, memo_folder))
             done: dict[str, dict] = {}
             with ThreadPoolExecutor(min(jobs, len(policies))) as pool:
                 children = [pool.submit(_child_takes_turns, waiting, stream, base, on_batch, done) for _ in range(min(jobs, len(policies)))]
@@ -320,7 +325,7 @@ def replay(
             results = {p.name: done[p.name] for p in policies}
         else:
             results = {
-                p.name: run_policy(stream, p, base, lambda i, record, name=p.name: on_batch(name, i, record), Path(kept)) for p in policies
+                p.name: run_policy(stream, p, base, lambda i, record, name=p.name: on_batch(name, i, record), memo_folder) for p in policies
             }
     return {
         "stream": str(stream.files[0].parent),
@@ -360,10 +365,10 @@ def _child_takes_turns(waiting: queue.SimpleQueue, stream: Stream, base: Setting
         try:
             while True:
                 try:
-                    policy_, kept = waiting.get_nowait()
+                    policy_, memo_folder = waiting.get_nowait()
                 except queue.Empty:
                     return
-                pickle.dump((stream, policy_, base, kept), child.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+                pickle.dump((stream, policy_, base, memo_folder), child.stdin, protocol=pickle.HIGHEST_PROTOCOL)
                 child.stdin.flush()
                 done[policy_.name] = _answer(child, log, policy_, on_batch)
         finally:
@@ -405,11 +410,11 @@ def _serve_one() -> None:
 
     while True:
         try:
-            stream, policy_, base, kept = pickle.load(sys.stdin.buffer)
+            stream, policy_, base, memo_folder = pickle.load(sys.stdin.buffer)
         except EOFError:
             return
         try:
-            result = run_policy(stream, policy_, base, lambda index, record: send("batch", index, record), kept)
+            result = run_policy(stream, policy_, base, lambda index, record: send("batch", index, record), memo_folder)
         except Exception as error:  # sent to the parent, which raises it
             send("error", f"{type(error).__name__}: {error}")
             return
