@@ -9,6 +9,7 @@ does not raise an alarm, and the champion's own accuracy on the labeled batch (p
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import sys
 from collections.abc import Callable, Sequence
@@ -165,6 +166,51 @@ def _text_snapshot(current: list[str], reference: list[str]) -> SnapshotModel:
 def start_text_drift(current: pd.Series, reference: pd.Series) -> drift_worker.Worker | None:
     """Start the text signal in the worker; `run_report` collects it."""
     return drift_worker.start("text", current.tolist(), reference.tolist())
+
+
+# The text signal of the batch to be checked next, started in the worker while this process finishes
+# the current check (its MLflow run, the ledger, the flow run around it): with a backlog both cores
+# measure. Keyed by the texts it measures, so only the very same check can claim it.
+_ahead: tuple[str, drift_worker.Worker] | None = None
+
+
+def _texts_key(current: pd.Series, reference: pd.Series) -> str:
+    digests = (pd.util.hash_pandas_object(texts, index=False).to_numpy().tobytes() for texts in (current, reference))
+    return hashlib.sha256(b"|".join(digests)).hexdigest()
+
+
+def can_start_ahead() -> bool:
+    """True when this process splits the work with a worker (see `measure`) that has nothing queued."""
+    return _ahead is None and "evidently" in sys.modules and drift_worker.available()
+
+
+def start_ahead(batch: pd.DataFrame, reference: pd.DataFrame) -> None:
+    """Start the text signal of `batch` (checked next against `reference`) in the worker, when
+    `can_start_ahead`. `measure` of the same batch and reference claims the answer; its verdict is the
+    one it would get alone."""
+    global _ahead
+    if not can_start_ahead():
+        return
+    texts = neutralise(batch[["text", "label"]].reset_index(drop=True))["text"]
+    pending = start_text_drift(texts, reference["text"])
+    if pending is not None:
+        _ahead = (_texts_key(texts, reference["text"]), pending)
+
+
+def _claim_ahead(current: pd.Series, reference: pd.Series, timeout: float) -> drift_worker.Worker | None:
+    """The text signal started ahead for exactly these texts, if any. One started for other texts (the
+    champion changed, or another process checked that batch) is read and dropped, which frees the worker."""
+    global _ahead
+    if _ahead is None:
+        return None
+    (key, pending), _ahead = _ahead, None
+    if key == _texts_key(current, reference):
+        return pending
+    try:
+        drift_worker.collect(pending, timeout)
+    except RuntimeError:
+        pass
+    return None
 
 
 def _text_result(pending: drift_worker.Worker | None, current: pd.DataFrame, reference: pd.DataFrame, timeout: float | None) -> Snapshot:
@@ -331,7 +377,12 @@ def measure(
     neutral = neutralise(batch[["text", "label"]].reset_index(drop=True))
     keep = Kept(None if report_path is None else str(report_path), None if workspace is None else str(workspace), name)
     warm = "evidently" in sys.modules
-    pending = start_text_drift(neutral["text"], reference["text"]) if warm else drift_worker.start("signals", neutral, reference, keep)
+    if warm:
+        pending = _claim_ahead(neutral["text"], reference["text"], policy.worker_timeout_seconds) or start_text_drift(
+            neutral["text"], reference["text"]
+        )
+    else:
+        pending = drift_worker.start("signals", neutral, reference, keep)
     try:
         current = _describe(neutral) if warm else None
         predicted = None if predict is None else np.asarray(predict(batch))  # while the worker measures

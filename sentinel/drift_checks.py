@@ -36,7 +36,7 @@ def check_unit(app: Sentinel, members: list[BatchRow], complete: bool = True) ->
     champion = app.require_champion()
     reference, calibration = champion_reference(app, champion)
     model = app.load_model(champion)
-    frame = pd.concat([intake.load_batch_frame(m.stored_path) for m in members], ignore_index=True)
+    frame = _unit_frame(members)
     ids = [m.batch_id for m in members]
     name = ids[0] if len(ids) == 1 else f"{ids[0]}+{len(ids) - 1}"
     pool = None if len(ids) == 1 else {"members": ids, "rows": len(frame), "complete": complete}
@@ -44,6 +44,7 @@ def check_unit(app: Sentinel, members: list[BatchRow], complete: bool = True) ->
     predict = lambda f: model.predict(f[["text"]])  # noqa: E731
     workspace, title = app.settings.evidently_dir, f"drift check {name} vs v{champion.version}"
     verdict = drift.measure(frame, reference, calibration, predict, app.settings.drift, report, workspace, title)
+    _start_next(app, ids, reference)
     trigger = _trigger(app, champion.version, calibration, verdict, len(frame))
     run_id = _log_drift_run(app, name, champion.version, verdict, report, pool, trigger)
     failpoints.reach("drift.logged")
@@ -86,6 +87,23 @@ def check_unit(app: Sentinel, members: list[BatchRow], complete: bool = True) ->
         }
         events.emit(app.settings, event, events.batch_resource(batch_id), payload)
     return verdict
+
+
+def _unit_frame(members: list[BatchRow]) -> pd.DataFrame:
+    return pd.concat([intake.load_batch_frame(m.stored_path) for m in members], ignore_index=True)
+
+
+def _start_next(app: Sentinel, ids: list[str], reference: pd.DataFrame) -> None:
+    """With a backlog, the worker starts measuring the next unit's text while this process records the
+    current one. Only a head start: any failure here is met again, and reported, by that unit's own check."""
+    if not drift.can_start_ahead():
+        return
+    try:
+        following = next((unit for unit in ready_units(app) if not {m.batch_id for m in unit} & set(ids)), None)
+        if following is not None:
+            drift.start_ahead(_unit_frame(following), reference)
+    except Exception:
+        log.debug("no head start for the next drift check", exc_info=True)
 
 
 def check_pending(app: Sentinel, timeout: float = 900.0, limit: int | None = None) -> list[str]:

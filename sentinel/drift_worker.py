@@ -104,16 +104,27 @@ class Worker:
 _worker: Worker | None = None
 _work_here = False  # True inside the worker, and once workers keep failing: then every job runs here
 _failures = 0
+_started = False  # a worker was started in this process (see `started_here`)
 
 
 def warm_up() -> Worker | None:
     """Start the worker now (if it is not running), so the first job does not wait for its imports;
     None when jobs run in this process."""
-    global _worker
+    global _worker, _started
     if not _work_here and _worker is None:
-        _worker = Worker()
+        _worker, _started = Worker(), True
         atexit.register(_worker.close)
     return _worker
+
+
+def available() -> bool:
+    """True unless every job runs in this process."""
+    return not _work_here
+
+
+def started_here() -> bool:
+    """True once this process has started a worker and has not given up on workers."""
+    return _started and not _work_here
 
 
 def start(job: str, *args) -> Worker | None:

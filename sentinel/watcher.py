@@ -21,7 +21,7 @@ from pathlib import Path
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from sentinel import drift, intake
+from sentinel import drift, drift_worker, intake
 from sentinel.context import Sentinel
 from sentinel.pools import ready_batches
 from sentinel.taking_in import take_in
@@ -102,7 +102,10 @@ class Watcher:
         incoming = self.app.settings.incoming_dir
         incoming.mkdir(parents=True, exist_ok=True)
         if self.check is not None:
-            drift.prepare()  # a long-lived checker pays Evidently's import once, then measures on both cores
+            # A long-lived checker pays Evidently's import once, then measures on both cores: its worker
+            # takes each batch's text signal (and the next batch's, with a backlog).
+            drift.prepare()
+            drift_worker.warm_up()
         observer = Observer()
         observer.schedule(self.events, str(incoming), recursive=False)
         observer.start()

@@ -156,6 +156,31 @@ def test_worker_and_in_process_measure_the_same(imdb, calibrated, monkeypatch):
     assert drift._scores(drift.run_report(current, reference)) == in_worker
 
 
+def test_a_head_start_is_claimed_only_by_the_same_batch_and_changes_no_verdict(imdb, rotten, calibrated, own_worker):
+    """With a backlog, the worker measures the next batch's text while the current one is recorded. The
+    check of that batch claims it; any other check drops it (after reading it) and measures its own."""
+    reference, calibration = calibrated
+    stable, shifted = imdb.iloc[10_000:10_300], rotten.iloc[:300]
+    alone = {b: drift.measure(f, reference, calibration, None, POLICY) for b, f in (("stable", stable), ("shifted", shifted))}
+    drift.start_ahead(stable, reference)
+    claimed = drift._ahead[1]
+    assert not drift.can_start_ahead()  # one head start at a time
+    assert drift.measure(stable, reference, calibration, None, POLICY) == alone["stable"]
+    assert drift._ahead is None and not claimed.in_flight  # claimed and read
+    drift.start_ahead(stable, reference)
+    assert drift.measure(shifted, reference, calibration, None, POLICY) == alone["shifted"]  # not its batch
+    assert drift._ahead is None and not drift_worker._worker.in_flight  # the stale answer was read: the worker is free
+    assert drift_worker._worker.process.poll() is None and not zombies()
+
+
+def test_no_head_start_without_a_worker(imdb, calibrated, monkeypatch):
+    reference, _ = calibrated
+    monkeypatch.setattr(drift_worker, "_work_here", True)
+    assert not drift.can_start_ahead()
+    drift.start_ahead(imdb.iloc[:100], reference)
+    assert drift._ahead is None
+
+
 def test_a_reference_built_in_the_worker_equals_one_built_here(imdb, monkeypatch):
     policy = POLICY.model_copy(update={"calibration_draws": 3})
     training = imdb.iloc[10_000:12_500]
