@@ -111,8 +111,7 @@ def plan(settings: Settings) -> list[Service]:
         [
             sys.executable,
             "-m",
-            "mlflow",
-            "server",
+            "sentinel.mlflow_server",  # `mlflow server`, without its launcher process
             "--host",
             policy.host,
             "--port",

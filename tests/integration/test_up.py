@@ -142,6 +142,10 @@ def test_status_reports_every_service_healthy(running):
     # the Evidently UI serves the project's workspace, whose project exists from the first champion on
     with urllib.request.urlopen(f"{document['services']['evidently']['url']}/api/projects", timeout=10) as response:
         assert [p["name"] for p in json.load(response)] == ["sentinel"]
+    # MLflow's server runs in the process `up` started: no launcher beside it holding MLflow's imports
+    server = running.service_pid("mlflow")
+    assert "uvicorn" in Path(f"/proc/{server}/cmdline").read_text()
+    assert not Path(f"/proc/{server}/task/{server}/children").read_text().split()
     # the servers listen on loopback only (up.host)
     for port in (running.settings.up.prefect_port, running.settings.up.mlflow_port, running.settings.up.evidently_port):
         assert listening_addresses(port) == {"127.0.0.1"}, port
