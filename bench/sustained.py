@@ -8,13 +8,18 @@ drift verdict in the ledger, as a ratio to the floor (a bare Evidently `ValueDri
 plus batches awaiting their check), retrains and the PSS of the whole `sentinel up` tree every 30 s;
 the time until the last verdict and until the last retrain after the last drop.
 
-    .venv/bin/python bench/sustained.py [--ledger sqlite|postgresql|both] [--batches N] [--minutes M]
+Throughput is the checks per second from the first drop to the last verdict, so it is a capacity only
+when the offered rate is above it (a backlog all along). Its floor is bare Evidently on the same rows:
+1 / floor checks a second on one core, and on this machine's cores at most that times the core count.
+
+    .venv/bin/python bench/sustained.py [--ledger sqlite|postgresql|both] [--batches N] [--minutes M | --rate R]
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import statistics
 import sys
 import tempfile
@@ -36,6 +41,7 @@ from tests.harness import UpProcess, wait_for  # noqa: E402
 
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 ROWS = 200
+CORES = len(os.sched_getaffinity(0))
 
 
 def batches(count: int) -> list[tuple[str, pd.DataFrame]]:
@@ -111,6 +117,7 @@ def run(kind: str, count: int, minutes: float) -> dict:
 
         rows = wait_for(verdicts, 3600, "every verdict", poll=2.0)
         drained = time.monotonic() - last_drop
+        throughput = count / (time.monotonic() - start)
         wait_for(lambda: not ledger.unanswered_drift(), 1800, "the last retrain", poll=2.0)
         settled_after = time.monotonic() - last_drop
         sampler.done.set()
@@ -140,6 +147,7 @@ def run(kind: str, count: int, minutes: float) -> dict:
         "retrains": len(runs),
         "decisions": ", ".join(r.decision for r in runs),
         "drained": drained,
+        "throughput": throughput,
         "settled": settled_after,
         "peak_mb": sampler.peak / 1024,
         "samples": sampler.rows,
@@ -151,7 +159,10 @@ def main() -> None:
     parser.add_argument("--ledger", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--batches", type=int, default=1000)
     parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--rate", type=float, help="batches offered per second (instead of --minutes)")
     options = parser.parse_args()
+    if options.rate:
+        options.minutes = options.batches / options.rate / 60
     kinds = ["sqlite", "postgresql"] if options.ledger == "both" else [options.ledger]
     results = []
     for kind in kinds:
@@ -169,6 +180,9 @@ def main() -> None:
         ("floor: bare ValueDrift (s)", lambda r: f"{r['floor']:.2f}"),
         ("latency p50 (s)", lambda r: f"{r['p50']:.1f}"),
         ("  ratio to the floor", lambda r: f"{r['p50'] / r['floor']:.1f}"),
+        ("throughput (checks/s)", lambda r: f"{r['throughput']:.2f}"),
+        ("  ratio to 1 / floor", lambda r: f"{r['throughput'] * r['floor']:.2f}"),
+        (f"  ratio to {CORES} / floor", lambda r: f"{r['throughput'] * r['floor'] / CORES:.2f}"),
         ("latency p95 (s)", lambda r: f"{r['p95']:.1f}"),
         ("latency max (s)", lambda r: f"{r['max']:.1f}"),
         ("last verdict after last drop", lambda r: f"{r['drained']:.0f} s"),
