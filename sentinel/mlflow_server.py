@@ -21,6 +21,7 @@ def _exec_instead(command: list[str], *, extra_env: dict | None = None, **_ignor
 
 
 def main(options: list[str]) -> None:
+    """`mlflow server` with these options, its server exec'd in this process."""
     import mlflow.server
     from mlflow.cli import cli
     from mlflow.environment_variables import MLFLOW_SERVER_ENABLE_JOB_EXECUTION

@@ -1,6 +1,7 @@
 """Read-only questions to the model registry (which versions exist, their tags and aliases, a run's
-experiment), asked of MLflow's REST API when a server holds the project's store: the tracking URI is a
-server, or this project's `sentinel up` serves the store the tracking URI names.
+experiment), asked of MLflow's REST API when a server holds the project's store (the tracking URI is a
+server, or this project's `sentinel up` serves the store the tracking URI names), else of the store's
+SQL database when the tracking URI names one.
 
 Why by hand: importing MLflow's client and building its store costs 2.3-2.7 s here before the first
 question (docs/performance.md), which is most of a read command such as `sentinel models`; one call to
@@ -127,6 +128,78 @@ class RestRegistryView:
             raise _Unanswered(str(error)) from error
 
 
+class SqlRegistryView:
+    """Reads one registered model straight from the SQL database MLflow keeps its store in, when no server
+    holds it (a project without `sentinel up` running). Why by hand: the same as the REST view's, and
+    the store's tables say it as plainly as the API: `model_versions` (a deleted version is marked
+    `Deleted_Internal`, as MLflow's own searches leave it out), `model_version_tags`,
+    `registered_model_aliases`, and `runs` for a run's experiment. Read only; a database this view cannot
+    read as it expects (missing, or a schema of another MLflow) is asked through `MlflowClient`."""
+
+    DELETED = "Deleted_Internal"
+
+    def __init__(self, url: str, name: str, fallback: Callable[[], object]) -> None:
+        self.url = url
+        self.name = name
+        self.fallback = fallback
+        self._engine = None
+
+    def versions(self) -> list[VersionInfo]:
+        """Every version with its aliases, oldest first."""
+        try:
+            found = self._rows(
+                "select version, run_id, creation_time from model_versions where name = :name and current_stage != :deleted",
+                deleted=self.DELETED,
+            )
+            tags = self._rows("select version, key, value from model_version_tags where name = :name")
+            aliases = self._rows("select alias, version from registered_model_aliases where name = :name")
+        except _Unanswered:
+            return self.fallback().versions()
+        by_version: dict[str, dict[str, str]] = {}
+        for version, key, value in tags:
+            by_version.setdefault(str(version), {})[key] = value or ""
+        return [
+            VersionInfo(
+                str(version),
+                tuple(sorted(a for a, v in aliases if str(v) == str(version))),
+                by_version.get(str(version), {}),
+                run_id or None,
+                int(created or 0),
+            )
+            for version, run_id, created in sorted(found, key=lambda row: int(row[0]))
+        ]
+
+    def alias_version(self, alias: str) -> str | None:
+        """The version holding an alias, or None when no version does."""
+        try:
+            found = self._rows("select version from registered_model_aliases where name = :name and alias = :alias", alias=alias)
+        except _Unanswered:
+            return self.fallback().alias_version(alias)
+        return str(found[0][0]) if found else None
+
+    def run_experiment(self, run_id: str) -> str:
+        """The id of the experiment a run belongs to."""
+        try:
+            found = self._rows("select experiment_id from runs where run_uuid = :run_id", run_id=run_id)
+        except _Unanswered:
+            found = []
+        return str(found[0][0]) if found else self.fallback().run_experiment(run_id)
+
+    def _rows(self, query: str, **params) -> list[tuple]:
+        from sqlalchemy import create_engine, text
+        from sqlalchemy.exc import SQLAlchemyError
+        from sqlalchemy.pool import NullPool
+
+        if self.url.startswith("sqlite:///") and not os.path.isfile(self.url.removeprefix("sqlite:///")):
+            raise _Unanswered("no store yet")  # connecting would create an empty database file
+        try:
+            self._engine = self._engine or create_engine(self.url, poolclass=NullPool)  # no connection is kept open
+            with self._engine.connect() as connection:
+                return [tuple(row) for row in connection.execute(text(query), {"name": self.name, **params})]
+        except (SQLAlchemyError, ImportError) as error:  # ImportError: a database driver this install lacks
+            raise _Unanswered(str(error)) from error
+
+
 class _Unanswered(Exception):
     """The server gave no usable answer; the client is asked instead."""
 
@@ -142,6 +215,10 @@ def _credentials() -> dict[str, str]:
 
 
 def open_view(settings: Settings, fallback: Callable[[], object]):
-    """The REST view when a server holds the registry, else the registry `fallback()` gives."""
-    url = server_url(settings)
-    return RestRegistryView(url, settings.registered_model, fallback) if url else fallback()
+    """The REST view when a server holds the registry, the SQL view when the tracking URI is a database,
+    else the registry `fallback()` gives."""
+    if url := server_url(settings):
+        return RestRegistryView(url, settings.registered_model, fallback)
+    if settings.mlflow_tracking_uri.startswith(("sqlite:", "postgresql", "mysql")):
+        return SqlRegistryView(settings.mlflow_tracking_uri, settings.registered_model, fallback)
+    return fallback()

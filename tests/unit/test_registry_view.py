@@ -8,7 +8,7 @@ import json
 import subprocess
 import sys
 
-from sentinel.registry_view import RestRegistryView, VersionInfo, open_view, server_url
+from sentinel.registry_view import RestRegistryView, SqlRegistryView, VersionInfo, open_view, server_url
 from sentinel.up_state import write_state
 from tests.conftest import make_settings
 from tests.harness import free_port
@@ -67,6 +67,43 @@ def test_a_server_that_does_not_answer_hands_the_question_to_the_client():
     assert client.asked == ["versions", "alias champion", "run abc"]
 
 
-def test_without_a_server_the_view_is_the_client_itself(tmp_path):
+def test_without_a_server_a_database_store_is_read_directly_and_any_other_through_the_client(tmp_path):
     client = Recorder()
-    assert open_view(make_settings(tmp_path), lambda: client) is client
+    assert isinstance(open_view(make_settings(tmp_path), lambda: client), SqlRegistryView)  # the default: SQLite
+    assert open_view(make_settings(tmp_path, mlflow_tracking_uri=(tmp_path / "mlruns").as_uri()), lambda: client) is client
+
+
+def test_the_sql_view_reads_what_mlflows_client_reads(tmp_path):
+    """Versions with their tags and aliases (a deleted version left out), an alias's version, a run's
+    experiment: the same answers as MLflow's client on the same SQLite store, without importing MLflow."""
+    from sentinel.registry import Registry
+
+    settings = make_settings(tmp_path)
+    registry = Registry(settings)
+    client, name = registry.client, settings.registered_model
+    run = client.create_run(registry.experiment_id("training"))
+    client.create_registered_model(name)
+    for i in range(4):
+        client.create_model_version(name, source=(tmp_path / f"v{i}").as_uri(), run_id=run.info.run_id if i else None)
+    client.set_model_version_tag(name, "2", "sentinel.decision", "promoted")
+    client.set_model_version_tag(name, "2", "sentinel.gate.metric", "accuracy")
+    client.set_model_version_tag(name, "3", "sentinel.decision", "challenger")
+    client.set_registered_model_alias(name, "champion", "2")
+    client.set_registered_model_alias(name, "challenger", "3")
+    client.set_registered_model_alias(name, "previous", "2")
+    client.delete_model_version(name, "4")
+    fallback = Recorder()
+    view = open_view(settings, lambda: fallback)
+    assert view.versions() == registry.versions() and [v.version for v in view.versions()] == ["1", "2", "3"]
+    assert view.versions()[1].aliases == ("champion", "previous") and view.versions()[1].tags["sentinel.gate.metric"] == "accuracy"
+    assert view.alias_version("champion") == registry.alias_version("champion") == "2"
+    assert view.alias_version("nobody") is None
+    assert view.run_experiment(run.info.run_id) == registry.run_experiment(run.info.run_id)
+    assert fallback.asked == []
+
+
+def test_the_sql_view_asks_the_client_when_there_is_no_store_yet(tmp_path):
+    fallback = Recorder()
+    view = open_view(make_settings(tmp_path), lambda: fallback)
+    assert view.alias_version("champion") == "1" and fallback.asked == ["alias champion"]
+    assert not (tmp_path / "mlflow.db").exists()  # reading created no empty database
