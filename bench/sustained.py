@@ -35,7 +35,7 @@ from evidently import DataDefinition, Dataset, Report  # noqa: E402
 from evidently.metrics import ValueDrift  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
-from bench.common import timed, tree_kb  # noqa: E402
+from bench.common import timed, tree_breakdown, tree_kb  # noqa: E402
 from sentinel import demo, intake  # noqa: E402
 from tests.harness import UpProcess, wait_for  # noqa: E402
 
@@ -66,6 +66,7 @@ class Sampler(threading.Thread):
     def __init__(self, project: UpProcess, every: float = 30.0) -> None:
         super().__init__(daemon=True)
         self.project, self.every, self.rows, self.peak, self.done = project, every, [], 0, threading.Event()
+        self.at_peak: dict[str, int] = {}  # PSS by what each process runs, when the peak was sampled
         self.began = time.monotonic()
 
     def run(self) -> None:
@@ -73,7 +74,8 @@ class Sampler(threading.Thread):
         try:
             while True:
                 pss, _ = tree_kb(self.project.process.pid)
-                self.peak = max(self.peak, pss)
+                if pss > self.peak:
+                    self.peak, self.at_peak = pss, tree_breakdown(self.project.process.pid)
                 if self.done.is_set() or not self.rows or time.monotonic() - self.rows[-1][0] - self.began >= self.every:
                     files = len(intake.pending_files(self.project.settings))
                     awaiting = len(ledger.batches_awaiting_drift_check())
@@ -150,6 +152,7 @@ def run(kind: str, count: int, minutes: float) -> dict:
         "throughput": throughput,
         "settled": settled_after,
         "peak_mb": sampler.peak / 1024,
+        "at_peak": sampler.at_peak,
         "samples": sampler.rows,
     }
 
@@ -195,6 +198,9 @@ def main() -> None:
         print(f"{label:28}" + "".join(f"{show(r):>14}" for r in results))
     for r in results:
         print(f"{r['kind']} decisions: {r['decisions']}")
+        print(f"{r['kind']} at the peak of memory (PSS):")
+        for label, kb in sorted(r["at_peak"].items(), key=lambda item: -item[1]):
+            print(f"  {kb / 1024:6.0f} MB  {label}")
 
 
 if __name__ == "__main__":

@@ -116,3 +116,11 @@ def settled(ledger: Ledger, files: set[str]) -> bool:
     """Every one of `files` has been taken in and, if accepted, drift-checked."""
     rows = [b for b in ledger.batches() if b.file_name in files]
     return len({b.file_name for b in rows}) == len(files) and all(b.drift_status != "pending" for b in rows)
+
+
+# Runs a `sentinel` command (its arguments after `-c PROBE`), then prints on the last line of stderr
+# the top-level modules it imported.
+MODULES_PROBE = (
+    "import sys\nfrom sentinel.cli import app\ntry:\n    app(sys.argv[1:])\nexcept SystemExit as exit:\n    assert not exit.code, exit.code\n"
+    "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})), file=sys.stderr)"
+)

@@ -14,6 +14,7 @@ import pytest
 
 from sentinel import demo, loop, promotion, read_models, retrain_due, retraining
 from sentinel.context import Sentinel
+from tests import harness
 from tests.conftest import make_settings
 
 pytestmark = pytest.mark.slow
@@ -158,6 +159,18 @@ def test_show_gives_the_whole_lineage_of_a_version(home, rolled_back):
     assert any(m["reason"].startswith("rollback: ") for m in found["alias_moves"])
     text = sentinel(home, "show", "2").stdout
     assert "rotten.csv" in text and "gate:" in text
+
+
+@pytest.mark.parametrize("command", [["models", "--json"], ["show", "2", "--json"]])
+def test_read_commands_without_a_server_read_mlflows_store_without_importing_mlflow(home, command):
+    """No MLflow server: the registry's versions, tags and aliases come from the SQLite store itself, the
+    same records as through MLflow's client (the tests above), without the seconds its import costs."""
+    env = os.environ | {"SENTINEL_HOME": str(home)} | SMALL_DRIFT_ENV
+    ran = subprocess.run([sys.executable, "-c", harness.MODULES_PROBE, *command], env=env, capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 0, ran.stderr
+    assert "mlflow" not in ran.stderr.splitlines()[-1].split()
+    printed = json.loads(ran.stdout)
+    assert (printed[1] if command[0] == "models" else printed)["tags"]["metric"] == "accuracy"
 
 
 def test_a_quarantined_file_is_requeued_after_its_fix(home, imdb):

@@ -21,7 +21,7 @@ import pytest
 
 from sentinel import demo, taking_in, up
 from sentinel.context import Sentinel
-from tests import browser
+from tests import browser, harness
 from tests.harness import UpProcess, settled, wait_for
 
 pytestmark = pytest.mark.slow
@@ -151,19 +151,13 @@ def test_status_reports_every_service_healthy(running):
         assert listening_addresses(port) == {"127.0.0.1"}, port
 
 
-MODULES_PROBE = (
-    "import sys\nfrom sentinel.cli import app\ntry:\n    app(sys.argv[1:])\nexcept SystemExit as exit:\n    assert not exit.code, exit.code\n"
-    "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})), file=sys.stderr)"
-)
-
-
 @pytest.mark.parametrize("command", [["models", "--json"], ["show", "1", "--json"]])
 def test_read_commands_ask_the_running_mlflow_server_without_importing_mlflow(running, command):
     """With `sentinel up` running, a read command in another shell (whose tracking URI is the project's
     SQLite store, which up's MLflow server serves) asks that server's REST API: the same answer as
     MLflow's client, without the seconds its import costs."""
     ran = subprocess.run(
-        [sys.executable, "-c", MODULES_PROBE, *command], env=os.environ | running.env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", harness.MODULES_PROBE, *command], env=os.environ | running.env, capture_output=True, text=True, timeout=60
     )
     assert ran.returncode == 0, ran.stderr
     assert "mlflow" not in ran.stderr.splitlines()[-1].split()
