@@ -77,3 +77,9 @@ def tree_breakdown(root: int) -> dict[str, int]:
         label = " ".join(w.decode(errors="replace").rsplit("/", 1)[-1] for w in words[1:4] if w)
         found[label] = found.get(label, 0) + pss
     return found
+
+
+def print_breakdown(breakdown: dict[str, int], indent: str = "    ") -> None:
+    """What `tree_breakdown` found, largest first, in MB."""
+    for label, kb in sorted(breakdown.items(), key=lambda item: -item[1]):
+        print(f"{indent}{kb / 1024:6.0f} MB  {label}")

@@ -25,7 +25,7 @@ from evidently import DataDefinition, Dataset, Report  # noqa: E402
 from evidently.metrics import ValueDrift  # noqa: E402
 
 from bench.common import report  # noqa: E402
-from sentinel import demo, replay, training  # noqa: E402
+from sentinel import demo, drift, replay, training  # noqa: E402
 from sentinel.settings import Settings  # noqa: E402
 
 REPEATS = 3
@@ -47,8 +47,7 @@ def main() -> None:
     policy = settings.drift
 
     def calibration(learned: pd.DataFrame) -> None:
-        size = min(policy.calibration_batch_rows, max(50, len(learned) // 4))
-        compared = min(policy.reference_rows, min(len(learned), policy.reference_rows + size) - size)
+        size, compared = drift.calibration_sizes(len(learned), policy)
         for draw in range(policy.calibration_draws):
             order = learned.sample(frac=1.0, random_state=draw)
             Report([ValueDrift(column="text")]).run(_text(order.head(size)), _text(order.iloc[size : size + compared]))

@@ -35,7 +35,7 @@ from evidently import DataDefinition, Dataset, Report  # noqa: E402
 from evidently.metrics import ValueDrift  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
-from bench.common import timed, tree_breakdown, tree_kb  # noqa: E402
+from bench.common import print_breakdown, timed, tree_breakdown, tree_kb  # noqa: E402
 from sentinel import demo, intake  # noqa: E402
 from tests.harness import UpProcess, wait_for  # noqa: E402
 
@@ -199,8 +199,7 @@ def main() -> None:
     for r in results:
         print(f"{r['kind']} decisions: {r['decisions']}")
         print(f"{r['kind']} at the peak of memory (PSS):")
-        for label, kb in sorted(r["at_peak"].items(), key=lambda item: -item[1]):
-            print(f"  {kb / 1024:6.0f} MB  {label}")
+        print_breakdown(r["at_peak"], indent="  ")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import pandas as pd  # noqa: E402
 from evidently import DataDefinition, Dataset, Report  # noqa: E402
 from evidently.metrics import ValueDrift  # noqa: E402
 
-from bench.common import timed, tree_breakdown, tree_kb  # noqa: E402
+from bench.common import print_breakdown, timed, tree_breakdown, tree_kb  # noqa: E402
 from sentinel import demo  # noqa: E402
 from tests.harness import UpProcess, settled, wait_for  # noqa: E402
 
@@ -132,8 +132,7 @@ def main() -> None:
     print(
         f"  peak memory of the whole tree: {memory.pss / 1024:.0f} MB PSS, {memory.rss / 1024:.0f} MB RSS   (target <= 2048 MB); at the peak:"
     )
-    for label, kb in sorted(memory.at_peak.items(), key=lambda item: -item[1]):
-        print(f"    {kb / 1024:6.0f} MB  {label}")
+    print_breakdown(memory.at_peak)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ does not raise an alarm, and the champion's own accuracy on the labeled batch (p
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import math
 import sys
 from collections.abc import Callable, Sequence
@@ -170,13 +169,8 @@ def start_text_drift(current: pd.Series, reference: pd.Series) -> drift_worker.W
 
 # The text signal of the batch to be checked next, started in the worker while this process finishes
 # the current check (its MLflow run, the ledger, the flow run around it): with a backlog both cores
-# measure. Keyed by the texts it measures, so only the very same check can claim it.
-_ahead: tuple[str, drift_worker.Worker] | None = None
-
-
-def _texts_key(current: pd.Series, reference: pd.Series) -> str:
-    digests = (pd.util.hash_pandas_object(texts, index=False).to_numpy().tobytes() for texts in (current, reference))
-    return hashlib.sha256(b"|".join(digests)).hexdigest()
+# measure. Held with the texts it measures (batch, reference), so only the very same check can claim it.
+_ahead: tuple[pd.Series, pd.Series, drift_worker.Worker] | None = None
 
 
 def can_start_ahead() -> bool:
@@ -194,7 +188,7 @@ def start_ahead(batch: pd.DataFrame, reference: pd.DataFrame) -> None:
     texts = neutralise(batch[["text", "label"]].reset_index(drop=True))["text"]
     pending = start_text_drift(texts, reference["text"])
     if pending is not None:
-        _ahead = (_texts_key(texts, reference["text"]), pending)
+        _ahead = (texts, reference["text"], pending)
 
 
 def _claim_ahead(current: pd.Series, reference: pd.Series, timeout: float) -> drift_worker.Worker | None:
@@ -203,8 +197,8 @@ def _claim_ahead(current: pd.Series, reference: pd.Series, timeout: float) -> dr
     global _ahead
     if _ahead is None:
         return None
-    (key, pending), _ahead = _ahead, None
-    if key == _texts_key(current, reference):
+    (texts, against, pending), _ahead = _ahead, None
+    if texts.equals(current) and against.equals(reference):  # a comparison: a tenth of hashing the reference
         return pending
     try:
         drift_worker.collect(pending, timeout)
@@ -270,11 +264,10 @@ def build_reference(
     parts would inflate the noise (and so the thresholds) by a factor of two here.
     """
     rng = np.random.default_rng(seed)
-    size = min(policy.calibration_batch_rows, max(50, len(training) // 4))
+    size, compared_rows = calibration_sizes(len(training), policy)
     pool_rows = min(len(training), policy.reference_rows + size)
     pool = with_descriptors(training.iloc[_per_source(training, pool_rows, rng)])
     reference = pool.iloc[: policy.reference_rows].reset_index(drop=True)
-    compared_rows = min(policy.reference_rows, pool_rows - size)
     draws: dict[str, list[float]] = {name: [] for name in SIGNALS}
     for _ in range(policy.calibration_draws):
         order = rng.permutation(pool_rows)
@@ -292,6 +285,12 @@ def build_reference(
         draws=policy.calibration_draws,
     )
     return reference, calibration
+
+
+def calibration_sizes(training_rows: int, policy: DriftPolicy) -> tuple[int, int]:
+    """Rows of each calibration pseudo-batch, and of the part of the training rows it is compared with."""
+    size = min(policy.calibration_batch_rows, max(50, training_rows // 4))
+    return size, min(policy.reference_rows, min(training_rows, policy.reference_rows + size) - size)
 
 
 def _per_source(training: pd.DataFrame, rows: int, rng: np.random.Generator) -> np.ndarray:

@@ -163,7 +163,7 @@ def test_a_head_start_is_claimed_only_by_the_same_batch_and_changes_no_verdict(i
     stable, shifted = imdb.iloc[10_000:10_300], rotten.iloc[:300]
     alone = {b: drift.measure(f, reference, calibration, None, POLICY) for b, f in (("stable", stable), ("shifted", shifted))}
     drift.start_ahead(stable, reference)
-    claimed = drift._ahead[1]
+    claimed = drift._ahead[-1]  # the worker that measures it
     assert not drift.can_start_ahead()  # one head start at a time
     assert drift.measure(stable, reference, calibration, None, POLICY) == alone["stable"]
     assert drift._ahead is None and not claimed.in_flight  # claimed and read
