@@ -51,6 +51,14 @@ class SliceScores:
         """The rows the mask selects."""
         return SliceScores(self.y_true[mask], self.champion[mask], self.challenger[mask])
 
+    def __add__(self, other: SliceScores) -> SliceScores:
+        """The rows of both slices."""
+        return SliceScores(*(np.concatenate([a, b]) for a, b in zip(self.as_tuple(), other.as_tuple(), strict=True)))
+
+    def as_tuple(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Labels, the champion's and the challenger's predictions."""
+        return self.y_true, self.champion, self.challenger
+
 
 def metric(name: str, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
     """The named metric along the last axis (so a whole bootstrap is computed at once); nan on no rows."""
@@ -197,6 +205,12 @@ class SliceResult:
     ci_low: float
     ci_high: float
     verdict: str  # better | not-yet | worse | non-inferior | unproven | underpowered | inferior | too-few-rows
+    cross_fitted: int = 0  # how many of the rows were predicted out of fold (see `Slices`)
+
+    def describe(self) -> str:
+        """The slice in one line, as the version's tag shows it."""
+        crossed = f" ({self.cross_fitted} cross-fitted)" if self.cross_fitted else ""
+        return f"{self.verdict}: {self.rows} rows{crossed}, {self.champion:.4f} -> {self.challenger:.4f}"
 
 
 @dataclass(frozen=True)
@@ -241,7 +255,7 @@ class Decision:
         }
         tags = {"metric": self.metric, "rule": self.rule, "slice": self.deciding_slice}
         tags |= {k: round(v, 6) for k, v in numbers.items() if v == v}
-        tags |= {f"slice_{s.name}": f"{s.verdict}: {s.rows} rows, {s.champion:.4f} -> {s.challenger:.4f}" for s in self.slices}
+        tags |= {f"slice_{s.name}": s.describe() for s in self.slices}
         if self.bad_batches:
             tags["bad_batches"] = ",".join(self.bad_batches)
         return tags
@@ -309,13 +323,22 @@ def _z(alpha: float) -> float:
 class Slices:
     """The rows a new challenger is judged on: where the world moved (`shifted`: held-out rows of the
     batches that caused the retrain), the other new rows, and the reference (held-out rows of the
-    champion's own training batches); and the held-out rows of each new batch, to judge its labels."""
+    champion's own training batches); and the held-out rows of each new batch, to judge its labels.
+
+    `cross_fitted`: how many of the shifted rows (and of those of each batch) are training rows of the
+    shifted batches predicted out of fold. A few hundred held-out rows cannot show a gain of a few
+    points, and small batches would wait several batches for their first promotion; the training rows
+    can, when each is predicted by a model fitted like the challenger without it. They measure the
+    retraining (the fold models learned a little less of the new data than the challenger), and rows
+    predicted by the same fold model are not independent: the held-out rows stay the only ones of the
+    non-inferiority slices."""
 
     shifted: SliceScores
     other_new: SliceScores = field(default_factory=SliceScores.empty)
     reference: SliceScores = field(default_factory=SliceScores.empty)
     per_batch: dict[str, SliceScores] = field(default_factory=dict)
     shifted_batches: tuple[str, ...] = ()
+    cross_fitted: int = 0
 
 
 def decide(slices: Slices, policy: GatePolicy, champion_version: str = "", seed: int = 0, *, refresh: bool = False) -> Decision:
@@ -331,7 +354,7 @@ def decide(slices: Slices, policy: GatePolicy, champion_version: str = "", seed:
     as it is now. Its question is then whether the fresher model is at least as good: it is also
     promoted when every slice, the new rows included, is shown non-inferior."""
     evidence = Evidence(champion_version, policy.metric, policy.margin).add(slices.shifted, slices.shifted_batches)
-    shifted = compare("shifted", slices.shifted, SUPERIORITY, policy, seed)
+    shifted = replace(compare("shifted", slices.shifted, SUPERIORITY, policy, seed), cross_fitted=slices.cross_fitted)
     others = [
         compare(name, scores, NON_INFERIORITY, policy, seed)
         for name, scores in (("other-new", slices.other_new), ("reference", slices.reference))
@@ -394,7 +417,7 @@ def decide(slices: Slices, policy: GatePolicy, champion_version: str = "", seed:
     if shifted.verdict == "better" and not unproven:
         return made(
             "promoted",
-            f"{name} {shifted.champion:.3f} -> {shifted.challenger:.3f} ({shifted.delta:+.3f}) on {shifted.rows} shifted rows, e-value {evidence.e_better:.1f} >= {threshold:g}"
+            f"{name} {shifted.champion:.3f} -> {shifted.challenger:.3f} ({shifted.delta:+.3f}) on {shifted.rows} shifted rows{_crossed(shifted)}, e-value {evidence.e_better:.1f} >= {threshold:g}"
             + "".join(f"; {r.name} {r.delta:+.3f} ({r.verdict})" for r in others),
             "e-process",
         )
@@ -417,9 +440,13 @@ def decide(slices: Slices, policy: GatePolicy, champion_version: str = "", seed:
         )
     return made(
         "challenger",
-        f"{name} {shifted.delta:+.3f} on {shifted.rows} shifted rows is not yet evidence enough (e-value {evidence.e_better:.2f} < {threshold:g}): scored on the next labeled batches",
+        f"{name} {shifted.delta:+.3f} on {shifted.rows} shifted rows{_crossed(shifted)} is not yet evidence enough (e-value {evidence.e_better:.2f} < {threshold:g}): scored on the next labeled batches",
         "e-process",
     )
+
+
+def _crossed(result: SliceResult) -> str:
+    return f" ({result.cross_fitted} cross-fitted)" if result.cross_fitted else ""
 
 
 def shadow(evidence: Evidence, look: SliceScores, policy: GatePolicy, batches: tuple[str, ...] = ()) -> tuple[Evidence, str, str]:

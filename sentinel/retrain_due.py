@@ -3,19 +3,24 @@ that `process` and the watcher decide without importing scikit-learn or Evidentl
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from sentinel import gate
 from sentinel.context import Sentinel
 from sentinel.ledger import CHECKED, BatchRow, ModelRow
 from sentinel.shadow import live_challenger
 
+DRIFTED = ("detected", "harmless")
 
-def batches_to_learn(app: Sentinel, champion: ModelRow) -> list[BatchRow]:
+
+def batches_to_learn(app: Sentinel, champion: ModelRow, accepted: Iterable[BatchRow] | None = None) -> list[BatchRow]:
     """Accepted, drift-checked batches the champion has not learned, minus those whose labels looked
-    inverted and those kept out since (labels the gate could not learn, or a person's rejection)."""
+    inverted and those kept out since (labels the gate could not learn, or a person's rejection).
+    `accepted`: the accepted batches, when the caller has read them already."""
     learned = set(champion.batch_ids)
     return [
         b
-        for b in app.ledger.batches(status="accepted")
+        for b in (app.ledger.batches(status="accepted") if accepted is None else accepted)
         if b.batch_id not in learned and b.drift_status in CHECKED and not b.suspect_labels and not b.excluded
     ]
 
@@ -44,10 +49,20 @@ def refresh_due(app: Sentinel, champion: ModelRow) -> bool:
     `training.refresh_share` of the rows the champion learned. Harmful drift stops once the champion
     copes with the new data, but a model keeps improving with more of it; a refresh at geometric steps
     follows that at a small share of always retraining. Stable batches (no drift) never count: while the
-    data is stable nothing retrains."""
+    data is stable nothing retrains.
+
+    With `training.refresh_first`, the first such batch against a champion that learned no drifted
+    batch yet starts one at once (a probe): a new domain the champion copes with as well as with its own
+    can still be learned for a gain, and small batches would otherwise wait for many of them."""
     share = app.settings.training.refresh_share
     if not share or champion.training_run_id is None:
         return False
+    accepted = {b.batch_id: b for b in app.ledger.batches(status="accepted")}
+    waiting = [b for b in batches_to_learn(app, champion, accepted.values()) if b.drift_status == "harmless"]
+    untried = sum(b.rows for b in waiting if b.trained_in is None)
+    if app.settings.training.refresh_first and untried and not any(b.trained_in is not None for b in waiting):
+        learned_drift = any(accepted[b].drift_status in DRIFTED for b in champion.batch_ids if b in accepted)
+        if not learned_drift:
+            return True
     learned = app.ledger.training_run(champion.training_run_id).trained_rows
-    waiting = sum(b.rows for b in batches_to_learn(app, champion) if b.trained_in is None and b.drift_status == "harmless")
-    return waiting >= share * learned
+    return untried >= share * learned

@@ -21,6 +21,7 @@ from sentinel.pools import ready_batches
 from sentinel.promotion import claim_champion, move_alias, retire
 from sentinel.references import store_reference
 from sentinel.retrain_due import batches_to_learn, refresh_due, retrain_due
+from sentinel.settings import GatePolicy, ModelParams
 
 
 def bootstrap(app: Sentinel, reference_csv: Path, actor: str | None = None, tune: bool | None = None) -> ModelRow:
@@ -244,16 +245,31 @@ def _fit_gate_register(
         challenger_new = training.evaluate(model, data.holdout_new)
         challenger_ref = training.evaluate(model, data.holdout_reference)
         mlflow.log_metrics(challenger_new.metrics("new") | challenger_ref.metrics("reference"))
+        cross: list[training.CrossFit] = []  # fitted once, at the first judgement that needs it
+
+        def cross_fitted() -> training.CrossFit:
+            if not cross:
+                folds = settings.gate.cross_fit_folds
+                cross.append(app.steps("cross-fit", f"cross-fit the shifted rows in {folds} folds", _cross_fit, app, data, params, weights))
+                mlflow.log_param("cross_fitted_rows", len(cross[0].y_pred))
+            return cross[0]
 
         def judge(champion_version: str) -> gate.Decision:
-            """The gate: this run's model against a champion, on the same held-out rows."""
+            """The gate: this run's model against a champion, on the same held-out rows. When those leave
+            it undecided, the shifted batches' training rows, cross-fitted, are judged too."""
             champion_model = app.load_model(app.ledger.model(settings.registered_model, champion_version))
             champion_new = training.evaluate(champion_model, data.holdout_new)
             champion_ref = training.evaluate(champion_model, data.holdout_reference)
             if mlflow.active_run():
                 mlflow.log_metrics(champion_new.metrics("champion_new") | champion_ref.metrics("champion_reference"))
+            refresh = data.cause == "refresh"
             slices = gate_slices(data, champion_new, challenger_new, champion_ref, challenger_ref)
-            return gate.decide(slices, settings.gate, champion_version, refresh=data.cause == "refresh")
+            decision = gate.decide(slices, settings.gate, champion_version, refresh=refresh)
+            if decision.decision == "challenger" and _cross_fit_due(data, settings.gate):
+                crossed = (cross_fitted(), training.evaluate(champion_model, cross_fitted().rows))
+                slices = gate_slices(data, champion_new, challenger_new, champion_ref, challenger_ref, crossed)
+                decision = gate.decide(slices, settings.gate, champion_version, refresh=refresh)
+            return decision
 
         if champion is None:
             decision = None
@@ -361,23 +377,52 @@ def _fit_gate_register(
     return app.ledger.model(settings.registered_model, version)
 
 
+def _cross_fit_due(data: training.TrainingData, policy: GatePolicy) -> bool:
+    shifted_rows = int(data.train["batch_id"].isin(data.shifted_batches).sum())
+    return policy.cross_fit_folds >= 2 and 0 < shifted_rows <= policy.cross_fit_max_rows
+
+
+def _cross_fit(app: Sentinel, data: training.TrainingData, params: ModelParams, weights: np.ndarray | None) -> training.CrossFit:
+    """Out-of-fold predictions on the shifted batches' training rows, by models fitted as the challenger
+    was (same rows but the fold's, same parameters and weights)."""
+    rows = data.train[["text", "label"]]
+    fit = app.memo.kept("fit", training.fit)
+
+    def fit_keeping(keep: np.ndarray):
+        return fit(rows[keep], params, None if weights is None else weights[keep])
+
+    scored = data.train["batch_id"].isin(data.shifted_batches).to_numpy()
+    return training.out_of_fold(data.train, scored, app.settings.gate.cross_fit_folds, fit_keeping, seed=app.settings.model.seed)
+
+
 def gate_slices(
     data: training.TrainingData,
     champion_new: training.Evaluation,
     challenger_new: training.Evaluation,
     champion_ref: training.Evaluation,
     challenger_ref: training.Evaluation,
+    crossed: tuple[training.CrossFit, training.Evaluation] | None = None,
 ) -> gate.Slices:
-    """Both models' predictions on the held-out rows, cut into the slices the gate judges."""
+    """Both models' predictions on the held-out rows, cut into the slices the gate judges; with
+    `crossed` (the out-of-fold predictions and the champion's on the same rows), the shifted batches'
+    training rows join their held-out rows in the shifted slice and in each batch's label check."""
     new = gate.SliceScores(champion_new.y_true, champion_new.y_pred, challenger_new.y_pred)
     batch_of = data.holdout_new["batch_id"].to_numpy()
     shifted = np.isin(batch_of, data.shifted_batches)
+    per_batch = {b: new.take(batch_of == b) for b in data.new_batches}
+    extra, cross_batch_of = gate.SliceScores.empty(), np.zeros(0, dtype=object)
+    if crossed is not None:
+        cross, champion_cross = crossed
+        extra = gate.SliceScores(champion_cross.y_true, champion_cross.y_pred, cross.y_pred)
+        cross_batch_of = cross.rows["batch_id"].to_numpy()
+        per_batch = {b: scores + extra.take(cross_batch_of == b) for b, scores in per_batch.items()}
     return gate.Slices(
-        shifted=new.take(shifted),
+        shifted=new.take(shifted) + extra,
         other_new=new.take(~shifted),
         reference=gate.SliceScores(champion_ref.y_true, champion_ref.y_pred, challenger_ref.y_pred),
-        per_batch={b: new.take(batch_of == b) for b in data.new_batches},
+        per_batch=per_batch,
         shifted_batches=data.shifted_batches,
+        cross_fitted=extra.rows,
     )
 
 

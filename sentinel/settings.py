@@ -126,6 +126,16 @@ class GatePolicy(_Group):
     )
     bootstrap_rounds: int = Field(1000, description="Paired bootstrap resamples for the interval of the metric's delta.")
     holdout_share: float = Field(0.2, description="Share of every batch's rows that is held out and never trained on.")
+    cross_fit_folds: int = Field(
+        4,
+        ge=0,
+        description="The shifted batches' training rows are also judged, each predicted by one of this many models fitted without its fold (0 or 1: off).",
+    )
+    cross_fit_max_rows: int = Field(
+        2000,
+        ge=0,
+        description="Cross-fit only while the shifted batches have at most this many training rows (their held-out rows suffice beyond).",
+    )
     reference_holdout_rows: int = Field(2500, description="Cap on the reference slice used by the gate.")
 
     @model_validator(mode="before")
@@ -157,6 +167,10 @@ class TrainingPolicy(_Group):
         0.25,
         ge=0.0,
         description="Retrain without drift once the clean rows not yet tried reach this share of the rows the champion learned (0: never).",
+    )
+    refresh_first: bool = Field(
+        True,
+        description="The first batch that drifts without harm against a champion that learned no drifted batch retrains at once (a probe).",
     )
 
 

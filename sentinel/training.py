@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -168,6 +168,34 @@ def assemble(
         shifted_batches=tuple(b for b in new_batches if b in shifted) or tuple(new_batches),
         cause=cause,
     )
+
+
+@dataclass(frozen=True)
+class CrossFit:
+    """Out-of-fold predictions on training rows: each row predicted by a model fitted like the challenger
+    on every training row but those of its fold."""
+
+    rows: pd.DataFrame  # text, label, batch_id
+    y_pred: np.ndarray
+    folds: int
+
+
+def out_of_fold(
+    train: pd.DataFrame, scored: np.ndarray, folds: int, fit_keeping: Callable[[np.ndarray], Pipeline], seed: int = 0
+) -> CrossFit:
+    """Cross-fitted predictions for the training rows `scored` selects. They are cut into `folds` folds;
+    for each, `fit_keeping(mask)` fits a model on the rows the mask keeps (every training row but the
+    fold's) and predicts the fold. No row is predicted by a model that learned it, so the rows a
+    retrain learns from can also say how well retraining on them works."""
+    picked = np.flatnonzero(scored)
+    fold_of = np.random.default_rng(seed).permutation(np.arange(len(picked)) % folds)
+    y_pred = np.zeros(len(picked), dtype=int)
+    for fold in range(folds):
+        left_out = picked[fold_of == fold]
+        keep = np.ones(len(train), dtype=bool)
+        keep[left_out] = False
+        y_pred[fold_of == fold] = evaluate(fit_keeping(keep), train.iloc[left_out]).y_pred
+    return CrossFit(train.iloc[picked][["text", "label", "batch_id"]].reset_index(drop=True), y_pred, folds)
 
 
 def fit(train: pd.DataFrame, params: ModelParams, sample_weight: np.ndarray | None = None) -> Pipeline:

@@ -179,3 +179,12 @@ def test_a_slice_too_small_to_show_the_bound_is_reported_not_waited_for():
     # 3,000 rows can show the bound; a loss of a point and a half leaves it unshown, and the challenger waits
     tested = decide(Slices(gain, reference=close(3000, 0.85, 0.10, seed=44, gain=-0.015)), POLICY)
     assert {s.name: s.verdict for s in tested.slices}["reference"] == "unproven" and tested.decision == "challenger"
+
+
+def test_cross_fitted_rows_are_counted_and_said():
+    shifted = close(400, 0.70, 0.16, seed=41, gain=0.08)
+    decision = decide(Slices(shifted, reference=STABLE_REFERENCE, cross_fitted=320), POLICY, "1")
+    result = next(s for s in decision.slices if s.name == "shifted")
+    assert result.rows == 400 and result.cross_fitted == 320
+    assert "(320 cross-fitted)" in decision.reason and "320 cross-fitted" in decision.tags()["slice_shifted"]
+    assert "cross-fitted" not in decision.tags()["slice_reference"]

@@ -72,3 +72,48 @@ def test_sample_weights_reach_the_classifier(imdb):
     plain = training.fit(rows, ModelParams(max_features=3000))
     weighted = training.fit(rows, ModelParams(max_features=3000), np.where(np.arange(800) < 400, 5.0, 1.0))
     assert not np.allclose(plain[-1].coef_, weighted[-1].coef_)
+
+
+def test_out_of_fold_predictions_come_from_models_that_never_learned_the_row(imdb):
+    data = training.assemble({"ref": imdb.iloc[:1000]}, {"new": imdb.iloc[1000:1300]}, share=0.2, reference_cap=100, shifted=("new",))
+    scored = (data.train["batch_id"] == "new").to_numpy()
+    trained_on: list[set[str]] = []
+
+    def fit_keeping(keep):
+        trained_on.append(set(data.train["text"][keep]))
+        return training.fit(data.train[keep], ModelParams(max_features=3000))
+
+    cross = training.out_of_fold(data.train, scored, 3, fit_keeping)
+    assert len(trained_on) == 3 and len(cross.y_pred) == scored.sum() and cross.folds == 3
+    assert list(cross.rows["text"]) == list(data.train["text"][scored])
+    for text in cross.rows["text"]:
+        # exactly one fold model did not learn the row, and that one predicted it
+        assert sum(text not in rows for rows in trained_on) == 1
+    # every fold model learned every row outside the scored ones
+    assert all(set(data.train["text"][~scored]) <= rows for rows in trained_on)
+    assert np.mean(cross.y_pred == cross.rows["label"].to_numpy()) > 0.7  # real predictions, not a constant
+
+
+def test_cross_fitted_rows_join_the_shifted_slice_and_their_batch_label_check(imdb):
+    from sentinel.retraining import gate_slices
+
+    new = {"b1": imdb.iloc[1000:1200], "b2": imdb.iloc[1200:1400]}
+    data = training.assemble({"ref": imdb.iloc[:1000]}, new, share=0.2, reference_cap=100, shifted=("b2",))
+
+    def guess(frame):  # an Evaluation that predicts every label right
+        y = frame["label"].to_numpy(dtype=int)
+        return training.Evaluation(y, y.copy(), y.astype(float))
+
+    held, reference = guess(data.holdout_new), guess(data.holdout_reference)
+    scored = (data.train["batch_id"] == "b2").to_numpy()
+    rows = data.train[scored][["text", "label", "batch_id"]].reset_index(drop=True)
+    cross = training.CrossFit(rows, 1 - rows["label"].to_numpy(dtype=int), folds=4)  # every out-of-fold guess wrong
+    plain = gate_slices(data, held, held, reference, reference)
+    crossed = gate_slices(data, held, held, reference, reference, (cross, guess(rows)))
+    assert crossed.cross_fitted == len(rows) and plain.cross_fitted == 0
+    assert crossed.shifted.rows == plain.shifted.rows + len(rows)
+    assert crossed.per_batch["b2"].rows == plain.per_batch["b2"].rows + len(rows)
+    assert crossed.per_batch["b1"].rows == plain.per_batch["b1"].rows
+    assert crossed.other_new.rows == plain.other_new.rows  # the non-inferiority slices keep to held-out rows
+    # the challenger's out-of-fold misses count against it on the shifted rows
+    assert np.mean(crossed.shifted.challenger == crossed.shifted.y_true) < np.mean(plain.shifted.challenger == plain.shifted.y_true)
