@@ -86,3 +86,25 @@ def test_the_oracle_never_learns_a_known_bad_batch_and_always_learns_everything(
     assert always["bad_promotions"] == 1 and always["batches"][1]["learned"] == ["2-flipped.csv"]
     assert [b["retrained"] for b in oracle["batches"]] == [True, False] and oracle["bad_promotions"] == 0
     assert oracle["final"]["rotten"] > always["final"]["rotten"]
+
+
+def test_100_row_batches_of_another_site_are_learned_by_the_second_of_them(tmp_path, imdb, rotten):
+    """The champion copes with the new site about as well as with its own (no accuracy lost, so no harmful
+    drift), yet learning it gains: the first harmless drift starts a probe, and the held-out rows of
+    100-row batches, too few to judge, are joined by the cross-fitted training rows."""
+    folder = tmp_path / "stream"
+    folder.mkdir()
+    rotten.iloc[:1500].to_csv(tmp_path / "reference.csv", index=False)
+    imdb.iloc[:500].to_csv(tmp_path / "holdout.csv", index=False)
+    for i in range(2):
+        rotten.iloc[1500 + i * 100 : 1600 + i * 100].to_csv(folder / f"{i}-rotten.csv", index=False)
+    for i in range(2, 5):
+        imdb.iloc[500 + i * 100 : 600 + i * 100].to_csv(folder / f"{i}-imdb.csv", index=False)
+    stream = replay.open_stream(folder, tmp_path / "reference.csv", {"imdb": tmp_path / "holdout.csv"}, [], make_settings(tmp_path / "p"))
+    result = replay.replay(stream, [replay.policy("sentinel")], make_settings(tmp_path / "project", gate=SMALL["gate"]))
+    batches = result["policies"]["sentinel"]["batches"]
+    assert not any(b["retrained"] for b in batches[:2])  # the stable batches start nothing
+    story = [(b["file"], b["drift_status"], b["trigger"], b["decision"], b["decision_reason"]) for b in batches]
+    first_new = next((i for i, b in enumerate(batches) if b["promoted"]), None)
+    assert first_new is not None and first_new <= 3, story
+    assert batches[first_new]["accuracy"]["imdb"] > result["policies"]["sentinel"]["first_champion"]["accuracy"]["imdb"] + 0.03
