@@ -207,10 +207,14 @@ class SliceResult:
     verdict: str  # better | not-yet | worse | non-inferior | unproven | underpowered | inferior | too-few-rows
     cross_fitted: int = 0  # how many of the rows were predicted out of fold (see `Slices`)
 
+    @property
+    def rows_said(self) -> str:
+        """Its rows in words: "400 rows (320 cross-fitted)"."""
+        return f"{self.rows} rows" + (f" ({self.cross_fitted} cross-fitted)" if self.cross_fitted else "")
+
     def describe(self) -> str:
         """The slice in one line, as the version's tag shows it."""
-        crossed = f" ({self.cross_fitted} cross-fitted)" if self.cross_fitted else ""
-        return f"{self.verdict}: {self.rows} rows{crossed}, {self.champion:.4f} -> {self.challenger:.4f}"
+        return f"{self.verdict}: {self.rows_said}, {self.champion:.4f} -> {self.challenger:.4f}"
 
 
 @dataclass(frozen=True)
@@ -417,7 +421,7 @@ def decide(slices: Slices, policy: GatePolicy, champion_version: str = "", seed:
     if shifted.verdict == "better" and not unproven:
         return made(
             "promoted",
-            f"{name} {shifted.champion:.3f} -> {shifted.challenger:.3f} ({shifted.delta:+.3f}) on {shifted.rows} shifted rows{_crossed(shifted)}, e-value {evidence.e_better:.1f} >= {threshold:g}"
+            f"{name} {shifted.champion:.3f} -> {shifted.challenger:.3f} ({shifted.delta:+.3f}) on {shifted.rows_said} where the data moved, e-value {evidence.e_better:.1f} >= {threshold:g}"
             + "".join(f"; {r.name} {r.delta:+.3f} ({r.verdict})" for r in others),
             "e-process",
         )
@@ -440,13 +444,9 @@ def decide(slices: Slices, policy: GatePolicy, champion_version: str = "", seed:
         )
     return made(
         "challenger",
-        f"{name} {shifted.delta:+.3f} on {shifted.rows} shifted rows{_crossed(shifted)} is not yet evidence enough (e-value {evidence.e_better:.2f} < {threshold:g}): scored on the next labeled batches",
+        f"{name} {shifted.delta:+.3f} on {shifted.rows_said} where the data moved is not yet evidence enough (e-value {evidence.e_better:.2f} < {threshold:g}): scored on the next labeled batches",
         "e-process",
     )
-
-
-def _crossed(result: SliceResult) -> str:
-    return f" ({result.cross_fitted} cross-fitted)" if result.cross_fitted else ""
 
 
 def shadow(evidence: Evidence, look: SliceScores, policy: GatePolicy, batches: tuple[str, ...] = ()) -> tuple[Evidence, str, str]:

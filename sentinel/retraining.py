@@ -266,7 +266,8 @@ def _fit_gate_register(
             slices = gate_slices(data, champion_new, challenger_new, champion_ref, challenger_ref)
             decision = gate.decide(slices, settings.gate, champion_version, refresh=refresh)
             if decision.decision == "challenger" and _cross_fit_due(data, settings.gate):
-                crossed = (cross_fitted(), training.evaluate(champion_model, cross_fitted().rows))
+                out_of_fold = cross_fitted()
+                crossed = (out_of_fold, training.evaluate(champion_model, out_of_fold.rows))
                 slices = gate_slices(data, champion_new, challenger_new, champion_ref, challenger_ref, crossed)
                 decision = gate.decide(slices, settings.gate, champion_version, refresh=refresh)
             return decision
@@ -410,7 +411,7 @@ def gate_slices(
     batch_of = data.holdout_new["batch_id"].to_numpy()
     shifted = np.isin(batch_of, data.shifted_batches)
     per_batch = {b: new.take(batch_of == b) for b in data.new_batches}
-    extra, cross_batch_of = gate.SliceScores.empty(), np.zeros(0, dtype=object)
+    extra = gate.SliceScores.empty()
     if crossed is not None:
         cross, champion_cross = crossed
         extra = gate.SliceScores(champion_cross.y_true, champion_cross.y_pred, cross.y_pred)

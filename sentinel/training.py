@@ -177,7 +177,6 @@ class CrossFit:
 
     rows: pd.DataFrame  # text, label, batch_id
     y_pred: np.ndarray
-    folds: int
 
 
 def out_of_fold(
@@ -195,7 +194,7 @@ def out_of_fold(
         keep = np.ones(len(train), dtype=bool)
         keep[left_out] = False
         y_pred[fold_of == fold] = evaluate(fit_keeping(keep), train.iloc[left_out]).y_pred
-    return CrossFit(train.iloc[picked][["text", "label", "batch_id"]].reset_index(drop=True), y_pred, folds)
+    return CrossFit(train.iloc[picked][["text", "label", "batch_id"]].reset_index(drop=True), y_pred)
 
 
 def fit(train: pd.DataFrame, params: ModelParams, sample_weight: np.ndarray | None = None) -> Pipeline:

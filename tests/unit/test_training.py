@@ -84,7 +84,7 @@ def test_out_of_fold_predictions_come_from_models_that_never_learned_the_row(imd
         return training.fit(data.train[keep], ModelParams(max_features=3000))
 
     cross = training.out_of_fold(data.train, scored, 3, fit_keeping)
-    assert len(trained_on) == 3 and len(cross.y_pred) == scored.sum() and cross.folds == 3
+    assert len(trained_on) == 3 and len(cross.y_pred) == scored.sum()
     assert list(cross.rows["text"]) == list(data.train["text"][scored])
     for text in cross.rows["text"]:
         # exactly one fold model did not learn the row, and that one predicted it
@@ -107,7 +107,7 @@ def test_cross_fitted_rows_join_the_shifted_slice_and_their_batch_label_check(im
     held, reference = guess(data.holdout_new), guess(data.holdout_reference)
     scored = (data.train["batch_id"] == "b2").to_numpy()
     rows = data.train[scored][["text", "label", "batch_id"]].reset_index(drop=True)
-    cross = training.CrossFit(rows, 1 - rows["label"].to_numpy(dtype=int), folds=4)  # every out-of-fold guess wrong
+    cross = training.CrossFit(rows, 1 - rows["label"].to_numpy(dtype=int))  # every out-of-fold guess wrong
     plain = gate_slices(data, held, held, reference, reference)
     crossed = gate_slices(data, held, held, reference, reference, (cross, guess(rows)))
     assert crossed.cross_fitted == len(rows) and plain.cross_fitted == 0
