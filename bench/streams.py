@@ -132,6 +132,7 @@ STREAMS = {
     "labels-imdb-to-rt": ("imdb", "rotten_tomatoes"),
     "offtopic-imdb-to-rt": ("imdb", "rotten_tomatoes"),
     "small-rt-to-imdb": ("rotten_tomatoes", "imdb"),
+    "small-imdb-to-rt": ("imdb", "rotten_tomatoes"),
 }
 
 

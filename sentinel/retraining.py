@@ -20,7 +20,7 @@ from sentinel.ledger import BatchDigest, BatchRow, ModelRow, TrainingRunRow, utc
 from sentinel.pools import ready_batches
 from sentinel.promotion import claim_champion, move_alias, retire
 from sentinel.references import store_reference
-from sentinel.retrain_due import batches_to_learn, refresh_due, retrain_due
+from sentinel.retrain_due import DRIFTED, batches_to_learn, refresh_due, retrain_due
 from sentinel.settings import GatePolicy, ModelParams
 
 
@@ -161,16 +161,22 @@ def _announce(app: Sentinel, run: TrainingRunRow, model: ModelRow) -> None:
 
 
 def training_data(app: Sentinel, champion: ModelRow) -> training.TrainingData:
-    """The champion's batches plus every batch it has not learned, split into training and held-out rows;
-    the batches whose drift caused this retrain are where the gate judges superiority."""
+    """The champion's batches plus every batch it has not learned, split into training and held-out rows.
+    The gate judges superiority where the world moved: on the batches whose drift caused this retrain,
+    and on every other new batch that drifted (an earlier retrain answered it with a challenger that was
+    not promoted; the champion has still not learned it). Judged on the newest drift alone, each new
+    challenger started its evidence from one batch: 100-row batches of a harmful shift superseded
+    challenger after challenger, and none was ever promoted."""
 
     def frames(rows: list[BatchRow | None]) -> dict[str, pd.DataFrame]:
         return {r.batch_id: intake.load_batch_frame(r.stored_path) for r in rows if r is not None}
 
     old = frames([app.ledger.batch(b) for b in champion.batch_ids])
-    fresh = frames(batches_to_learn(app, champion))
-    shifted = tuple(b.batch_id for b in app.ledger.unanswered_drift())
-    cause = "drift" if shifted else "refresh" if refresh_due(app, champion) else "baseline"
+    new = batches_to_learn(app, champion)
+    fresh = frames(new)
+    unanswered = {b.batch_id for b in app.ledger.unanswered_drift()}
+    cause = "drift" if unanswered else "refresh" if refresh_due(app, champion) else "baseline"
+    shifted = tuple(b.batch_id for b in new if b.batch_id in unanswered or (unanswered and b.drift_status in DRIFTED))
     gate_policy = app.settings.gate
     return training.assemble(
         old,
