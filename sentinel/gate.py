@@ -13,7 +13,7 @@ the rate of false promotions.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 
 import numpy as np
 
@@ -53,11 +53,7 @@ class SliceScores:
 
     def __add__(self, other: SliceScores) -> SliceScores:
         """The rows of both slices."""
-        return SliceScores(*(np.concatenate([a, b]) for a, b in zip(self.as_tuple(), other.as_tuple(), strict=True)))
-
-    def as_tuple(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Labels, the champion's and the challenger's predictions."""
-        return self.y_true, self.champion, self.challenger
+        return SliceScores(*(np.concatenate([getattr(self, f.name), getattr(other, f.name)]) for f in fields(self)))
 
 
 def metric(name: str, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:

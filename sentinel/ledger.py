@@ -33,6 +33,7 @@ MOVE, ROLLBACK = "move", "rollback"
 
 # A batch's drift status once it was checked: a retrain is due, drift the trigger let pass, no drift.
 CHECKED = ("detected", "harmless", "clear")
+DRIFTED = ("detected", "harmless")  # checked batches whose drift was found, whether it harmed or not
 
 
 class Base(DeclarativeBase):

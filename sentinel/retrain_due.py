@@ -7,10 +7,8 @@ from collections.abc import Iterable
 
 from sentinel import gate
 from sentinel.context import Sentinel
-from sentinel.ledger import CHECKED, BatchRow, ModelRow
+from sentinel.ledger import CHECKED, DRIFTED, BatchRow, ModelRow
 from sentinel.shadow import live_challenger
-
-DRIFTED = ("detected", "harmless")
 
 
 def batches_to_learn(app: Sentinel, champion: ModelRow, accepted: Iterable[BatchRow] | None = None) -> list[BatchRow]:

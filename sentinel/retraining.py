@@ -5,6 +5,7 @@ batches becomes one retrain."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 from collections.abc import Callable
@@ -16,11 +17,11 @@ import pandas as pd
 from sentinel import batch_format, drift, events, failpoints, gate, intake, locks, training, tuning
 from sentinel.context import Sentinel, os_user
 from sentinel.errors import SentinelError
-from sentinel.ledger import BatchDigest, BatchRow, ModelRow, TrainingRunRow, utcnow
+from sentinel.ledger import DRIFTED, BatchDigest, BatchRow, ModelRow, TrainingRunRow, utcnow
 from sentinel.pools import ready_batches
 from sentinel.promotion import claim_champion, move_alias, retire
 from sentinel.references import store_reference
-from sentinel.retrain_due import DRIFTED, batches_to_learn, refresh_due, retrain_due
+from sentinel.retrain_due import batches_to_learn, refresh_due, retrain_due
 from sentinel.settings import GatePolicy, ModelParams
 
 
@@ -251,14 +252,14 @@ def _fit_gate_register(
         challenger_new = training.evaluate(model, data.holdout_new)
         challenger_ref = training.evaluate(model, data.holdout_reference)
         mlflow.log_metrics(challenger_new.metrics("new") | challenger_ref.metrics("reference"))
-        cross: list[training.CrossFit] = []  # fitted once, at the first judgement that needs it
 
+        @functools.cache  # fitted once, at the first judgement that needs it
         def cross_fitted() -> training.CrossFit:
-            if not cross:
-                folds = settings.gate.cross_fit_folds
-                cross.append(app.steps("cross-fit", f"cross-fit the shifted rows in {folds} folds", _cross_fit, app, data, params, weights))
-                mlflow.log_param("cross_fitted_rows", len(cross[0].y_pred))
-            return cross[0]
+            folds = settings.gate.cross_fit_folds
+            cross = app.steps("cross-fit", f"cross-fit the shifted rows in {folds} folds", _cross_fit, app, data, params, weights)
+            if mlflow.active_run():  # a re-judgement at promotion comes after the run has ended
+                mlflow.log_param("cross_fitted_rows", len(cross.y_pred))
+            return cross
 
         def judge(champion_version: str) -> gate.Decision:
             """The gate: this run's model against a champion, on the same held-out rows. When those leave
