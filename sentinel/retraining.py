@@ -10,6 +10,7 @@ import hashlib
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -22,7 +23,10 @@ from sentinel.pools import ready_batches
 from sentinel.promotion import claim_champion, move_alias, retire
 from sentinel.references import store_reference
 from sentinel.retrain_due import batches_to_learn, refresh_due, retrain_due
-from sentinel.settings import GatePolicy, ModelParams
+from sentinel.settings import GatePolicy
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
 
 
 def bootstrap(app: Sentinel, reference_csv: Path, actor: str | None = None, tune: bool | None = None) -> ModelRow:
@@ -256,7 +260,7 @@ def _fit_gate_register(
         @functools.cache  # fitted once, at the first judgement that needs it
         def cross_fitted() -> training.CrossFit:
             folds = settings.gate.cross_fit_folds
-            cross = app.steps("cross-fit", f"cross-fit the shifted rows in {folds} folds", _cross_fit, app, data, params, weights)
+            cross = app.steps("cross-fit", f"cross-fit the shifted rows in {folds} folds", _cross_fit, app, data, model, weights)
             if mlflow.active_run():  # a re-judgement at promotion comes after the run has ended
                 mlflow.log_param("cross_fitted_rows", len(cross.y_pred))
             return cross
@@ -390,17 +394,11 @@ def _cross_fit_due(data: training.TrainingData, policy: GatePolicy) -> bool:
     return policy.cross_fit_folds >= 2 and 0 < shifted_rows <= policy.cross_fit_max_rows
 
 
-def _cross_fit(app: Sentinel, data: training.TrainingData, params: ModelParams, weights: np.ndarray | None) -> training.CrossFit:
+def _cross_fit(app: Sentinel, data: training.TrainingData, model: Pipeline, weights: np.ndarray | None) -> training.CrossFit:
     """Out-of-fold predictions on the shifted batches' training rows, by models fitted as the challenger
     was (same rows but the fold's, same parameters and weights)."""
-    rows = data.train[["text", "label"]]
-    fit = app.memo.kept("fit", training.fit)
-
-    def fit_keeping(keep: np.ndarray):
-        return fit(rows[keep], params, None if weights is None else weights[keep])
-
     scored = data.train["batch_id"].isin(data.shifted_batches).to_numpy()
-    return training.out_of_fold(data.train, scored, app.settings.gate.cross_fit_folds, fit_keeping, seed=app.settings.model.seed)
+    return training.out_of_fold(model, data.train, scored, app.settings.gate.cross_fit_folds, weights, seed=app.settings.model.seed)
 
 
 def gate_slices(

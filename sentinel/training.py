@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy import sparse
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.compose import ColumnTransformer
 from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
 from sklearn.linear_model import LogisticRegression
@@ -180,12 +180,19 @@ class CrossFit:
 
 
 def out_of_fold(
-    train: pd.DataFrame, scored: np.ndarray, folds: int, fit_keeping: Callable[[np.ndarray], Pipeline], seed: int = 0
+    challenger: Pipeline, train: pd.DataFrame, scored: np.ndarray, folds: int, sample_weight: np.ndarray | None = None, seed: int = 0
 ) -> CrossFit:
     """Cross-fitted predictions for the training rows `scored` selects. They are cut into `folds` folds;
-    for each, `fit_keeping(mask)` fits a model on the rows the mask keeps (every training row but the
-    fold's) and predicts the fold. No row is predicted by a model that learned it, so the rows a
-    retrain learns from can also say how well retraining on them works."""
+    each is predicted by a model that learned every training row but the fold's, so the rows a retrain
+    learns from can also say how well retraining on them works.
+
+    The fold models share the challenger's fitted `features` step (n-gram counts and TF-IDF) and refit
+    only what learns from labels (the naive Bayes ratios, the classifier): the features were fitted
+    without labels, so sharing them tells a fold model nothing about its fold's labels, and the counting,
+    most of a fit's cost, is done once instead of once per fold."""
+    features, learner = challenger[:1], challenger[1:]
+    x = features.transform(train[["text"]])
+    y = train["label"].astype(int).to_numpy()
     picked = np.flatnonzero(scored)
     fold_of = np.random.default_rng(seed).permutation(np.arange(len(picked)) % folds)
     y_pred = np.zeros(len(picked), dtype=int)
@@ -193,7 +200,8 @@ def out_of_fold(
         left_out = picked[fold_of == fold]
         keep = np.ones(len(train), dtype=bool)
         keep[left_out] = False
-        y_pred[fold_of == fold] = evaluate(fit_keeping(keep), train.iloc[left_out]).y_pred
+        extra = {} if sample_weight is None else {"classifier__sample_weight": sample_weight[keep]}
+        y_pred[fold_of == fold] = clone(learner).fit(x[keep], y[keep], **extra).predict(x[left_out])
     return CrossFit(train.iloc[picked][["text", "label", "batch_id"]].reset_index(drop=True), y_pred)
 
 

@@ -74,23 +74,28 @@ def test_sample_weights_reach_the_classifier(imdb):
     assert not np.allclose(plain[-1].coef_, weighted[-1].coef_)
 
 
-def test_out_of_fold_predictions_come_from_models_that_never_learned_the_row(imdb):
+def test_out_of_fold_predictions_come_from_models_that_never_learned_the_row(imdb, monkeypatch):
+    from sklearn.linear_model import LogisticRegression
+
     data = training.assemble({"ref": imdb.iloc[:1000]}, {"new": imdb.iloc[1000:1300]}, share=0.2, reference_cap=100, shifted=("new",))
     scored = (data.train["batch_id"] == "new").to_numpy()
-    trained_on: list[set[str]] = []
+    challenger = training.fit(data.train, ModelParams(family="nb-lr", max_features=3000))
+    # Each row's weight is its number, so the weights a fold's classifier gets say which rows it learned.
+    row_numbers = np.arange(len(data.train), dtype=float)
+    learned: list[set[int]] = []
+    fit = LogisticRegression.fit
 
-    def fit_keeping(keep):
-        trained_on.append(set(data.train["text"][keep]))
-        return training.fit(data.train[keep], ModelParams(max_features=3000))
+    def recording_fit(self, x, y, sample_weight=None):
+        learned.append(set(sample_weight.astype(int)))
+        return fit(self, x, y)
 
-    cross = training.out_of_fold(data.train, scored, 3, fit_keeping)
-    assert len(trained_on) == 3 and len(cross.y_pred) == scored.sum()
+    monkeypatch.setattr(LogisticRegression, "fit", recording_fit)
+    cross = training.out_of_fold(challenger, data.train, scored, 3, sample_weight=row_numbers)
+    assert len(learned) == 3 and len(cross.y_pred) == scored.sum()
     assert list(cross.rows["text"]) == list(data.train["text"][scored])
-    for text in cross.rows["text"]:
-        # exactly one fold model did not learn the row, and that one predicted it
-        assert sum(text not in rows for rows in trained_on) == 1
-    # every fold model learned every row outside the scored ones
-    assert all(set(data.train["text"][~scored]) <= rows for rows in trained_on)
+    for row in np.flatnonzero(scored):  # exactly one fold model did not learn the row: the one that predicted it
+        assert sum(row not in rows for rows in learned) == 1
+    assert all(set(np.flatnonzero(~scored)) <= rows for rows in learned)  # every fold model learned every other row
     assert np.mean(cross.y_pred == cross.rows["label"].to_numpy()) > 0.7  # real predictions, not a constant
 
 
