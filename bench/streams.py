@@ -75,11 +75,16 @@ def build(out: Path, name: str, first: str, second: str, seed: int = 1) -> Path:
     """One stream folder. `first` is the reference's site, `second` the site the world moves to."""
     old, new = Source(first, seed), Source(second, seed)
     holdouts = {first: old.take(HOLDOUT_ROWS), second: new.take(HOLDOUT_ROWS)}
-    reference = old.take(REFERENCE_ROWS)
+    mixed = name.endswith("-mixed")  # both sites, half each, in the reference and in every batch
+    reference = _mix(old, new, REFERENCE_ROWS, 0.5, seed) if mixed else old.take(REFERENCE_ROWS)
     batches: list[tuple[str, pd.DataFrame]] = []
     bad: list[str] = []
     kind = name.split("-")[0]
-    if kind == "stable":
+    if kind == "stable" and mixed:
+        batches = [(f"{i:02}-{first}-{second}.csv", _mix(old, new, 500, 0.5, i)) for i in range(8)]
+    elif kind == "stable" and name.endswith("-small"):
+        batches = [(f"{i:02}-{first}.csv", old.take(100)) for i in range(12)]
+    elif kind == "stable":
         batches = [(f"{i:02}-{first}.csv", old.take(500)) for i in range(8)]
     elif kind == "abrupt":
         batches = [(f"{i:02}-{first}.csv", old.take(500)) for i in range(2)]
@@ -124,6 +129,8 @@ def build(out: Path, name: str, first: str, second: str, seed: int = 1) -> Path:
 STREAMS = {
     "stable-imdb": ("imdb", "rotten_tomatoes"),
     "stable-rt": ("rotten_tomatoes", "imdb"),
+    "stable-mixed": ("imdb", "rotten_tomatoes"),
+    "stable-imdb-small": ("imdb", "rotten_tomatoes"),
     "abrupt-imdb-to-rt": ("imdb", "rotten_tomatoes"),
     "abrupt-rt-to-imdb": ("rotten_tomatoes", "imdb"),
     "gradual-imdb-to-rt": ("imdb", "rotten_tomatoes"),
