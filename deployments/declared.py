@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from sentinel import events
 from sentinel.settings import Settings, UpPolicy
-from sentinel.up import WORK_POOL
+from sentinel.up_state import WORK_POOL
 
 
 @dataclass(frozen=True)

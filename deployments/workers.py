@@ -19,7 +19,7 @@ from prefect.exceptions import ObjectNotFound
 from deployments import notifications, serve
 from sentinel.settings import load_settings
 from sentinel.terminal import report_failure
-from sentinel.up import WORK_POOL
+from sentinel.up_state import WORK_POOL
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 

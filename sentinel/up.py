@@ -26,7 +26,7 @@ from sentinel.child_process import Service
 from sentinel.errors import SentinelError
 from sentinel.settings import Settings
 from sentinel.terminal import stop_like_ctrl_c
-from sentinel.up_state import pid_alive, read_state, write_state
+from sentinel.up_state import WORK_POOL, pid_alive, read_state, write_state
 
 STARTUP_SECONDS = 180.0
 BOOTSTRAP_SECONDS = 1800.0  # the first champion on a large reference; every child process has a deadline
@@ -169,7 +169,6 @@ def plan(settings: Settings) -> list[Service]:
     return [*servers, *runners]
 
 
-WORK_POOL = "sentinel"
 SERVERS = ("prefect", "mlflow", "evidently")  # started first; the flow runners need the first two
 # What each child's command line shows, so a restart stops only our own orphans.
 MARKERS = {"prefect": "prefect", "mlflow": "mlflow", "evidently": "evidently ui", "flows": "deployments.serve", "worker": "worker start"}

@@ -9,6 +9,11 @@ import os
 
 from sentinel.settings import Settings
 
+# The Prefect work pool of `up.workers` (scale-out). Here, not in `sentinel.up`, so that the process
+# serving the deployments names it without importing what `up` itself needs (pandas, SQLAlchemy: about
+# 100 MB of that process's memory).
+WORK_POOL = "sentinel"
+
 
 def pid_alive(pid: int | None) -> bool:
     """True when a process with this PID exists."""

@@ -84,6 +84,14 @@ def test_importing_the_cli_pulls_in_no_heavy_library():
     assert not loaded & {"evidently", "mlflow", "prefect", "sklearn", "pandas", "sqlalchemy"}
 
 
+def test_the_process_serving_the_deployments_loads_no_data_library():
+    """`sentinel up` keeps the process that serves the deployments for as long as it runs; each flow run is
+    a process of its own that imports what it uses, so the server needs only Prefect and the flows."""
+    probe = "import sys, deployments.serve; print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))"
+    loaded = set(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT).stdout.split())
+    assert "prefect" in loaded and not loaded & {"evidently", "mlflow", "sklearn", "pandas", "sqlalchemy"}
+
+
 def test_the_checked_in_prefect_yaml_is_the_generated_one():
     from deployments.declared import prefect_yaml
 
