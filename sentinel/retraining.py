@@ -179,9 +179,9 @@ def training_data(app: Sentinel, champion: ModelRow) -> training.TrainingData:
     old = frames([app.ledger.batch(b) for b in champion.batch_ids])
     new = batches_to_learn(app, champion)
     fresh = frames(new)
-    unanswered = {b.batch_id for b in app.ledger.unanswered_drift()}
-    cause = "drift" if unanswered else "refresh" if refresh_due(app, champion) else "baseline"
-    shifted = tuple(b.batch_id for b in new if b.batch_id in unanswered or (unanswered and b.drift_status in DRIFTED))
+    drift_caused = bool(app.ledger.unanswered_drift())  # unanswered drift is itself among the new drifted batches
+    cause = "drift" if drift_caused else "refresh" if refresh_due(app, champion) else "baseline"
+    shifted = tuple(b.batch_id for b in new if b.drift_status in DRIFTED) if drift_caused else ()
     gate_policy = app.settings.gate
     return training.assemble(
         old,
@@ -390,15 +390,16 @@ def _fit_gate_register(
 
 
 def _cross_fit_due(data: training.TrainingData, policy: GatePolicy) -> bool:
-    shifted_rows = int(data.train["batch_id"].isin(data.shifted_batches).sum())
+    shifted_rows = int(data.shifted_rows_mask().sum())
     return policy.cross_fit_folds >= 2 and 0 < shifted_rows <= policy.cross_fit_max_rows
 
 
 def _cross_fit(app: Sentinel, data: training.TrainingData, model: Pipeline, weights: np.ndarray | None) -> training.CrossFit:
     """Out-of-fold predictions on the shifted batches' training rows, by models fitted as the challenger
     was (same rows but the fold's, same parameters and weights)."""
-    scored = data.train["batch_id"].isin(data.shifted_batches).to_numpy()
-    return training.out_of_fold(model, data.train, scored, app.settings.gate.cross_fit_folds, weights, seed=app.settings.model.seed)
+    return training.out_of_fold(
+        model, data.train, data.shifted_rows_mask(), app.settings.gate.cross_fit_folds, weights, seed=app.settings.model.seed
+    )
 
 
 def gate_slices(

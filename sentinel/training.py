@@ -101,6 +101,10 @@ class TrainingData:
         """Which training rows come from batches the champion has not learned."""
         return self.train["batch_id"].isin(self.new_batches).to_numpy()
 
+    def shifted_rows_mask(self) -> np.ndarray:
+        """Which training rows come from the batches that caused the retrain (the ones cross-fitted)."""
+        return self.train["batch_id"].isin(self.shifted_batches).to_numpy()
+
     def holdout_shifted(self) -> pd.DataFrame:
         """Held-out rows of the batches that caused the retrain: where superiority is judged."""
         return self.holdout_new[self.holdout_new["batch_id"].isin(self.shifted_batches)]
