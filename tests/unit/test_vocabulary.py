@@ -1,0 +1,55 @@
+"""The pruned word counts learn exactly what scikit-learn's CountVectorizer learns, on real reviews."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.feature_extraction.text import CountVectorizer
+
+from sentinel import demo
+from sentinel.vocabulary import PrunedCountVectorizer
+
+SETTINGS = [
+    # the word features of the nb-lr family: binary, the vocabulary cut by max_features
+    {"ngram_range": (1, 2), "min_df": 2, "max_features": 20_000, "binary": True, "dtype": np.float32},
+    # counts, no cap, document frequency bounds given as shares
+    {"ngram_range": (1, 2), "min_df": 0.001, "max_df": 0.5},
+    # the default ModelParams on a corpus the cap does not reach
+    {"ngram_range": (1, 2), "min_df": 2, "max_features": 200_000, "dtype": np.float32},
+]
+
+
+@pytest.fixture(scope="module")
+def reviews() -> tuple[list[str], list[str]]:
+    texts = demo.reviews("imdb")["text"].tolist()
+    return texts[:2000], texts[2000:2200]
+
+
+@pytest.mark.parametrize("params", SETTINGS, ids=["binary-capped", "shares", "defaults"])
+def test_the_same_vocabulary_and_counts_as_scikit_learn(reviews, params):
+    fitting, unseen = reviews
+    ours, theirs = PrunedCountVectorizer(**params), CountVectorizer(**params)
+    ours_matrix, theirs_matrix = ours.fit_transform(fitting), theirs.fit_transform(fitting)
+    assert ours.vocabulary_ == theirs.vocabulary_
+    assert ours_matrix.dtype == theirs_matrix.dtype and ours_matrix.shape == theirs_matrix.shape
+    assert (ours_matrix != theirs_matrix).nnz == 0
+    assert (ours.transform(unseen) != theirs.transform(unseen)).nnz == 0
+    assert list(ours.get_feature_names_out()) == list(theirs.get_feature_names_out())
+    again = pickle.loads(pickle.dumps(ours))
+    assert (again.transform(unseen) != theirs.transform(unseen)).nnz == 0
+
+
+def test_the_cap_keeps_the_same_terms_when_frequencies_tie():
+    # Thirty terms, in ten groups of three with the same count: the cap of 10 cuts through a tie.
+    documents = [" ".join(f"w{i:02d}" for i in range(30) if i // 3 >= k) for k in range(10)]
+    ours = PrunedCountVectorizer(max_features=10).fit(documents)
+    assert ours.vocabulary_ == CountVectorizer(max_features=10).fit(documents).vocabulary_
+
+
+def test_nothing_left_after_pruning_is_scikit_learns_error():
+    with pytest.raises(ValueError, match="no terms remain"):
+        PrunedCountVectorizer(min_df=2).fit(["one review", "another text"])
+    with pytest.raises(ValueError, match="max_df corresponds to < documents than min_df"):
+        PrunedCountVectorizer(min_df=3, max_df=2).fit(["a b", "a c", "a d"])
