@@ -40,7 +40,7 @@ def champion_reference(app: Sentinel, champion: ModelRow) -> tuple[pd.DataFrame,
             f"the drift reference of version {champion.version}, {path}, was changed after it was written; refusing to measure "
             "against it. Move it aside and the next check rebuilds it from the version's training rows"
         )
-    return pd.read_parquet(io.BytesIO(raw)), drift.Calibration(**champion.calibration)
+    return intake.read_parquet(io.BytesIO(raw)), drift.Calibration(**champion.calibration)
 
 
 def ensure_reference(app: Sentinel, row: ModelRow, expected: tuple[float, int] | None = None) -> ModelRow:
