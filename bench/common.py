@@ -61,6 +61,30 @@ def tree_kb(root: int) -> tuple[int, int]:
     return pss, rss
 
 
+def tree_cpu(root: int) -> dict[str, float]:
+    """CPU seconds (user + system) of `root` and its descendants, summed by what each process runs.
+    A process's figure includes the children it has reaped (a runner's finished flow runs)."""
+    tick, tree, pending, found = os.sysconf("SC_CLK_TCK"), _children(), [root], {}
+    while pending:
+        pid = pending.pop()
+        pending.extend(tree.get(pid, []))
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        label = _label(pid)
+        found[label] = found.get(label, 0.0) + sum(int(f) for f in fields[11:15]) / tick  # utime stime cutime cstime
+    return found
+
+
+def _label(pid: int) -> str:
+    try:
+        words = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return "?"
+    return " ".join(w.decode(errors="replace").rsplit("/", 1)[-1] for w in words[1:4] if w)
+
+
 def tree_breakdown(root: int) -> dict[str, int]:
     """PSS in kB of `root` and its descendants, summed by what each process runs."""
     tree, pending, found = _children(), [root], {}
@@ -68,13 +92,12 @@ def tree_breakdown(root: int) -> dict[str, int]:
         pid = pending.pop()
         pending.extend(tree.get(pid, []))
         try:
-            words = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
             pss = next(
                 int(line.split()[1]) for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines() if line.startswith("Pss:")
             )
         except (OSError, StopIteration):
             continue
-        label = " ".join(w.decode(errors="replace").rsplit("/", 1)[-1] for w in words[1:4] if w)
+        label = _label(pid)
         found[label] = found.get(label, 0) + pss
     return found
 

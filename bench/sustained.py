@@ -35,7 +35,7 @@ from evidently import DataDefinition, Dataset, Report  # noqa: E402
 from evidently.metrics import ValueDrift  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
-from bench.common import print_breakdown, timed, tree_breakdown, tree_kb  # noqa: E402
+from bench.common import print_breakdown, timed, tree_breakdown, tree_cpu, tree_kb  # noqa: E402
 from sentinel import demo, intake  # noqa: E402
 from tests.harness import UpProcess, wait_for  # noqa: E402
 
@@ -105,6 +105,7 @@ def run(kind: str, count: int, minutes: float) -> dict:
         sampler.start()
         dropped: dict[str, dt.datetime] = {}
         pace = minutes * 60 / count
+        cpu_before = tree_cpu(project.process.pid)
         start = time.monotonic()
         for i, (name, frame) in enumerate(work):
             time.sleep(max(0.0, start + i * pace - time.monotonic()))
@@ -119,6 +120,7 @@ def run(kind: str, count: int, minutes: float) -> dict:
 
         rows = wait_for(verdicts, 3600, "every verdict", poll=2.0)
         drained = time.monotonic() - last_drop
+        cpu = {k: v - cpu_before.get(k, 0.0) for k, v in tree_cpu(project.process.pid).items()}
         throughput = count / (time.monotonic() - start)
         wait_for(lambda: not ledger.unanswered_drift(), 1800, "the last retrain", poll=2.0)
         settled_after = time.monotonic() - last_drop
@@ -153,6 +155,7 @@ def run(kind: str, count: int, minutes: float) -> dict:
         "settled": settled_after,
         "peak_mb": sampler.peak / 1024,
         "at_peak": sampler.at_peak,
+        "cpu": cpu,
         "samples": sampler.rows,
     }
 
@@ -198,6 +201,11 @@ def main() -> None:
         print(f"{label:28}" + "".join(f"{show(r):>14}" for r in results))
     for r in results:
         print(f"{r['kind']} decisions: {r['decisions']}")
+        print(f"{r['kind']}: CPU from the first drop to the last verdict, per check, as a ratio to the floor")
+        for label, seconds in sorted(r["cpu"].items(), key=lambda item: -item[1]):
+            if seconds >= 0.5:
+                per_check = seconds / max(1, r["checks"])
+                print(f"  {per_check:6.3f} s  {per_check / r['floor']:5.2f}  {label}")
         print(f"{r['kind']} at the peak of memory (PSS):")
         print_breakdown(r["at_peak"], indent="  ")
 
