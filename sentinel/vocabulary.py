@@ -6,8 +6,8 @@ most of them seen in one review and pruned at the end: the fit peaks about 525 M
 that decided the peak memory of `sentinel up` during a retrain. scikit-learn has no way to prune while
 counting, so `PrunedCountVectorizer.fit_transform` counts in two passes over the documents:
 
-1. the document frequency of every n-gram, kept as NumPy arrays of the n-grams' hashes (16 bytes an
-   n-gram instead of about 150 for a dictionary entry), reduced chunk by chunk;
+1. the document frequency of every n-gram, kept as NumPy arrays of the n-grams' hashes and counts
+   (16 bytes an n-gram, where the dictionary holds a string object and an entry), reduced chunk by chunk;
 2. the counts of only the n-grams frequent enough, and each one's text.
 
 Then it sorts the columns by term and prunes as `CountVectorizer` does (`min_df`, `max_df`, then the
