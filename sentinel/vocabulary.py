@@ -59,7 +59,8 @@ class PrunedCountVectorizer(CountVectorizer):
         """Pass 2: the document-term matrix over the frequent n-grams, its columns sorted by term, and
         the terms in that order."""
         terms = np.empty(len(frequent), dtype=object)
-        named = np.zeros(len(frequent), dtype=bool)
+        seen = np.full(len(frequent), -1, dtype=np.int64)  # the order in which the corpus first uses each n-gram
+        used = 0
         indptr, indices, values = [0], [], []
         for doc in documents:
             grams = analyze(doc)
@@ -67,20 +68,26 @@ class PrunedCountVectorizer(CountVectorizer):
             where = np.minimum(np.searchsorted(frequent, hashes), len(frequent) - 1)
             hits = np.flatnonzero(frequent[where] == hashes)
             columns, first, counts = np.unique(where[hits], return_index=True, return_counts=True)
-            for column, position in zip(columns[~named[columns]], hits[first[~named[columns]]]):
+            new = np.flatnonzero(seen[columns] < 0)
+            new = new[np.argsort(first[new])]  # in the order this document uses them
+            for column, position in zip(columns[new], hits[first[new]]):
                 terms[column] = grams[position]
-            named[columns] = True
-            indices.append(columns.astype(np.int32))
-            values.append(counts.astype(np.int32))
+            seen[columns[new]] = np.arange(used, used + len(new))
+            used += len(new)
+            # Within a row, scikit-learn's fitted matrix lists n-grams in the order the corpus first used
+            # them (it numbers them so while counting, then renumbers the columns by term without
+            # re-sorting the rows). The same layout makes the solver's sums, and so the model, identical.
+            layout = np.argsort(seen[columns])
+            indices.append(columns[layout].astype(np.int32))
+            values.append(counts[layout].astype(np.int32))
             indptr.append(indptr[-1] + len(columns))
-        order = np.argsort(terms, kind="stable")  # columns by term, as CountVectorizer sorts them
+        order = np.argsort(terms, kind="stable")  # columns by term, as CountVectorizer numbers them
         new_position = np.empty(len(order), dtype=np.int32)
         new_position[order] = np.arange(len(order), dtype=np.int32)
         matrix = sparse.csr_matrix(
             (np.concatenate(values).astype(self.dtype), new_position[np.concatenate(indices)], np.asarray(indptr)),
             shape=(len(documents), len(frequent)),
         )
-        matrix.sort_indices()
         if self.binary:
             matrix.data.fill(1)
         return matrix, terms[order]
