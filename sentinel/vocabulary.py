@@ -10,9 +10,10 @@ counting, so `PrunedCountVectorizer.fit_transform` counts in two passes over the
    (16 bytes an n-gram, where the dictionary holds a string object and an entry), reduced chunk by chunk;
 2. the counts of only the n-grams frequent enough, and each one's text.
 
-Then it sorts the columns by term and prunes as `CountVectorizer` does (`min_df`, `max_df`, then the
-`max_features` most frequent, ties broken by the same sort). The vocabulary and the matrix equal
-scikit-learn's (tests/unit/test_vocabulary.py compares them on real reviews), so the model is the same;
+Then it numbers the columns by term and prunes as `CountVectorizer` does (`min_df`, `max_df`, then the
+`max_features` most frequent, ties broken by the same sort). The vocabulary and the matrix, down to the
+order of the nonzeros in each row, equal scikit-learn's (tests/unit/test_vocabulary.py compares them on
+real reviews), so the fitted model is the same to the last bit;
 `transform`, `get_feature_names_out` and pickling are `CountVectorizer`'s own. Two n-grams whose 64-bit
 hashes collide would share a column: about one chance in ten million for 2.5 million n-grams.
 """
