@@ -57,7 +57,7 @@ class PrunedCountVectorizer(CountVectorizer):
         return low, high
 
     def _count(self, documents: list, analyze, frequent: np.ndarray) -> tuple[sparse.csr_matrix, np.ndarray]:
-        """Pass 2: the document-term matrix over the frequent n-grams, its columns sorted by term, and
+        """Pass 2: the document-term matrix over the frequent n-grams, its columns numbered by term, and
         the terms in that order."""
         terms = np.empty(len(frequent), dtype=object)
         seen = np.full(len(frequent), -1, dtype=np.int64)  # the order in which the corpus first uses each n-gram
