@@ -44,12 +44,20 @@ def _children() -> dict[int, list[int]]:
     return tree
 
 
-def tree_kb(root: int) -> tuple[int, int]:
-    """(PSS, RSS) in kB summed over `root` and all its descendants."""
-    tree, pending, pss, rss = _children(), [root], 0, 0
+def _tree(root: int) -> list[int]:
+    """`root` and all its descendants."""
+    tree, pending, found = _children(), [root], []
     while pending:
         pid = pending.pop()
+        found.append(pid)
         pending.extend(tree.get(pid, []))
+    return found
+
+
+def tree_kb(root: int) -> tuple[int, int]:
+    """(PSS, RSS) in kB summed over `root` and all its descendants."""
+    pss = rss = 0
+    for pid in _tree(root):
         try:
             for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
                 if line.startswith("Pss:"):
@@ -64,10 +72,8 @@ def tree_kb(root: int) -> tuple[int, int]:
 def tree_cpu(root: int) -> dict[str, float]:
     """CPU seconds (user + system) of `root` and its descendants, summed by what each process runs.
     A process's figure includes the children it has reaped (a runner's finished flow runs)."""
-    tick, tree, pending, found = os.sysconf("SC_CLK_TCK"), _children(), [root], {}
-    while pending:
-        pid = pending.pop()
-        pending.extend(tree.get(pid, []))
+    tick, found = os.sysconf("SC_CLK_TCK"), {}
+    for pid in _tree(root):
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
@@ -87,10 +93,8 @@ def _label(pid: int) -> str:
 
 def tree_breakdown(root: int) -> dict[str, int]:
     """PSS in kB of `root` and its descendants, summed by what each process runs."""
-    tree, pending, found = _children(), [root], {}
-    while pending:
-        pid = pending.pop()
-        pending.extend(tree.get(pid, []))
+    found = {}
+    for pid in _tree(root):
         try:
             pss = next(
                 int(line.split()[1]) for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines() if line.startswith("Pss:")

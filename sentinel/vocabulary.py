@@ -44,9 +44,11 @@ class PrunedCountVectorizer(CountVectorizer):
             raise ValueError("After pruning, no terms remain. Try a lower min_df or a higher max_df.")
         matrix, terms = self._count(documents, analyze, frequent)
         kept = self._surviving_columns(matrix)
-        self.vocabulary_ = {term: index for index, term in enumerate(terms[kept])}
+        if len(kept) < len(terms):  # the cap removes columns; otherwise the matrix is already the answer
+            matrix, terms = matrix[:, kept], terms[kept]
+        self.vocabulary_ = {term: index for index, term in enumerate(terms)}
         self.fixed_vocabulary_ = False
-        return matrix[:, kept]
+        return matrix
 
     def _document_count_bounds(self, documents: int) -> tuple[float, float]:
         """`min_df` and `max_df` as document counts, as scikit-learn reads them."""
