@@ -99,11 +99,16 @@ def build(out: Path, name: str, first: str, second: str, seed: int = 1) -> Path:
         batches = [(f"{i:02}-{first}.csv", old.take(500)) for i in range(2)]
         batches += [(f"{i:02}-{first}-horror.csv", old.take(400, where=genre)) for i in range(2, 6)]
     elif kind == "labels":
-        batches = [(f"{i:02}-{second}.csv", new.take(500)) for i in range(3)]
-        batches.append(("03-flipped.csv", new.take(500).assign(label=lambda f: 1 - f["label"])))
-        batches.append(("04-random.csv", _random_labels(new.take(500), seed)))
-        batches += [(f"{i:02}-{second}.csv", new.take(500)) for i in range(5, 8)]
-        bad = ["03-flipped.csv", "04-random.csv"]
+        # 100-row batches carry two random ones: a label check on a few dozen rows is the weak spot there
+        rows, plan = (100, "ggfgrgrgg") if name.endswith("-small") else (500, "gggfrggg")
+        for i, what in enumerate(plan):
+            if what == "g":
+                batches.append((f"{i:02}-{second}.csv", new.take(rows)))
+            elif what == "f":
+                batches.append((f"{i:02}-flipped.csv", new.take(rows).assign(label=lambda f: 1 - f["label"])))
+            else:
+                batches.append((f"{i:02}-random.csv", _random_labels(new.take(rows), seed + plan[:i].count("r"))))
+        bad = [file_name for file_name, _ in batches if "flipped" in file_name or "random" in file_name]
     elif kind == "offtopic":
         batches = [(f"{i:02}-{first}.csv", old.take(500)) for i in range(2)]
         batches += [(f"{i:02}-{second}.csv", new.take(500)) for i in range(2, 4)]
@@ -137,6 +142,7 @@ STREAMS = {
     "prior-imdb": ("imdb", "rotten_tomatoes"),
     "topic-imdb": ("imdb", "rotten_tomatoes"),
     "labels-imdb-to-rt": ("imdb", "rotten_tomatoes"),
+    "labels-imdb-to-rt-small": ("imdb", "rotten_tomatoes"),
     "offtopic-imdb-to-rt": ("imdb", "rotten_tomatoes"),
     "small-rt-to-imdb": ("rotten_tomatoes", "imdb"),
     "small-imdb-to-rt": ("imdb", "rotten_tomatoes"),

@@ -182,6 +182,7 @@ def training_data(app: Sentinel, champion: ModelRow) -> training.TrainingData:
     drift_caused = bool(app.ledger.unanswered_drift())  # unanswered drift is itself among the new drifted batches
     cause = "drift" if drift_caused else "refresh" if refresh_due(app, champion) else "baseline"
     shifted = tuple(b.batch_id for b in new if b.drift_status in DRIFTED) if drift_caused else ()
+    harmed = any(_signal_fired(app, b, "performance") for b in shifted)
     gate_policy = app.settings.gate
     return training.assemble(
         old,
@@ -191,7 +192,14 @@ def training_data(app: Sentinel, champion: ModelRow) -> training.TrainingData:
         shifted=shifted,
         max_old_rows=app.settings.training.max_old_rows,
         cause=cause,
+        harmed=harmed,
     )
+
+
+def _signal_fired(app: Sentinel, batch_id: str, signal: str) -> bool:
+    """Whether the named signal drifted at the batch's latest drift check."""
+    checks = app.ledger.drift_checks(batch_id)
+    return bool(checks) and any(s["name"] == signal and s.get("drifted") for s in checks[-1].signals)
 
 
 def _name_batches(batch_ids: tuple[str, ...]) -> str:
@@ -273,14 +281,16 @@ def _fit_gate_register(
             champion_ref = training.evaluate(champion_model, data.holdout_reference)
             if mlflow.active_run():
                 mlflow.log_metrics(champion_new.metrics("champion_new") | champion_ref.metrics("champion_reference"))
-            refresh = data.cause == "refresh"
+            fresher = {"refresh": data.cause == "refresh", "harmed": data.harmed}
             slices = gate_slices(data, champion_new, challenger_new, champion_ref, challenger_ref)
-            decision = gate.decide(slices, settings.gate, champion_version, refresh=refresh)
-            if decision.decision == "challenger" and _cross_fit_due(data, settings.gate):
+            decision = gate.decide(slices, settings.gate, champion_version, **fresher)
+            if _cross_fit_due(data, settings.gate) and (
+                decision.decision == "challenger" or _unchecked_promotion(decision, slices, settings.gate)
+            ):
                 out_of_fold = cross_fitted()
                 crossed = (out_of_fold, training.evaluate(champion_model, out_of_fold.rows))
                 slices = gate_slices(data, champion_new, challenger_new, champion_ref, challenger_ref, crossed)
-                decision = gate.decide(slices, settings.gate, champion_version, refresh=refresh)
+                decision = gate.decide(slices, settings.gate, champion_version, **fresher)
             return decision
 
         if champion is None:
@@ -392,6 +402,15 @@ def _fit_gate_register(
 def _cross_fit_due(data: training.TrainingData, policy: GatePolicy) -> bool:
     shifted_rows = int(data.shifted_rows_mask().sum())
     return policy.cross_fit_folds >= 2 and 0 < shifted_rows <= policy.cross_fit_max_rows
+
+
+def _unchecked_promotion(decision: gate.Decision, slices: gate.Slices, policy: GatePolicy) -> bool:
+    """A promotion on held-out rows alone while some shifted batch had too few of them for its label
+    check (20 of a 100-row batch): a small batch of random labels learned beside a clear gain would
+    otherwise ride on it. Its cross-fitted rows give the check enough."""
+    return decision.decision == "promoted" and any(
+        slices.per_batch[b].rows < policy.min_slice_rows for b in slices.shifted_batches if b in slices.per_batch
+    )
 
 
 def _cross_fit(app: Sentinel, data: training.TrainingData, model: Pipeline, weights: np.ndarray | None) -> training.CrossFit:

@@ -117,7 +117,7 @@ class GatePolicy(_Group):
     )
     min_metric: float = Field(
         0.6,
-        description="A batch whose held-out rows the challenger that learned them surely scores below this has labels that cannot be learned.",
+        description="A batch whose unseen rows the challenger that learned them surely scores below this (or not surely above 0.5) has labels that cannot be learned.",
     )
     min_slice_rows: int = Field(50, description="A slice with fewer held-out rows is reported, not tested.")
     max_shadow_batches: int = Field(4, description="A challenger undecided after this many later batches is retired.")

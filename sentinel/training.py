@@ -99,6 +99,7 @@ class TrainingData:
     new_batches: tuple[str, ...]
     shifted_batches: tuple[str, ...] = ()  # the new batches whose drift caused this retrain
     cause: str = "bootstrap"  # bootstrap | drift | refresh | baseline (a replay policy retraining regardless)
+    harmed: bool = False  # a shifted batch cost the champion accuracy (its performance signal fired)
 
     def new_rows_mask(self) -> np.ndarray:
         """Which training rows come from batches the champion has not learned."""
@@ -158,6 +159,7 @@ def assemble(
     shifted: tuple[str, ...] = (),
     max_old_rows: int = 0,
     cause: str = "bootstrap",
+    harmed: bool = False,
 ) -> TrainingData:
     """The training rows and the gate's held-out slices from the champion's and the new batches.
     `shifted`: the new batches whose drift caused the retrain; `max_old_rows`: cap on the champion's rows."""
@@ -174,6 +176,7 @@ def assemble(
         new_batches=tuple(new_batches),
         shifted_batches=tuple(b for b in new_batches if b in shifted) or tuple(new_batches),
         cause=cause,
+        harmed=harmed,
     )
 
 
