@@ -87,8 +87,9 @@ def build(out: Path, name: str, first: str, second: str, seed: int = 1) -> Path:
     elif kind == "stable":
         batches = [(f"{i:02}-{first}.csv", old.take(500)) for i in range(8)]
     elif kind == "abrupt":
-        batches = [(f"{i:02}-{first}.csv", old.take(500)) for i in range(2)]
-        batches += [(f"{i:02}-{second}.csv", new.take(500)) for i in range(2, 8)]
+        rows = int(name.rsplit("-", 1)[1]) if name[-1].isdigit() else 500  # abrupt-a-to-b-200: 200-row batches
+        batches = [(f"{i:02}-{first}.csv", old.take(rows)) for i in range(2)]
+        batches += [(f"{i:02}-{second}.csv", new.take(rows)) for i in range(2, 8)]
     elif kind == "gradual":
         shares = (0.1, 0.2, 0.35, 0.5, 0.65, 0.8, 1.0, 1.0)
         batches = [(f"{i:02}-{second}-{int(s * 100)}pct.csv", _mix(old, new, 500, s, i)) for i, s in enumerate(shares)]
@@ -138,6 +139,8 @@ STREAMS = {
     "stable-imdb-small": ("imdb", "rotten_tomatoes"),
     "abrupt-imdb-to-rt": ("imdb", "rotten_tomatoes"),
     "abrupt-rt-to-imdb": ("rotten_tomatoes", "imdb"),
+    "abrupt-imdb-to-rt-200": ("imdb", "rotten_tomatoes"),
+    "abrupt-rt-to-imdb-200": ("rotten_tomatoes", "imdb"),
     "gradual-imdb-to-rt": ("imdb", "rotten_tomatoes"),
     "prior-imdb": ("imdb", "rotten_tomatoes"),
     "topic-imdb": ("imdb", "rotten_tomatoes"),
