@@ -110,6 +110,11 @@ def build(out: Path, name: str, first: str, second: str, seed: int = 1) -> Path:
             else:
                 batches.append((f"{i:02}-random.csv", _random_labels(new.take(rows), seed + plan[:i].count("r"))))
         bad = [file_name for file_name, _ in batches if "flipped" in file_name or "random" in file_name]
+    elif kind == "offtopic" and name.endswith("-small"):
+        batches = [(f"{i:02}-{first}.csv", old.take(100)) for i in range(2)]
+        batches.append(("02-python-docs-random.csv", _offtopic(100, seed)))
+        batches += [(f"{i:02}-{second}.csv", new.take(100)) for i in range(3, 6)]
+        bad = ["02-python-docs-random.csv"]
     elif kind == "offtopic":
         batches = [(f"{i:02}-{first}.csv", old.take(500)) for i in range(2)]
         batches += [(f"{i:02}-{second}.csv", new.take(500)) for i in range(2, 4)]
@@ -147,6 +152,7 @@ STREAMS = {
     "labels-imdb-to-rt": ("imdb", "rotten_tomatoes"),
     "labels-imdb-to-rt-small": ("imdb", "rotten_tomatoes"),
     "offtopic-imdb-to-rt": ("imdb", "rotten_tomatoes"),
+    "offtopic-imdb-to-rt-small": ("imdb", "rotten_tomatoes"),
     "small-rt-to-imdb": ("rotten_tomatoes", "imdb"),
     "small-imdb-to-rt": ("imdb", "rotten_tomatoes"),
 }

@@ -90,17 +90,23 @@ def test_labels_that_the_challenger_cannot_learn_are_named_and_rejected():
 
 
 def test_random_labels_of_a_100_row_batch_learned_with_others_are_named_and_genuine_ones_are_not():
-    """100 rows a batch (held out and cross-fitted), learned with other drifted batches: random labels
-    are named in at least 90 % of 400 batches, genuine ones the model learned to 0.68 accuracy in at
-    most 5 %. Alone, a batch near chance may be the first rows of a hard new domain: not held to the coin."""
+    """100 rows a batch (held out and cross-fitted), learned with three other drifted batches that the
+    model learned to 0.68 accuracy, 400 cases: a random batch is named in at least 90 %, a genuine one
+    in at most 5 % (94 % and 1.5 % measured). Beside a random batch, the first rows of a hard new
+    domain (0.57) are named in 21 % (by the coin alone, 61 %), and the random one in 78 %; alone, such a
+    batch meets only "surely below 0.6" (14 %)."""
     from sentinel.gate import unlearnable
 
-    def named(accuracy: float, alone: bool = False) -> float:
-        batches = {f"b{seed}": scores(100, 0.5, accuracy, seed=seed) for seed in range(400)}
-        return len(unlearnable(batches, POLICY, () if alone else tuple(batches))) / 400
+    def named(accuracy: float, sibling: float = 0.68, siblings: int = 3) -> float:
+        found = 0
+        for seed in range(400):
+            batches = {"b": scores(100, 0.5, accuracy, seed=seed)}
+            batches |= {f"s{i}": scores(100, 0.5, sibling, seed=10_000 + 10 * seed + i) for i in range(siblings)}
+            found += "b" in unlearnable(batches, POLICY, tuple(batches))
+        return found / 400
 
     assert named(0.5) >= 0.9 and named(0.68) <= 0.05
-    assert named(0.57, alone=True) <= 0.2 < named(0.57)  # only "surely below 0.6": 14 % against 61 %
+    assert named(0.57, sibling=0.5, siblings=1) <= 0.3 and named(0.57, siblings=0) <= 0.2
 
 
 def test_significantly_worse_where_the_data_moved_is_rejected():
