@@ -315,12 +315,11 @@ def unlearnable(per_batch: dict[str, SliceScores], policy: GatePolicy, shifted: 
     z = _z(policy.alpha)
     checked = {b: scores for b, scores in per_batch.items() if scores.rows >= policy.min_slice_rows}
     accuracy = {b: float(np.mean(scores.challenger == scores.y_true)) for b, scores in checked.items()}
-    siblings = [b for b in checked if b in shifted]
     bad = []
     for batch_id, scores in checked.items():
         spread = z * math.sqrt(max(accuracy[batch_id] * (1 - accuracy[batch_id]), 0.25 / scores.rows) / scores.rows)
-        others = [accuracy[b] for b in siblings if b != batch_id]
-        coin = batch_id in shifted and others and accuracy[batch_id] - spread <= 0.5 and accuracy[batch_id] < np.mean(others)
+        siblings = [accuracy[b] for b in checked if b in shifted and b != batch_id]
+        coin = batch_id in shifted and bool(siblings) and accuracy[batch_id] - spread <= 0.5 and accuracy[batch_id] < np.mean(siblings)
         if accuracy[batch_id] + spread < policy.min_metric or coin:
             bad.append(batch_id)
     return tuple(bad)
@@ -352,6 +351,10 @@ class Slices:
     per_batch: dict[str, SliceScores] = field(default_factory=dict)
     shifted_batches: tuple[str, ...] = ()
     cross_fitted: int = 0
+
+    def unchecked(self, policy: GatePolicy) -> tuple[str, ...]:
+        """Shifted batches with too few rows for `unlearnable` to judge their labels."""
+        return tuple(b for b in self.shifted_batches if b in self.per_batch and self.per_batch[b].rows < policy.min_slice_rows)
 
 
 def decide(

@@ -1,12 +1,13 @@
 """The loop as a whole, over what is waiting: `process` (standalone, in this process: intake, drift
-checks, an interrupted promotion, one retrain) and `reconcile` (the periodic sweep of `sentinel up` for
-whatever an event missed). Both work from the ledger and are safe to run twice."""
+checks, an interrupted promotion, one retrain), `reconcile` (the periodic sweep of `sentinel up` for
+whatever an event missed) and `retrain_until_done` (what the retrain deployment runs). All work from
+the ledger and are safe to run twice."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sentinel import drift_worker, intake
+from sentinel import drift_worker, intake, locks
 from sentinel.context import Sentinel
 from sentinel.ledger import TrainingRunRow
 from sentinel.pools import ready_batches, waiting_for_pool
@@ -72,10 +73,30 @@ def reconcile(app: Sentinel) -> Reconciled:
     crash interrupted, drift that no retrain answered. Safe at any time: each step takes its lock and
     works from the ledger."""
     from sentinel.drift_checks import check_pending
-    from sentinel.retraining import retrain_until_done
 
     taken = app.steps("take-in", "take in the drop zone's files", take_in, app)
     checked = check_pending(app, timeout=0)
     finished = finish_promotions(app) or []  # before a retrain, which compares with the champion
-    runs = retrain_until_done(app) if retrain_due(app) else []
+    runs = retrain_until_done(app)
     return Reconciled(len(taken), checked, len(finished), runs)
+
+
+def retrain_until_done(app: Sentinel, actor: str = "sentinel") -> list[TrainingRunRow]:
+    """What the retrain deployment does: let a burst settle, retrain, and again while drift detected
+    meanwhile is still unanswered. A second caller leaves at once: the first one takes its work.
+
+    The lock and the question come before what a retrain imports (scikit-learn, MLflow: about 80 MB
+    in a process): a burst's later detections start runs that find the work taken or done, and they
+    ran beside the real retrain at the peak memory of `sentinel up`.
+
+    One at a time is enforced by `locks.held`, not by Prefect's deployment concurrency limit: the limit's
+    slot is held by a lease the server keeps in memory, and after a run was killed and the server
+    restarted, the slot stayed taken and every later run was cancelled ("Deployment concurrency limit
+    reached"). A file lock or an advisory lock is freed with the process that held it."""
+    runs = []
+    with locks.held(app.settings, "retrain", timeout=0) as acquired:
+        while acquired and retrain_due(app):
+            from sentinel.retraining import settle_and_retrain
+
+            runs.append(settle_and_retrain(app, actor))
+    return runs

@@ -93,21 +93,12 @@ def wait_for_quiet(app: Sentinel, quiet_seconds: float, max_wait_seconds: float,
     return time.monotonic() - started
 
 
-def retrain_until_done(app: Sentinel, actor: str = "sentinel") -> list[TrainingRunRow]:
-    """What the retrain deployment does: let a burst settle, retrain, and again while drift detected
-    meanwhile is still unanswered. A second caller leaves at once: the first one takes its work.
-
-    One at a time is enforced by `locks.held`, not by Prefect's deployment concurrency limit: the limit's
-    slot is held by a lease the server keeps in memory, and after a run was killed and the server
-    restarted, the slot stayed taken and every later run was cancelled ("Deployment concurrency limit
-    reached"). A file lock or an advisory lock is freed with the process that held it."""
+def settle_and_retrain(app: Sentinel, actor: str = "sentinel") -> TrainingRunRow:
+    """One turn of `loop.retrain_until_done`, under its lock: let a burst of files settle, so
+    that it becomes one retrain that learns them all, then retrain."""
     policy = app.settings.up
-    runs = []
-    with locks.held(app.settings, "retrain", timeout=0) as acquired:
-        while acquired and retrain_due(app):
-            app.steps("settle", "let the burst settle", wait_for_quiet, app, policy.retrain_quiet_seconds, policy.retrain_max_wait_seconds)
-            runs.append(_retrain(app, actor))
-    return runs
+    app.steps("settle", "let the burst settle", wait_for_quiet, app, policy.retrain_quiet_seconds, policy.retrain_max_wait_seconds)
+    return _retrain(app, actor)
 
 
 Overrule = Callable[[gate.Decision], gate.Decision]
@@ -284,9 +275,11 @@ def _fit_gate_register(
             fresher = {"refresh": data.cause == "refresh", "harmed": data.harmed}
             slices = gate_slices(data, champion_new, challenger_new, champion_ref, challenger_ref)
             decision = gate.decide(slices, settings.gate, champion_version, **fresher)
-            if _cross_fit_due(data, settings.gate) and (
-                decision.decision == "challenger" or _unchecked_promotion(decision, slices, settings.gate)
-            ):
+            # Cross-fit when the held-out rows leave the challenger undecided, and before a promotion
+            # while some shifted batch has too few of them for its label check (20 of a 100-row batch):
+            # a small batch of random labels learned beside a clear gain would otherwise ride on it.
+            needs_rows = decision.decision == "challenger" or (decision.decision == "promoted" and slices.unchecked(settings.gate))
+            if needs_rows and _cross_fit_due(data, settings.gate):
                 out_of_fold = cross_fitted()
                 crossed = (out_of_fold, training.evaluate(champion_model, out_of_fold.rows))
                 slices = gate_slices(data, champion_new, challenger_new, champion_ref, challenger_ref, crossed)
@@ -402,15 +395,6 @@ def _fit_gate_register(
 def _cross_fit_due(data: training.TrainingData, policy: GatePolicy) -> bool:
     shifted_rows = int(data.shifted_rows_mask().sum())
     return policy.cross_fit_folds >= 2 and 0 < shifted_rows <= policy.cross_fit_max_rows
-
-
-def _unchecked_promotion(decision: gate.Decision, slices: gate.Slices, policy: GatePolicy) -> bool:
-    """A promotion on held-out rows alone while some shifted batch had too few of them for its label
-    check (20 of a 100-row batch): a small batch of random labels learned beside a clear gain would
-    otherwise ride on it. Its cross-fitted rows give the check enough."""
-    return decision.decision == "promoted" and any(
-        slices.per_batch[b].rows < policy.min_slice_rows for b in slices.shifted_batches if b in slices.per_batch
-    )
 
 
 def _cross_fit(app: Sentinel, data: training.TrainingData, model: Pipeline, weights: np.ndarray | None) -> training.CrossFit:
