@@ -11,7 +11,7 @@ from flows._project import project
 @flow(name="drift-check", retries=2, retry_delay_seconds=15)
 def drift_check(batch_id: str | None = None, limit: int | None = None) -> list[str]:
     """`batch_id` names the batch whose event started the run; every pending batch is checked (at most
-    `limit`, oldest first: the watcher checks one per run, so each verdict shows as it comes)."""
+    `limit`, oldest first: the watcher checks a few per run, so verdicts show as they come)."""
     from flows._artifacts import publish_verdicts
     from sentinel.drift_checks import check_pending
 

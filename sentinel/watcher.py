@@ -134,7 +134,7 @@ class Watcher:
                 if outcome.status == "waiting":
                     self.wake.set()
         while self.check is not None and (pending := ready_batches(self.app)):
-            checked = self.check(pending[0].batch_id)  # the oldest; one at a time, so progress shows
+            checked = self.check(pending[0].batch_id)  # the oldest first; a few at a time, so progress shows
             for batch_id in checked:
                 self.notify("drift", self.app.ledger.drift_checks(batch_id)[-1])
             if not checked:

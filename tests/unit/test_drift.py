@@ -228,6 +228,10 @@ def test_a_drift_reference_changed_after_it_was_written_is_refused_by_name(setti
     row = app.ledger.model(settings.registered_model, "1")
     frame, _ = references.champion_reference(app, row)
     assert frame["text"].tolist() == imdb.head(50)["text"].tolist()
+    assert references.champion_reference(app, row)[0] is frame  # read once while the file stays the same
+    references.store_reference(app, "1", imdb.head(60), calibration)  # written again: read again
+    row = app.ledger.model(settings.registered_model, "1")
+    assert len(references.champion_reference(app, row)[0]) == 60
     imdb.iloc[50:100].to_parquet(row.reference_path, index=False)
     with pytest.raises(TamperedModel, match=r"drift reference of version 1, .*v1.parquet, was changed"):
         references.champion_reference(app, row)
