@@ -38,13 +38,13 @@ def check_unit(app: Sentinel, members: list[BatchRow], complete: bool = True) ->
     model = app.load_model(champion)
     frame = _unit_frame(members)
     ids = [m.batch_id for m in members]
-    name = ids[0] if len(ids) == 1 else f"{ids[0]}+{len(ids) - 1}"
+    name = _check_name(ids)
     pool = None if len(ids) == 1 else {"members": ids, "rows": len(frame), "complete": complete}
-    report = app.settings.reports_dir / "drift" / f"drift-{name}.html"
     predict = lambda f: model.predict(f[["text"]])  # noqa: E731
-    workspace, title = app.settings.evidently_dir, f"drift check {name} vs v{champion.version}"
-    verdict = drift.measure(frame, reference, calibration, predict, app.settings.drift, report, workspace, title)
-    _start_next(app, ids, reference)
+    keep = _kept(app, ids, champion.version)
+    report = Path(keep.report_path)
+    verdict = drift.measure(frame, reference, calibration, predict, app.settings.drift, report, app.settings.evidently_dir, keep.name)
+    _start_next(app, ids, reference, champion.version)
     trigger = _trigger(app, champion.version, calibration, verdict, len(frame))
     run_id = _log_drift_run(app, name, champion.version, verdict, report, pool, trigger)
     failpoints.reach("drift.logged")
@@ -93,15 +93,26 @@ def _unit_frame(members: list[BatchRow]) -> pd.DataFrame:
     return pd.concat([intake.load_batch_frame(m.stored_path) for m in members], ignore_index=True)
 
 
-def _start_next(app: Sentinel, ids: list[str], reference: pd.DataFrame) -> None:
-    """With a backlog, the worker starts measuring the next unit's text while this process records the
-    current one. Only a head start: any failure here is met again, and reported, by that unit's own check."""
+def _check_name(ids: list[str]) -> str:
+    return ids[0] if len(ids) == 1 else f"{ids[0]}+{len(ids) - 1}"
+
+
+def _kept(app: Sentinel, ids: list[str], reference_version: str) -> drift.Kept:
+    """Where the check of these batches keeps its report and its snapshot."""
+    name = _check_name(ids)
+    report = app.settings.reports_dir / "drift" / f"drift-{name}.html"
+    return drift.Kept(str(report), str(app.settings.evidently_dir), f"drift check {name} vs v{reference_version}")
+
+
+def _start_next(app: Sentinel, ids: list[str], reference: pd.DataFrame, reference_version: str) -> None:
+    """With a backlog, the worker starts measuring the next unit while this process records the current
+    one. Only a head start: any failure here is met again, and reported, by that unit's own check."""
     if not drift.can_start_ahead():
         return
     try:
         following = next((unit for unit in ready_units(app) if not {m.batch_id for m in unit} & set(ids)), None)
         if following is not None:
-            drift.start_ahead(_unit_frame(following), reference)
+            drift.start_ahead(_unit_frame(following), reference, _kept(app, [m.batch_id for m in following], reference_version))
     except Exception:
         log.debug("no head start for the next drift check", exc_info=True)
 
@@ -182,25 +193,15 @@ def _log_drift_run(
     pool: dict | None,
     trigger: triggers.Trigger,
 ) -> str:
-    import mlflow
-
-    experiment = app.registry.experiment_id(app.settings.drift_experiment)
-    with mlflow.start_run(experiment_id=experiment, run_name=f"drift-{name}") as run:
-        mlflow.set_tags(
-            {
-                "sentinel.batch": name,
-                "sentinel.pool": ",".join(pool["members"]) if pool else "",
-                "sentinel.reference_version": reference_version,
-                "sentinel.detected": str(verdict.detected).lower(),
-                "sentinel.suspect_labels": str(verdict.suspect_labels).lower(),
-                "sentinel.retrain_due": str(trigger.fired).lower(),
-                "sentinel.trigger": trigger.why[:500],
-            }
-        )
-        mlflow.log_metrics(
-            {f"{s.name}_score": s.score for s in verdict.signals} | {f"{s.name}_threshold": s.threshold for s in verdict.signals}
-        )
-        mlflow.log_params({f"{s.name}_method": s.method[:500] for s in verdict.signals})
-        if report.exists():
-            mlflow.log_artifact(str(report), artifact_path="reports")
-        return run.info.run_id
+    tags = {
+        "sentinel.batch": name,
+        "sentinel.pool": ",".join(pool["members"]) if pool else "",
+        "sentinel.reference_version": reference_version,
+        "sentinel.detected": str(verdict.detected).lower(),
+        "sentinel.suspect_labels": str(verdict.suspect_labels).lower(),
+        "sentinel.retrain_due": str(trigger.fired).lower(),
+        "sentinel.trigger": trigger.why[:500],
+    }
+    metrics = {f"{s.name}_score": s.score for s in verdict.signals} | {f"{s.name}_threshold": s.threshold for s in verdict.signals}
+    params = {f"{s.name}_method": s.method[:500] for s in verdict.signals}
+    return app.registry.log_run(app.settings.drift_experiment, f"drift-{name}", tags, metrics, params, report)

@@ -97,17 +97,10 @@ def scores(snapshot) -> dict[str, float]:
 
 
 def _log_to_mlflow(app: Sentinel, html: Path, batches: list, snapshot, reference_version: str) -> str:
-    import mlflow
-
-    experiment = app.registry.experiment_id(app.settings.drift_experiment)
-    with mlflow.start_run(experiment_id=experiment, run_name=f"drift-report-{html.stem.removeprefix('drift-report-')}") as run:
-        mlflow.set_tags(
-            {
-                "sentinel.kind": "scheduled-report",
-                "sentinel.reference_version": reference_version,
-                "sentinel.batches": ",".join(b.batch_id for b in batches)[:5000],
-            }
-        )
-        mlflow.log_metrics(scores(snapshot))
-        mlflow.log_artifact(str(html), artifact_path="reports")
-        return run.info.run_id
+    tags = {
+        "sentinel.kind": "scheduled-report",
+        "sentinel.reference_version": reference_version,
+        "sentinel.batches": ",".join(b.batch_id for b in batches)[:5000],
+    }
+    run_name = f"drift-report-{html.stem.removeprefix('drift-report-')}"
+    return app.registry.log_run(app.settings.drift_experiment, run_name, tags, scores(snapshot), {}, html)
