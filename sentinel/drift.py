@@ -169,11 +169,10 @@ def start_text_drift(current: pd.Series, reference: pd.Series) -> drift_worker.W
     return drift_worker.start("text", current.tolist(), reference.tolist())
 
 
-# The next check's Evidently work (every signal, its report and snapshot kept), started in the worker
-# while this process finishes the current check (its MLflow run, the ledger, the flow run around it):
-# with a backlog the watcher's own path is the longer one, so the worker takes all of Evidently's share.
-# Held with what it measures (batch, reference, where it is kept), so only the very same check claims it.
-_ahead: tuple[pd.DataFrame, pd.Series, Kept, drift_worker.Worker] | None = None
+# The text signal of the batch to be checked next, started in the worker while this process finishes
+# the current check (its MLflow run, the ledger, the flow run around it): with a backlog both cores
+# measure. Held with the texts it measures (batch, reference), so only the very same check can claim it.
+_ahead: tuple[pd.Series, pd.Series, drift_worker.Worker] | None = None
 
 
 def can_start_ahead() -> bool:
@@ -181,38 +180,32 @@ def can_start_ahead() -> bool:
     return _ahead is None and "evidently" in sys.modules and drift_worker.available()
 
 
-def start_ahead(batch: pd.DataFrame, reference: pd.DataFrame, keep: Kept) -> None:
-    """Start every Evidently signal of `batch` (checked next against `reference`, its report kept as
-    `keep` says) in the worker, when `can_start_ahead`. `measure` of the same batch, reference and `keep`
-    claims the answer; its verdict is the one it would get alone."""
+def start_ahead(batch: pd.DataFrame, reference: pd.DataFrame) -> None:
+    """Start the text signal of `batch` (checked next against `reference`) in the worker, when
+    `can_start_ahead`. `measure` of the same batch and reference claims the answer; its verdict is the
+    one it would get alone."""
     global _ahead
     if not can_start_ahead():
         return
-    neutral = neutralise(batch[["text", "label"]].reset_index(drop=True))
-    keep = dataclasses.replace(keep, snapshot_id=None if keep.workspace is None else evidently_workspace.new_snapshot_id())
-    pending = drift_worker.start("signals", neutral, reference, keep)
+    texts = neutralise(batch[["text", "label"]].reset_index(drop=True))["text"]
+    pending = start_text_drift(texts, reference["text"])
     if pending is not None:
-        _ahead = (neutral, reference["text"], keep, pending)
+        _ahead = (texts, reference["text"], pending)
 
 
-def _claim_ahead(neutral: pd.DataFrame, reference: pd.Series, keep: Kept, timeout: float) -> drift_worker.Worker | None:
-    """The signals started ahead for exactly this check, if any. One started for another (the champion
-    changed, or another process checked that batch) is read and dropped, which frees the worker, and its
-    snapshot is taken out of the workspace. Its HTML report has the batch's own path: the batch's check
-    writes it again (or, checked by another process meanwhile, wrote the same)."""
+def _claim_ahead(current: pd.Series, reference: pd.Series, timeout: float) -> drift_worker.Worker | None:
+    """The text signal started ahead for exactly these texts, if any. One started for other texts (the
+    champion changed, or another process checked that batch) is read and dropped, which frees the worker."""
     global _ahead
     if _ahead is None:
         return None
-    (batch, against, kept, pending), _ahead = _ahead, None
-    same = dataclasses.replace(kept, snapshot_id=keep.snapshot_id) == keep
-    if same and batch.equals(neutral) and against.equals(reference):  # a tenth of hashing the reference
+    (texts, against, pending), _ahead = _ahead, None
+    if texts.equals(current) and against.equals(reference):  # a comparison: a tenth of hashing the reference
         return pending
     try:
         drift_worker.collect(pending, timeout)
     except RuntimeError:
         pass
-    if kept.workspace is not None:  # measured, but no verdict came of it: not in the Evidently UI either
-        evidently_workspace.remove_snapshot(Path(kept.workspace), kept.snapshot_id)
     return None
 
 
@@ -379,27 +372,25 @@ def measure(
 
     Where the statistics run depends on what this process has imported. A warm process (`sentinel up`,
     a long `watch`) computes the descriptors and four signals itself while the worker fits the text
-    signal's classifier: the shortest wall time for one check. With a backlog, the worker has already
-    measured every signal of this check while the previous one was recorded (`start_ahead`). A cold
-    process (a standalone `sentinel process`) would spend 3-5 s importing Evidently for the smaller half
-    of the work, so the worker, which imports it from its start, does all of Evidently's work while this
-    process predicts with the champion."""
+    signal's classifier: the shortest wall time. A cold one (a standalone `sentinel process`) would spend
+    3-5 s importing Evidently for the smaller half of the work, so the worker, which imports it from its
+    start, does all of Evidently's work while this process predicts with the champion."""
     neutral = neutralise(batch[["text", "label"]].reset_index(drop=True))
     keep = Kept(None if report_path is None else str(report_path), None if workspace is None else str(workspace), name)
     warm = "evidently" in sys.modules
-    pending = _claim_ahead(neutral, reference["text"], keep, policy.worker_timeout_seconds) if warm else None
-    split = warm and pending is None
-    if split:
-        pending = start_text_drift(neutral["text"], reference["text"])
-    elif pending is None:
+    if warm:
+        pending = _claim_ahead(neutral["text"], reference["text"], policy.worker_timeout_seconds) or start_text_drift(
+            neutral["text"], reference["text"]
+        )
+    else:
         pending = drift_worker.start("signals", neutral, reference, keep)
     try:
-        current = _describe(neutral) if split else None
+        current = _describe(neutral) if warm else None
         predicted = None if predict is None else np.asarray(predict(batch))  # while the worker measures
     except BaseException:
         drift_worker.abandon(pending)  # never leave the worker busy with an answer nobody reads
         raise
-    if split:
+    if warm:
         scores = _measured_scores(run_report(current, reference, pending, policy.worker_timeout_seconds), keep)
     else:
         scores = drift_worker.collect(pending, policy.worker_timeout_seconds)
@@ -437,14 +428,11 @@ def measure(
 @dataclass(frozen=True)
 class Kept:
     """Where a drift check's snapshot is kept, by whichever process computed it: the HTML report's path,
-    the Evidently workspace's folder and the snapshot's name there (None: not kept there), and the
-    snapshot's id there when it is chosen in advance (a head start, whose snapshot is taken back if no
-    check claims it)."""
+    the Evidently workspace's folder and the snapshot's name there (None: not kept there)."""
 
     report_path: str | None
     workspace: str | None
     name: str
-    snapshot_id: str | None = None
 
 
 def _measured_scores(snapshot: Snapshot, keep: Kept) -> dict[str, tuple[float, str]]:
@@ -453,7 +441,7 @@ def _measured_scores(snapshot: Snapshot, keep: Kept) -> dict[str, tuple[float, s
         Path(keep.report_path).parent.mkdir(parents=True, exist_ok=True)
         snapshot.save_html(keep.report_path)
     if keep.workspace is not None:
-        evidently_workspace.add_snapshot(Path(keep.workspace), DESCRIPTORS, snapshot, keep.name, keep.snapshot_id)
+        evidently_workspace.add_snapshot(Path(keep.workspace), DESCRIPTORS, snapshot, keep.name)
     return _scores(snapshot)
 
 

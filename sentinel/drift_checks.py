@@ -38,13 +38,13 @@ def check_unit(app: Sentinel, members: list[BatchRow], complete: bool = True) ->
     model = app.load_model(champion)
     frame = _unit_frame(members)
     ids = [m.batch_id for m in members]
-    name = _check_name(ids)
+    name = ids[0] if len(ids) == 1 else f"{ids[0]}+{len(ids) - 1}"
     pool = None if len(ids) == 1 else {"members": ids, "rows": len(frame), "complete": complete}
+    report = app.settings.reports_dir / "drift" / f"drift-{name}.html"
     predict = lambda f: model.predict(f[["text"]])  # noqa: E731
-    keep = _kept(app, ids, champion.version)
-    report = Path(keep.report_path)
-    verdict = drift.measure(frame, reference, calibration, predict, app.settings.drift, report, app.settings.evidently_dir, keep.name)
-    _start_next(app, ids, reference, champion.version)
+    workspace, title = app.settings.evidently_dir, f"drift check {name} vs v{champion.version}"
+    verdict = drift.measure(frame, reference, calibration, predict, app.settings.drift, report, workspace, title)
+    _start_next(app, ids, reference)
     trigger = _trigger(app, champion.version, calibration, verdict, len(frame))
     run_id = _log_drift_run(app, name, champion.version, verdict, report, pool, trigger)
     failpoints.reach("drift.logged")
@@ -93,26 +93,15 @@ def _unit_frame(members: list[BatchRow]) -> pd.DataFrame:
     return pd.concat([intake.load_batch_frame(m.stored_path) for m in members], ignore_index=True)
 
 
-def _check_name(ids: list[str]) -> str:
-    return ids[0] if len(ids) == 1 else f"{ids[0]}+{len(ids) - 1}"
-
-
-def _kept(app: Sentinel, ids: list[str], reference_version: str) -> drift.Kept:
-    """Where the check of these batches keeps its report and its snapshot."""
-    name = _check_name(ids)
-    report = app.settings.reports_dir / "drift" / f"drift-{name}.html"
-    return drift.Kept(str(report), str(app.settings.evidently_dir), f"drift check {name} vs v{reference_version}")
-
-
-def _start_next(app: Sentinel, ids: list[str], reference: pd.DataFrame, reference_version: str) -> None:
-    """With a backlog, the worker starts measuring the next unit while this process records the current
-    one. Only a head start: any failure here is met again, and reported, by that unit's own check."""
+def _start_next(app: Sentinel, ids: list[str], reference: pd.DataFrame) -> None:
+    """With a backlog, the worker starts measuring the next unit's text while this process records the
+    current one. Only a head start: any failure here is met again, and reported, by that unit's own check."""
     if not drift.can_start_ahead():
         return
     try:
         following = next((unit for unit in ready_units(app) if not {m.batch_id for m in unit} & set(ids)), None)
         if following is not None:
-            drift.start_ahead(_unit_frame(following), reference, _kept(app, [m.batch_id for m in following], reference_version))
+            drift.start_ahead(_unit_frame(following), reference)
     except Exception:
         log.debug("no head start for the next drift check", exc_info=True)
 

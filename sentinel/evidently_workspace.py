@@ -45,14 +45,7 @@ def ensure_project(folder: Path, descriptors: Sequence[str]):
     return project.id
 
 
-def new_snapshot_id() -> str:
-    """An id for a snapshot to be added later (see `add_snapshot`)."""
-    from evidently.legacy.core import new_id
-
-    return str(new_id())
-
-
-def add_snapshot(folder: Path, descriptors: Sequence[str], snapshot, name: str, snapshot_id: str | None = None) -> str:
+def add_snapshot(folder: Path, descriptors: Sequence[str], snapshot, name: str) -> str:
     """Add one Evidently snapshot to the project; returns its id.
 
     Written through the workspace's file state, not `Workspace.add_run`: opening a `Workspace` parses every
@@ -60,23 +53,14 @@ def add_snapshot(folder: Path, descriptors: Sequence[str], snapshot, name: str, 
     proportion to the history: 0.15 s with 10 snapshots, 2 s with 100, 17.5 s with 1,000
     (`bench/snapshot.py`), where this way takes 0.06 s at each of them. The file it writes is the one `add_run` writes, and the
     Evidently UI picks it up the same way."""
+    from evidently.legacy.core import new_id
     from evidently.ui.storage.local.base import LocalState
 
     project_id = ensure_project(folder, descriptors)
     snapshot.set_name(name)
-    snapshot_id = snapshot_id or new_snapshot_id()
+    snapshot_id = new_id()
     LocalState(str(folder)).write_snapshot(project_id, snapshot_id, snapshot.to_snapshot_model())
-    return snapshot_id
-
-
-def remove_snapshot(folder: Path, snapshot_id: str) -> None:
-    """Take a snapshot out of the project, if it is there."""
-    from evidently.ui.storage.local.base import LocalState
-
-    state = LocalState(str(folder))
-    project_id = _project_id(state)
-    if project_id is not None and snapshot_id in {str(s) for s in state.list_snapshots(project_id)}:
-        state.delete_snapshot(project_id, snapshot_id)
+    return str(snapshot_id)
 
 
 def _project_id(state):
