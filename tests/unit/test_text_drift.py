@@ -1,4 +1,4 @@
-"""The text signal with cached tokens scores exactly what Evidently's own text content drift scores."""
+"""The text signal with cached word counts scores exactly what Evidently's own text content drift scores."""
 
 from __future__ import annotations
 
@@ -34,9 +34,9 @@ def test_the_same_score_as_evidently_to_the_last_bit(case, imdb, rotten):
     if case.startswith("rotten tomatoes 60"):
         reference = pd.concat([reference, reference.iloc[:20]], ignore_index=True)
     expected, _ = calculate_text_drift_score(reference, current, bootstrap=False)
-    cache = text_drift.TokenCache()
+    cache = text_drift.WordCounts()
     assert text_drift.domain_classifier_auc(reference, current, cache) == expected
-    # again, every text's words now read from the cache
+    # again, every text's counts now read from the cache
     assert len(cache) == len(set(reference) | set(current))
     assert text_drift.domain_classifier_auc(reference, current, cache) == expected
 
@@ -60,10 +60,29 @@ def test_evidently_runs_it_as_a_named_method_of_value_drift(imdb, rotten):
 
 
 def test_the_cache_keeps_the_texts_seen_last():
-    cache = text_drift.TokenCache(capacity=2)
-    assert cache("The film was a triumph") == ("film", "triumph")  # lower case, English stop words dropped
-    cache("A dull film")
-    cache("The film was a triumph")  # used again: now the most recent
-    cache("Bold and bright")
+    cache = text_drift.WordCounts(capacity=2)
+    ((triumph,),), words = cache.of(["The film was a triumph, a film"])
+    assert [words[i] for i in triumph[0]] == ["film", "triumph"]  # lower case, English stop words dropped
+    assert triumph[1].tolist() == [2, 1]
+    cache.of(["A dull film"])
+    cache.of(["The film was a triumph, a film"])  # used again: now the most recent
+    cache.of(["Bold and bright"])
     assert len(cache) == 2
-    assert "A dull film" not in cache._tokens and "The film was a triumph" in cache._tokens
+    assert "A dull film" not in cache._counts and "The film was a triumph, a film" in cache._counts
+
+
+def test_a_long_lived_process_starts_its_word_list_afresh_and_scores_the_same(imdb, rotten):
+    reference, current = _texts(imdb, 0, 300), _texts(rotten, 0, 100)
+    expected, _ = calculate_text_drift_score(reference, current, bootstrap=False)
+    cache = text_drift.WordCounts(max_words=1_000)
+    assert text_drift.domain_classifier_auc(reference, current, cache) == expected
+    assert len(cache.words) > 1_000
+    other = _texts(imdb, 300, 20)
+    text_drift.domain_classifier_auc(reference, other, cache)  # past the bound: every text counted again
+    assert len(cache) == len(set(reference) | set(other))
+    assert text_drift.domain_classifier_auc(reference, current, cache) == expected
+
+
+def test_texts_of_stop_words_only_fail_as_scikit_learns_vectoriser_does():
+    with pytest.raises(ValueError, match="empty vocabulary"):
+        text_drift.domain_classifier_auc(pd.Series(["the and", "of a"] * 5), pd.Series(["it is", "was the"] * 5), text_drift.WordCounts())
