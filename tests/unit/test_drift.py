@@ -46,6 +46,15 @@ def test_stable_batch_is_clear_and_shifted_batch_is_detected(imdb, rotten, calib
         assert signal.method and signal.threshold > 0
 
 
+@pytest.mark.parametrize("rows", [100, 500])
+def test_a_calibration_draw_scores_what_the_report_scores(imdb, rotten, calibrated, rows):
+    reference, _ = calibrated
+    for batch in (imdb.iloc[5000 : 5000 + rows], demo.mixed(imdb.iloc[6000:6350], rotten.iloc[:150], 0.3).iloc[:rows]):
+        current = drift.with_descriptors(batch)
+        reported = {name: score for name, (score, _) in drift._scores(drift.run_report(current, reference)).items()}
+        assert drift.unrendered_scores(current, reference) == reported
+
+
 def test_performance_signal_and_inverted_labels(imdb, calibrated):
     reference, calibration = calibrated
     batch = imdb.iloc[7000:7400]
