@@ -98,13 +98,18 @@ def word_counts() -> WordCounts:
     return _cache
 
 
+def _all_ids(counts: list[Counts]) -> np.ndarray:
+    """The word ids of these texts, one after the other."""
+    return np.concatenate([ids for ids, _ in counts]) if counts else np.zeros(0, dtype=np.int64)
+
+
 def _count_matrix(counts: list[Counts], column_of: np.ndarray, columns: int):
     """The vectoriser's count matrix of these texts: a row per text, the words `column_of` maps to a
     column (-1: not in the vocabulary) with their counts, float64 and indices sorted as scikit-learn's."""
     from scipy import sparse
 
     lengths = np.fromiter((len(ids) for ids, _ in counts), dtype=np.int64, count=len(counts))
-    ids = np.concatenate([ids for ids, _ in counts]) if counts else np.zeros(0, dtype=np.int64)
+    ids = _all_ids(counts)
     values = np.concatenate([n for _, n in counts]) if counts else np.zeros(0, dtype=np.int64)
     column = column_of[ids] if ids.size else ids
     known = column >= 0
@@ -119,7 +124,7 @@ def _vocabulary(counts: list[Counts], words: list[str], max_df: float = 0.5) -> 
     """`TfidfVectorizer(max_df=0.5).fit`'s vocabulary of these texts, as a map from word id to column:
     the words in at most half the texts, numbered in the order of the words themselves. Raises
     scikit-learn's own errors for texts with no words left."""
-    ids = np.concatenate([ids for ids, _ in counts]) if counts else np.zeros(0, dtype=np.int64)
+    ids = _all_ids(counts)
     if ids.size == 0:
         raise ValueError("empty vocabulary; perhaps the documents only contain stop words")
     if max_df * len(counts) < 1:
