@@ -14,7 +14,7 @@ from evidently import DataDefinition, Dataset, Report  # noqa: E402
 from evidently.metrics import ValueDrift  # noqa: E402
 
 from bench.common import interleaved, report  # noqa: E402
-from sentinel import demo, drift, training  # noqa: E402
+from sentinel import demo, drift, drift_reference, training  # noqa: E402
 from sentinel.settings import DriftPolicy, ModelParams  # noqa: E402
 
 REPEATS = 11
@@ -24,7 +24,7 @@ def main() -> None:
     imdb = demo.reviews("imdb")
     policy = DriftPolicy()
     training_rows = imdb.iloc[:6000]
-    reference, calibration = drift.build_reference(training_rows, 0.89, policy)
+    reference, calibration = drift_reference.build_reference(training_rows, 0.89, policy)
     batch = imdb.iloc[10_000:11_000].reset_index(drop=True)
     model = training.fit(imdb.iloc[:6000], ModelParams())
     text_only = DataDefinition(text_columns=["text"])

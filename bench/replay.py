@@ -5,7 +5,7 @@ the same pipeline on the same number of training rows. Target: ratio <= 1.3.
 
 A second floor adds the Evidently checks that every new champion's drift reference needs: its
 `drift.calibration_draws` stable splits of the training rows, each a bare `ValueDrift(text)` of the
-sizes `drift.build_reference` uses. They are drift checks on the same rows that the decision code cannot
+sizes `drift_reference.build_reference` uses. They are drift checks on the same rows that the decision code cannot
 skip (the thresholds are learned from them), and most of a replay's cost beyond the first floor. Also
 printed: the wall time of `sentinel demo --replay` (four policies, two processes), target <= 120 s."""
 
@@ -25,7 +25,7 @@ from evidently import DataDefinition, Dataset, Report  # noqa: E402
 from evidently.metrics import ValueDrift  # noqa: E402
 
 from bench.common import report  # noqa: E402
-from sentinel import demo, drift, replay, training  # noqa: E402
+from sentinel import demo, drift_reference, replay, training  # noqa: E402
 from sentinel.settings import Settings  # noqa: E402
 
 REPEATS = 3
@@ -47,7 +47,7 @@ def main() -> None:
     policy = settings.drift
 
     def calibration(learned: pd.DataFrame) -> None:
-        size, compared = drift.calibration_sizes(len(learned), policy)
+        size, compared = drift_reference.calibration_sizes(len(learned), policy)
         for draw in range(policy.calibration_draws):
             order = learned.sample(frac=1.0, random_state=draw)
             Report([ValueDrift(column="text")]).run(_text(order.head(size)), _text(order.iloc[size : size + compared]))

@@ -8,7 +8,6 @@ does not raise an alarm, and the champion's own accuracy on the labeled batch (p
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import sys
 from collections.abc import Callable, Sequence
@@ -20,7 +19,6 @@ import numpy as np
 import pandas as pd
 
 from sentinel import drift_worker, evidently_workspace, text_drift
-from sentinel.memo import Memo
 from sentinel.settings import DriftPolicy
 
 if TYPE_CHECKING:
@@ -131,7 +129,8 @@ def _describe(frame: pd.DataFrame) -> pd.DataFrame:
     return described[["text", "label", *DESCRIPTORS]].astype({name: "float64" for name in DESCRIPTORS})
 
 
-def _dataset(frame: pd.DataFrame) -> Dataset:
+def evidently_dataset(frame: pd.DataFrame) -> Dataset:
+    """A frame of `with_descriptors` as the Evidently dataset every signal is measured on."""
     from evidently import DataDefinition, Dataset
 
     definition = DataDefinition(text_columns=["text"], categorical_columns=["label"], numerical_columns=list(DESCRIPTORS))
@@ -154,6 +153,19 @@ def value_drift(name: str):
     return ValueDrift(column=name, method=TEXT_METHOD if name == "text" else None)
 
 
+@dataclass(frozen=True)
+class Scorer:
+    """The champion, whose predictions of a batch give the performance signal. `key` names the fitted
+    model (version and digest), so a drift worker keeps it and is sent it once, not with every check."""
+
+    key: str
+    model: object  # a fitted pipeline that predicts from a frame with a `text` column
+
+    def __call__(self, batch: pd.DataFrame) -> np.ndarray:
+        """The model's predictions of the batch's texts."""
+        return np.asarray(self.model.predict(batch[["text"]]))
+
+
 def _text_snapshot(current: list[str], reference: list[str]) -> SnapshotModel:
     """Evidently's text content drift alone, as Evidently's serialisable snapshot model."""
     from evidently import DataDefinition, Dataset, Report
@@ -164,15 +176,27 @@ def _text_snapshot(current: list[str], reference: list[str]) -> SnapshotModel:
     return Report([value_drift("text")]).run(current_data, reference_data).to_snapshot_model()
 
 
-def start_text_drift(current: pd.Series, reference: pd.Series) -> drift_worker.Worker | None:
-    """Start the text signal in the worker; `run_report` collects it."""
-    return drift_worker.start("text", current.tolist(), reference.tolist())
+def text_job(current: list[str], reference: list[str], model=None, texts: list[str] | None = None):
+    """The worker's share of a warm check: the text signal's snapshot model, and the model's
+    predictions of `texts` (the batch's own texts) when a model is given."""
+    predicted = None if model is None else np.asarray(model.predict(pd.DataFrame({"text": texts})))
+    return _text_snapshot(current, reference), predicted
+
+
+def start_text_drift(current: pd.Series, reference: pd.Series, scorer: Scorer | None = None, batch: pd.DataFrame | None = None):
+    """Start the text signal in the worker, with the scorer's predictions of `batch` when both are given;
+    `run_report` collects it."""
+    if scorer is None or batch is None:
+        return drift_worker.start("text", current.tolist(), reference.tolist())
+    model = drift_worker.Held(scorer.key, scorer.model)
+    return drift_worker.start("text", current.tolist(), reference.tolist(), model, batch["text"].tolist())
 
 
 # The text signal of the batch to be checked next, started in the worker while this process finishes
 # the current check (its MLflow run, the ledger, the flow run around it): with a backlog both cores
-# measure. Held with the texts it measures (batch, reference), so only the very same check can claim it.
-_ahead: tuple[pd.Series, pd.Series, drift_worker.Worker] | None = None
+# measure. Held with the texts it measures (batch, reference) and the scorer that predicts them, so
+# only the very same check can claim it.
+_ahead: tuple[pd.Series, pd.Series, str | None, drift_worker.Worker] | None = None
 
 
 def can_start_ahead() -> bool:
@@ -180,27 +204,29 @@ def can_start_ahead() -> bool:
     return _ahead is None and "evidently" in sys.modules and drift_worker.available()
 
 
-def start_ahead(batch: pd.DataFrame, reference: pd.DataFrame) -> None:
-    """Start the text signal of `batch` (checked next against `reference`) in the worker, when
-    `can_start_ahead`. `measure` of the same batch and reference claims the answer; its verdict is the
-    one it would get alone."""
+def start_ahead(batch: pd.DataFrame, reference: pd.DataFrame, scorer: Scorer | None = None) -> None:
+    """Start the text signal of `batch` (checked next against `reference`, with `scorer`'s predictions) in
+    the worker, when `can_start_ahead`. `measure` of the same batch, reference and scorer claims the
+    answer; its verdict is the one it would get alone."""
     global _ahead
     if not can_start_ahead():
         return
     texts = neutralise(batch[["text", "label"]].reset_index(drop=True))["text"]
-    pending = start_text_drift(texts, reference["text"])
+    pending = start_text_drift(texts, reference["text"], scorer, batch)
     if pending is not None:
-        _ahead = (texts, reference["text"], pending)
+        _ahead = (texts, reference["text"], scorer and scorer.key, pending)
 
 
-def _claim_ahead(current: pd.Series, reference: pd.Series, timeout: float) -> drift_worker.Worker | None:
-    """The text signal started ahead for exactly these texts, if any. One started for other texts (the
-    champion changed, or another process checked that batch) is read and dropped, which frees the worker."""
+def _claim_ahead(current: pd.Series, reference: pd.Series, scorer: Scorer | None, timeout: float) -> drift_worker.Worker | None:
+    """The text signal started ahead for exactly these texts and scorer, if any. One started for other
+    texts (the champion changed, or another process checked that batch) is read and dropped, which frees
+    the worker."""
     global _ahead
     if _ahead is None:
         return None
-    (texts, against, pending), _ahead = _ahead, None
-    if texts.equals(current) and against.equals(reference):  # a comparison: a tenth of hashing the reference
+    (texts, against, key, pending), _ahead = _ahead, None
+    # Comparisons: a tenth of hashing the reference.
+    if key == (scorer and scorer.key) and texts.equals(current) and against.equals(reference):
         return pending
     try:
         drift_worker.collect(pending, timeout)
@@ -209,13 +235,14 @@ def _claim_ahead(current: pd.Series, reference: pd.Series, timeout: float) -> dr
     return None
 
 
-def _text_result(pending: drift_worker.Worker | None, current: pd.DataFrame, reference: pd.DataFrame, timeout: float | None) -> Snapshot:
+def _text_result(pending, current: pd.DataFrame, reference: pd.DataFrame, timeout: float | None) -> tuple[Snapshot, np.ndarray | None]:
+    """The text signal's snapshot, and the predictions the worker made with it (None: not made there)."""
     from evidently.core.report import Snapshot
 
     answer = drift_worker.collect(pending, timeout)
     if answer is None:
-        answer = _text_snapshot(current["text"].tolist(), reference["text"].tolist())
-    return Snapshot.load_model(answer)
+        answer = (_text_snapshot(current["text"].tolist(), reference["text"].tolist()), None)
+    return Snapshot.load_model(answer[0]), answer[1]
 
 
 def run_report(
@@ -224,16 +251,25 @@ def run_report(
     """One Evidently snapshot with one `ValueDrift` per signal (`ValueDrift` fits the domain classifier
     once, where `DataDriftPreset` fits it several times). Both frames come from `with_descriptors`;
     pass `text_drift` when the text signal was started earlier, `timeout` to bound the wait for it."""
+    return _report_and_predictions(current, reference, text_drift, timeout)[0]
+
+
+def _report_and_predictions(
+    current: pd.DataFrame, reference: pd.DataFrame, text_drift, timeout: float | None
+) -> tuple[Snapshot, np.ndarray | None]:
     from evidently import Report
 
     if text_drift is None:
         text_drift = start_text_drift(current["text"], reference["text"])
     try:
-        others = Report([value_drift(name) for name in SIGNALS if name != "text"]).run(_dataset(current), _dataset(reference))
+        others = Report([value_drift(name) for name in SIGNALS if name != "text"]).run(
+            evidently_dataset(current), evidently_dataset(reference)
+        )
     except BaseException:
         drift_worker.abandon(text_drift)
         raise
-    return _join(_text_result(text_drift, current, reference, timeout), others)
+    text, predicted = _text_result(text_drift, current, reference, timeout)
+    return _join(text, others), predicted
 
 
 def _join(first: Snapshot, second: Snapshot) -> Snapshot:
@@ -248,147 +284,12 @@ def _join(first: Snapshot, second: Snapshot) -> Snapshot:
     return Snapshot.load_model(joined)
 
 
-def unrendered_scores(current: pd.DataFrame, reference: pd.DataFrame) -> dict[str, float]:
-    """Each signal's score as `run_report` scores it, without the report: what a calibration draw needs.
-    `ValueDrift` computes Evidently's `get_one_column_drift`, then renders widgets nobody sees in a draw,
-    at five times the cost of the four non-text statistics (11 % of a replay's CPU). This passes the
-    statistic what `ValueDriftCalculation.calculate` does (tests/unit/test_drift.py: equal scores)."""
-    from evidently.legacy.calculations.data_drift import get_one_column_drift
-    from evidently.legacy.core import ColumnType
-    from evidently.legacy.metric_results import DatasetColumns, DatasetUtilityColumns
-    from evidently.legacy.options.data_drift import DataDriftOptions
-
-    current_data, reference_data = _dataset(current), _dataset(reference)
-    current_frame, reference_frame = current_data.as_dataframe(), reference_data.as_dataframe()
-    scores = {}
-    for name in SIGNALS:
-        metric = value_drift(name)
-        column_type = current_data.column(name).type
-        kinds = {kind: [name] if column_type == kind else [] for kind in ColumnType}
-        columns = DatasetColumns(
-            utility_columns=DatasetUtilityColumns(date=None, id=None, target=None, prediction=None),
-            target_type=None,
-            task=None,
-            num_feature_names=kinds[ColumnType.Numerical],
-            cat_feature_names=kinds[ColumnType.Categorical],
-            text_feature_names=kinds[ColumnType.Text],
-            datetime_feature_names=kinds[ColumnType.Datetime],
-            target_names=None,
-        )
-        options = DataDriftOptions(all_features_stattest=metric.method, all_features_threshold=metric.threshold, nbinsx=metric.nbinsx)
-        frames = {"current_data": current_frame, "reference_data": reference_frame}
-        drift = get_one_column_drift(
-            **frames, column_name=name, options=options, dataset_columns=columns, column_type=column_type, agg_data=True
-        )
-        scores[name] = float(drift.drift_score)
-    return scores
-
-
 def _scores(snapshot) -> dict[str, tuple[float, str]]:
     results = {}
     for metric in snapshot.dict()["metrics"]:
         config = metric["config"]
         results[config["column"]] = (float(metric["value"]), str(config.get("method")))
     return results
-
-
-def build_reference(
-    training: pd.DataFrame, expected_accuracy: float, policy: DriftPolicy, seed: int = 0
-) -> tuple[pd.DataFrame, Calibration]:
-    """Sample the drift reference from the champion's training rows and calibrate every signal on it.
-
-    Each of `calibration_draws` stable pseudo-batches and the reference it is compared with are two
-    disjoint random parts of the training rows, scored exactly as a real batch would be. Overlapping
-    parts would inflate the noise (and so the thresholds) by a factor of two here.
-    """
-    rng = np.random.default_rng(seed)
-    size, compared_rows = calibration_sizes(len(training), policy)
-    pool_rows = min(len(training), policy.reference_rows + size)
-    pool = with_descriptors(training.iloc[_per_source(training, pool_rows, rng)])
-    reference = pool.iloc[: policy.reference_rows].reset_index(drop=True)
-    draws: dict[str, list[float]] = {name: [] for name in SIGNALS}
-    for _ in range(policy.calibration_draws):
-        order = rng.permutation(pool_rows)
-        batch, compared = pool.iloc[order[:size]], pool.iloc[order[size : size + compared_rows]]
-        for name, score in unrendered_scores(batch.reset_index(drop=True), compared.reset_index(drop=True)).items():
-            draws[name].append(score)
-    calibration = Calibration(
-        batch_rows=size,
-        calibration_reference_rows=compared_rows,
-        reference_rows=len(reference),
-        mean={k: float(np.mean(v)) for k, v in draws.items()},
-        std={k: _upper_std(v, policy.alpha) for k, v in draws.items()},
-        expected_accuracy=float(expected_accuracy),
-        draws=policy.calibration_draws,
-    )
-    return reference, calibration
-
-
-def calibration_sizes(training_rows: int, policy: DriftPolicy) -> tuple[int, int]:
-    """Rows of each calibration pseudo-batch, and of the part of the training rows it is compared with."""
-    size = min(policy.calibration_batch_rows, max(50, training_rows // 4))
-    return size, min(policy.reference_rows, min(training_rows, policy.reference_rows + size) - size)
-
-
-def _per_source(training: pd.DataFrame, rows: int, rng: np.random.Generator) -> np.ndarray:
-    """Positions of `rows` training rows, shuffled, with every source as equal a share as its rows allow:
-    the reference of a champion that learned a second site holds that site in earnest, not as the few
-    percent its rows are of the whole, so its batches are not drift any more."""
-    if "source" not in training.columns or training["source"].nunique() < 2:
-        return rng.choice(len(training), size=rows, replace=False)
-    sources = training["source"].fillna("").astype(str).to_numpy()
-    groups = [rng.permutation(np.flatnonzero(sources == source)) for source in sorted(set(sources))]
-    quota, left, taken = rows, len(groups), []
-    for group in sorted(groups, key=len):  # the smallest first, so what it cannot fill goes to the others
-        take = min(len(group), quota // left)
-        taken.append(group[:take])
-        quota, left = quota - take, left - 1
-    return rng.permutation(np.concatenate(taken))
-
-
-def reference_columns(training: pd.DataFrame) -> pd.DataFrame:
-    """The columns of the training rows a drift reference is built from."""
-    return training[[c for c in ("text", "label", "source") if c in training.columns]].reset_index(drop=True)
-
-
-class ReferenceJob:
-    """A drift reference built in the worker while a retrain fits its model: the reference depends on
-    the training rows only, so it is ready (or nearly) when the gate has decided."""
-
-    def __init__(self, training: pd.DataFrame, policy: DriftPolicy, seed: int, memo: Memo | None = None) -> None:
-        self.args = (reference_columns(training), policy, seed)
-        self.memo = memo or Memo()
-        self.pending = drift_worker.start("reference", *self.args)
-
-    def result(self, expected_accuracy: float, expected_rows: int = 0) -> tuple[pd.DataFrame, Calibration]:
-        """The reference and its calibration, waiting for the worker if it is still building them."""
-        answer = drift_worker.collect(self.pending, self.args[1].worker_timeout_seconds)
-        self.pending = None
-        if answer is None:
-            answer = self.memo("reference", build_reference, self.args[0], 0.0, self.args[1], self.args[2])
-        reference, calibration = answer
-        return reference, dataclasses.replace(calibration, expected_accuracy=float(expected_accuracy), expected_rows=int(expected_rows))
-
-    def discard(self) -> None:
-        """Not needed (no promotion, or the run failed): the answer is still read, so the worker is free
-        for the next job; an error the job met does not matter any more."""
-        try:
-            drift_worker.collect(self.pending, self.args[1].worker_timeout_seconds)
-        except RuntimeError:
-            pass
-        self.pending = None
-
-
-def _upper_std(values: list[float], alpha: float) -> float:
-    """Upper (1 - alpha) confidence bound of the standard deviation from a few draws (chi-square). A
-    spread estimated from ten draws is often 30 % too small; a threshold built on it would raise false
-    alarms, so Sentinel errs on the side of silence."""
-    from scipy.stats import chi2
-
-    if len(values) < 2:
-        return 0.0
-    dof = len(values) - 1
-    return float(np.std(values, ddof=1) * math.sqrt(dof / chi2.ppf(alpha, dof)))
 
 
 def measure(
@@ -407,30 +308,36 @@ def measure(
 
     Where the statistics run depends on what this process has imported. A warm process (`sentinel up`,
     a long `watch`) computes the descriptors and four signals itself while the worker fits the text
-    signal's classifier: the shortest wall time. A cold one (a standalone `sentinel process`) would spend
+    signal's classifier and, given a `Scorer`, predicts with the champion: the shortest wall time. A cold one (a standalone `sentinel process`) would spend
     3-5 s importing Evidently for the smaller half of the work, so the worker, which imports it from its
     start, does all of Evidently's work while this process predicts with the champion."""
     neutral = neutralise(batch[["text", "label"]].reset_index(drop=True))
     keep = Kept(None if report_path is None else str(report_path), None if workspace is None else str(workspace), name)
     warm = "evidently" in sys.modules
+    scorer = predict if isinstance(predict, Scorer) else None
     if warm:
-        pending = _claim_ahead(neutral["text"], reference["text"], policy.worker_timeout_seconds) or start_text_drift(
-            neutral["text"], reference["text"]
-        )
+        pending = _claim_ahead(neutral["text"], reference["text"], scorer, policy.worker_timeout_seconds)
+        pending = pending or start_text_drift(neutral["text"], reference["text"], scorer, batch)
     else:
         pending = drift_worker.start("signals", neutral, reference, keep)
+    # A warm worker predicts with a `Scorer` it keeps, beside the text signal; else this process does,
+    # while the worker measures.
+    predicted_there = warm and pending is not None and scorer is not None
     try:
         current = _describe(neutral) if warm else None
-        predicted = None if predict is None else np.asarray(predict(batch))  # while the worker measures
+        predicted = None if predict is None or predicted_there else np.asarray(predict(batch))
     except BaseException:
         drift_worker.abandon(pending)  # never leave the worker busy with an answer nobody reads
         raise
     if warm:
-        scores = _measured_scores(run_report(current, reference, pending, policy.worker_timeout_seconds), keep)
+        snapshot, from_worker = _report_and_predictions(current, reference, pending, policy.worker_timeout_seconds)
+        scores = _measured_scores(snapshot, keep)
+        if predicted_there:  # None when the worker died and this process measured the text after all
+            predicted = from_worker if from_worker is not None else np.asarray(predict(batch))
     else:
         scores = drift_worker.collect(pending, policy.worker_timeout_seconds)
         if scores is None:  # no worker, or it died: here after all
-            scores = _all_scores(neutral, reference, keep)
+            scores = all_scores(neutral, reference, keep)
     signals = []
     for name, (score, method) in scores.items():
         threshold = calibration.threshold(name, len(batch), policy)
@@ -480,7 +387,7 @@ def _measured_scores(snapshot: Snapshot, keep: Kept) -> dict[str, tuple[float, s
     return _scores(snapshot)
 
 
-def _all_scores(neutral: pd.DataFrame, reference: pd.DataFrame, keep: Kept) -> dict[str, tuple[float, str]]:
+def all_scores(neutral: pd.DataFrame, reference: pd.DataFrame, keep: Kept) -> dict[str, tuple[float, str]]:
     """All of Evidently's work for one neutralised batch: descriptors, every signal, the report kept."""
     return _measured_scores(run_report(_describe(neutral), reference), keep)
 
@@ -489,10 +396,3 @@ def prepare() -> None:
     """Import Evidently now: the worker calls this at its start, so its first job does not wait for it; a
     watcher that checks drift (`up`, `watch`), so that `measure` splits the work between it and the worker."""
     import evidently.metrics  # noqa: F401
-
-
-JOBS = {
-    "text": _text_snapshot,
-    "signals": _all_scores,
-    "reference": lambda training, policy, seed: build_reference(training, 0.0, policy, seed),
-}

@@ -41,12 +41,17 @@ def check_unit(app: Sentinel, members: list[BatchRow], complete: bool = True) ->
     name = ids[0] if len(ids) == 1 else f"{ids[0]}+{len(ids) - 1}"
     pool = None if len(ids) == 1 else {"members": ids, "rows": len(frame), "complete": complete}
     report = app.settings.reports_dir / "drift" / f"drift-{name}.html"
-    predict = lambda f: model.predict(f[["text"]])  # noqa: E731
+    predict = drift.Scorer(f"v{champion.version} {champion.artifact_sha256}", model)
     workspace, title = app.settings.evidently_dir, f"drift check {name} vs v{champion.version}"
-    verdict = drift.measure(frame, reference, calibration, predict, app.settings.drift, report, workspace, title)
-    _start_next(app, ids, reference)
-    trigger = _trigger(app, champion.version, calibration, verdict, len(frame))
-    run_id = _log_drift_run(app, name, champion.version, verdict, report, pool, trigger)
+    run = _start_drift_run(app, name, champion.version, pool)
+    try:
+        verdict = drift.measure(frame, reference, calibration, predict, app.settings.drift, report, workspace, title)
+        _start_next(app, ids, reference, predict)
+        trigger = _trigger(app, champion.version, calibration, verdict, len(frame))
+    except BaseException:
+        app.registry.abandon_run(run)
+        raise
+    run_id = _finish_drift_run(app, run, verdict, report, trigger)
     failpoints.reach("drift.logged")
     # Before anything learns this batch, it is a free test set for the challenger still gathering evidence.
     looked = None if verdict.suspect_labels else shadow.evaluate(app, champion, frame, verdict.champion_predictions, ids)
@@ -93,15 +98,16 @@ def _unit_frame(members: list[BatchRow]) -> pd.DataFrame:
     return pd.concat([intake.load_batch_frame(m.stored_path) for m in members], ignore_index=True)
 
 
-def _start_next(app: Sentinel, ids: list[str], reference: pd.DataFrame) -> None:
-    """With a backlog, the worker starts measuring the next unit's text while this process records the
-    current one. Only a head start: any failure here is met again, and reported, by that unit's own check."""
+def _start_next(app: Sentinel, ids: list[str], reference: pd.DataFrame, scorer: drift.Scorer) -> None:
+    """With a backlog, the worker starts measuring the next unit's text (and predicting it) while this
+    process records the current one. Only a head start: any failure here is met again, and reported, by
+    that unit's own check."""
     if not drift.can_start_ahead():
         return
     try:
         following = next((unit for unit in ready_units(app) if not {m.batch_id for m in unit} & set(ids)), None)
         if following is not None:
-            drift.start_ahead(_unit_frame(following), reference)
+            drift.start_ahead(_unit_frame(following), reference, scorer)
     except Exception:
         log.debug("no head start for the next drift check", exc_info=True)
 
@@ -173,19 +179,18 @@ def _trigger(
     return triggers.decide(verdict, policy, accuracy, earlier)
 
 
-def _log_drift_run(
-    app: Sentinel,
-    name: str,
-    reference_version: str,
-    verdict: drift.DriftVerdict,
-    report: Path,
-    pool: dict | None,
-    trigger: triggers.Trigger,
-) -> str:
+def _start_drift_run(app: Sentinel, name: str, reference_version: str, pool: dict | None):
+    """The check's MLflow run, created while the check measures (see `Registry.start_run`)."""
     tags = {
         "sentinel.batch": name,
         "sentinel.pool": ",".join(pool["members"]) if pool else "",
         "sentinel.reference_version": reference_version,
+    }
+    return app.registry.start_run(app.settings.drift_experiment, f"drift-{name}", tags)
+
+
+def _finish_drift_run(app: Sentinel, run, verdict: drift.DriftVerdict, report: Path, trigger: triggers.Trigger) -> str:
+    tags = {
         "sentinel.detected": str(verdict.detected).lower(),
         "sentinel.suspect_labels": str(verdict.suspect_labels).lower(),
         "sentinel.retrain_due": str(trigger.fired).lower(),
@@ -193,4 +198,4 @@ def _log_drift_run(
     }
     metrics = {f"{s.name}_score": s.score for s in verdict.signals} | {f"{s.name}_threshold": s.threshold for s in verdict.signals}
     params = {f"{s.name}_method": s.method[:500] for s in verdict.signals}
-    return app.registry.log_run(app.settings.drift_experiment, f"drift-{name}", tags, metrics, params, report)
+    return app.registry.finish_run(run, tags, metrics, params, report)

@@ -24,10 +24,27 @@ import subprocess
 import sys
 import threading
 import warnings
+from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 
-JOBS_MODULE = "sentinel.drift"  # its JOBS: name -> function, run in the worker
+JOBS_MODULE = "sentinel.drift_jobs"  # its JOBS: name -> function, run in the worker
 GIVE_UP_AFTER = 3  # worker failures in a row before every job runs in this process
+HELD = 2  # values a worker keeps (see `Held`): the champion, and the one before it for a job already sent
+
+
+@dataclass(frozen=True)
+class Held:
+    """An argument the worker keeps between jobs under `key`: sent whole with the first job that needs
+    it, by its key alone after that (the champion's pipeline is megabytes and changes only at a promotion)."""
+
+    key: str
+    value: object
+
+
+@dataclass(frozen=True)
+class _HeldKey:
+    key: str
 
 
 class WorkerHung(RuntimeError):
@@ -44,6 +61,7 @@ class Worker:
         self.in_flight = False
         self.writing: threading.Thread | None = None
         self.write_error: OSError | None = None
+        self.holds: OrderedDict[str, None] = OrderedDict()  # keys of the `Held` values it keeps, as it keeps them
 
     def submit(self, job: str, *args) -> Worker | None:
         """Send a request; None when the worker is busy with another one (the caller works itself). A
@@ -53,7 +71,7 @@ class Worker:
             raise OSError("the drift worker has exited")
         if not self.busy.acquire(blocking=False):
             return None
-        request = pickle.dumps((job, args), protocol=pickle.HIGHEST_PROTOCOL)
+        request = pickle.dumps((job, _to_send(args, self.holds)), protocol=pickle.HIGHEST_PROTOCOL)
         self.write_error, self.in_flight = None, True
         self.writing = threading.Thread(target=self._write, args=(request,), daemon=True, name="drift-worker-request")
         self.writing.start()
@@ -203,6 +221,7 @@ def serve(module: str) -> None:
     jobs = imported.JOBS
     getattr(imported, "prepare", lambda: None)()  # its slow imports, before the first request waits on them
     requests = sys.stdin.buffer
+    held: OrderedDict[str, object] = OrderedDict()
     while True:
         try:
             job, args = pickle.load(requests)
@@ -210,11 +229,42 @@ def serve(module: str) -> None:
             sys.stderr.flush()
             os._exit(0)
         try:
-            answer = jobs[job](*args)
+            answer = jobs[job](*_unhold(args, held))
         except Exception as error:  # sent back and raised in the parent
             answer = RuntimeError(f"{job} failed in the worker: {error!r}")
         pickle.dump(answer, answers, protocol=pickle.HIGHEST_PROTOCOL)
         answers.flush()
+
+
+def _remember(held: OrderedDict, key: str, value: object) -> None:
+    held[key] = value
+    held.move_to_end(key)
+    while len(held) > HELD:
+        held.popitem(last=False)
+
+
+def _to_send(args: tuple, holds: OrderedDict[str, None]) -> tuple:
+    """The arguments as sent: a `Held` value the worker keeps already by its key alone. `holds` is the
+    account of the keys the worker keeps, kept as `_unhold` keeps them there."""
+    sent = tuple(_HeldKey(a.key) if isinstance(a, Held) and a.key in holds else a for a in args)
+    for arg in sent:
+        if isinstance(arg, Held | _HeldKey):
+            _remember(holds, arg.key, None)
+    return sent
+
+
+def _unhold(args: tuple, held: OrderedDict[str, object]) -> list:
+    """The job's arguments, each `Held` value kept (the oldest dropped past `HELD`) and each key
+    replaced by the value kept under it (a KeyError if it is not kept: the parent keeps the same
+    account of what was sent)."""
+    values = []
+    for arg in args:
+        if isinstance(arg, Held):
+            _remember(held, arg.key, arg.value)
+        elif isinstance(arg, _HeldKey):
+            held.move_to_end(arg.key)
+        values.append(held[arg.key] if isinstance(arg, Held | _HeldKey) else arg)
+    return values
 
 
 if __name__ == "__main__":

@@ -68,14 +68,16 @@ def ensure_reference(app: Sentinel, row: ModelRow, expected: tuple[float, int] |
     knows it); else its accuracy on the held-out rows of what it learned. Returns the row as stored."""
     if row.reference_path and Path(row.reference_path).is_file():
         return row
-    from sentinel import drift, training
+    from sentinel import drift_reference, training
 
     frames = {b: intake.load_batch_frame(app.ledger.batch(b).stored_path) for b in row.batch_ids}
     data = training.assemble(frames, {}, app.settings.gate.holdout_share, 10**9)
     if expected is None:
         expected = (training.evaluate(app.load_model(row), data.holdout_reference).accuracy, len(data.holdout_reference))
-    rows = drift.reference_columns(data.train)
-    reference, calibration = app.memo("reference", drift.build_reference, rows, expected[0], app.settings.drift, app.settings.model.seed)
+    rows = drift_reference.reference_columns(data.train)
+    reference, calibration = app.memo(
+        "reference", drift_reference.build_reference, rows, expected[0], app.settings.drift, app.settings.model.seed
+    )
     store_reference(app, row.version, reference, dataclasses.replace(calibration, expected_rows=int(expected[1])))
     return app.ledger.model(row.model_name, row.version)
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from sentinel import batch_format, drift, events, failpoints, gate, intake, locks, training, tuning
+from sentinel import batch_format, drift_reference, events, failpoints, gate, intake, locks, training, tuning
 from sentinel.context import Sentinel, os_user
 from sentinel.errors import SentinelError
 from sentinel.ledger import DRIFTED, BatchDigest, BatchRow, ModelRow, TrainingRunRow, utcnow
@@ -204,7 +204,7 @@ def _train_and_register(
 ) -> ModelRow:
     # The drift reference a promotion needs depends on the training rows only: build it in the
     # worker while the model fits here. Whatever happens, its answer is read, so the worker is free.
-    reference_job = drift.ReferenceJob(data.train, app.settings.drift, seed=app.settings.model.seed, memo=app.memo)
+    reference_job = drift_reference.ReferenceJob(data.train, app.settings.drift, seed=app.settings.model.seed, memo=app.memo)
     try:
         return _fit_gate_register(app, data, reference_job, run_name=run_name, champion=champion, actor=actor, overrule=overrule)
     finally:
@@ -214,7 +214,7 @@ def _train_and_register(
 def _fit_gate_register(
     app: Sentinel,
     data: training.TrainingData,
-    reference_job: drift.ReferenceJob,
+    reference_job: drift_reference.ReferenceJob,
     *,
     run_name: str,
     champion: ModelRow | None,

@@ -9,7 +9,7 @@ from signal import SIGKILL, SIGSTOP
 import pandas as pd
 import pytest
 
-from sentinel import demo, drift, drift_worker
+from sentinel import demo, drift, drift_reference, drift_worker
 from sentinel.settings import DriftPolicy
 
 POLICY = DriftPolicy(reference_rows=2000, calibration_draws=5, calibration_batch_rows=500)
@@ -17,7 +17,7 @@ POLICY = DriftPolicy(reference_rows=2000, calibration_draws=5, calibration_batch
 
 @pytest.fixture(scope="module")
 def calibrated(imdb):
-    return drift.build_reference(imdb.iloc[:3000], expected_accuracy=0.88, policy=POLICY)
+    return drift_reference.build_reference(imdb.iloc[:3000], expected_accuracy=0.88, policy=POLICY)
 
 
 def test_calibration_measures_the_noise_of_every_signal(calibrated):
@@ -52,7 +52,7 @@ def test_a_calibration_draw_scores_what_the_report_scores(imdb, rotten, calibrat
     for batch in (imdb.iloc[5000 : 5000 + rows], demo.mixed(imdb.iloc[6000:6350], rotten.iloc[:150], 0.3).iloc[:rows]):
         current = drift.with_descriptors(batch)
         reported = {name: score for name, (score, _) in drift._scores(drift.run_report(current, reference)).items()}
-        assert drift.unrendered_scores(current, reference) == reported
+        assert drift_reference.unrendered_scores(current, reference) == reported
 
 
 def test_performance_signal_and_inverted_labels(imdb, calibrated):
@@ -193,16 +193,16 @@ def test_no_head_start_without_a_worker(imdb, calibrated, monkeypatch):
 def test_a_reference_built_in_the_worker_equals_one_built_here(imdb, monkeypatch):
     policy = POLICY.model_copy(update={"calibration_draws": 3})
     training = imdb.iloc[10_000:12_500]
-    job = drift.ReferenceJob(training, policy, seed=3)
+    job = drift_reference.ReferenceJob(training, policy, seed=3)
     assert job.pending is not None  # it went to the worker
     reference, calibration = job.result(expected_accuracy=0.9)
-    here_reference, here_calibration = drift.build_reference(training, 0.9, policy, seed=3)
+    here_reference, here_calibration = drift_reference.build_reference(training, 0.9, policy, seed=3)
     assert reference.equals(here_reference)
     assert calibration == here_calibration
 
 
 def test_a_discarded_reference_job_frees_the_worker(imdb):
-    job = drift.ReferenceJob(imdb.iloc[12_500:14_000], POLICY.model_copy(update={"calibration_draws": 2}), seed=1)
+    job = drift_reference.ReferenceJob(imdb.iloc[12_500:14_000], POLICY.model_copy(update={"calibration_draws": 2}), seed=1)
     assert job.pending is not None
     job.discard()
     assert drift.start_text_drift(imdb["text"].iloc[:60], imdb["text"].iloc[60:200]) is not None  # free again
@@ -213,7 +213,7 @@ def test_the_reference_gives_every_source_an_equal_share(imdb, rotten):
     import numpy as np
 
     training = pd.concat([imdb.head(4000).assign(source="imdb"), rotten.head(400).assign(source="rt")], ignore_index=True)
-    picked = training.iloc[drift._per_source(training, 1000, np.random.default_rng(0))]
+    picked = training.iloc[drift_reference._per_source(training, 1000, np.random.default_rng(0))]
     assert picked["source"].value_counts().to_dict() == {"imdb": 600, "rt": 400}  # rt gives all it has, imdb the rest
     assert len(set(picked.index)) == 1000
 
@@ -267,3 +267,37 @@ def test_each_check_adds_its_snapshot_without_reading_the_history(imdb, calibrat
     names = sorted(workspace.get_run(project.id, run).name for run in workspace.list_runs(project.id))
     assert names == ["first batch", "second batch"]
     assert len(workspace.get_dashboard(project.id).panels) == 4
+
+
+def test_a_held_value_is_sent_once_and_again_after_the_worker_dropped_it():
+    """The parent's account of what the worker keeps follows the worker's own, so a key is sent alone
+    only while the worker still holds its value."""
+    from collections import OrderedDict
+
+    account, kept, whole = OrderedDict(), OrderedDict(), []
+    for key in ["a", "a", "b", "a", "c", "b", "a"]:
+        sent = drift_worker._to_send(("texts", drift_worker.Held(key, key.upper())), account)
+        whole.append(isinstance(sent[1], drift_worker.Held))
+        assert drift_worker._unhold(sent, kept) == ["texts", key.upper()]
+        assert list(kept) == list(account) and len(kept) <= drift_worker.HELD
+    assert whole == [True, False, True, False, True, True, True]  # "c" dropped "b", and "b" dropped "a"
+
+
+def test_the_worker_predicts_with_the_champion_it_keeps_and_the_verdict_is_the_same(imdb, rotten, calibrated, own_worker, monkeypatch):
+    """In a warm process the worker predicts the batch with a `Scorer` beside the text signal (the model
+    is sent with the first check only), and each verdict equals the one predicted here."""
+    from sentinel import training
+    from sentinel.settings import ModelParams
+
+    reference, calibration = calibrated
+    model = training.fit(imdb.iloc[:1500], ModelParams())
+    batches = [imdb.iloc[9000:9300], rotten.iloc[300:600]]
+    here = [drift.measure(b, reference, calibration, lambda f: model.predict(f[["text"]]), POLICY) for b in batches]
+    monkeypatch.setattr(drift.Scorer, "__call__", lambda self, batch: pytest.fail("predicted in this process"))
+    scorer = drift.Scorer("v1 test", model)
+    assert [drift.measure(b, reference, calibration, scorer, POLICY) for b in batches] == here
+    assert here[1].champion_accuracy < here[0].champion_accuracy  # predictions that matter
+    assert list(drift_worker._worker.holds) == ["v1 test"]
+    drift.start_ahead(batches[0], reference, drift.Scorer("v2 test", model))  # another champion's head start
+    assert drift.measure(batches[0], reference, calibration, scorer, POLICY) == here[0]  # not claimed
+    assert drift._ahead is None and not drift_worker._worker.in_flight
