@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from deployments.watch import CHECKS_PER_RUN
 from sentinel import demo, taking_in, up
 from sentinel.context import Sentinel
 from tests import browser, harness
@@ -257,14 +258,14 @@ def test_flow_runs_show_the_loop_as_named_tasks_and_each_verdict_and_decision_as
     assert f"({mlflow_url}/#/runs/{run.mlflow_run_id})" in decision["data"]
     assert "| shifted | superiority |" in decision["data"]
 
-    # the watcher's drift checks ran as drift-check flow runs (one run checks up to four waiting batches),
+    # the watcher's drift checks ran as drift-check flow runs (one run checks up to `CHECKS_PER_RUN` waiting batches),
     # each batch with its check as a task of that run and its own verdict
     verdicts = {a["data"].split("\n")[0]: a for a in artifacts(running, "drift-verdict")}
     rotten = next(a for title, a in verdicts.items() if "`rotten-a.csv`" in title)
     assert "**drift: a retrain is due**" in rotten["data"] and "| text |" in rotten["data"]
     check_tasks = running.prefect("/task_runs/filter", {"flow_runs": {"id": {"any_": [rotten["flow_run_id"]]}}})
     names = {t["name"] for t in check_tasks}
-    assert "check drift of rotten-a.csv" in names and len(names) == len(check_tasks) <= 4, names
+    assert "check drift of rotten-a.csv" in names and len(names) == len(check_tasks) <= CHECKS_PER_RUN, names
     assert all(n.startswith("check drift of ") for n in names), names
 
 
