@@ -1,8 +1,9 @@
 """The drift worker: one child process that runs Evidently's slowest work while this process does other
-CPU-bound work (the GIL rules out threads). Two jobs of `sentinel.drift` run there: the text signal's
-domain classifier (Evidently tokenises every text in pure Python), while this process computes the
-descriptors, the other signals and the champion's predictions; and a new drift reference with its
-calibration, while a retrain fits the model.
+CPU-bound work (the GIL rules out threads). The jobs of `sentinel.drift_jobs` run there: the text
+signal's domain classifier with the champion's predictions of the batch (the model is a `Held` argument,
+kept between jobs), while this process computes the descriptors and the other signals; all of
+Evidently's work for a cold process; and a new drift reference with its calibration, while a retrain
+fits the model.
 
 It is a plain `python -m sentinel.drift_worker` child talking pickle over its pipes, written by hand
 because multiprocessing's spawn and forkserver re-run the parent's main script in every child (an
