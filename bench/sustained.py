@@ -12,8 +12,8 @@ Throughput is the checks per second from the first drop to the last verdict, so 
 when the offered rate is above it (a backlog all along). Its floor is bare Evidently on the same rows and
 cores, measured: one process per core, each running bare `ValueDrift(text)` checks of the load's own
 batches, started together (before and after the load). It is printed beside 1 / floor and cores / floor,
-the throughput two cores would have if they doubled one core's: on machines whose two vCPUs share one
-physical core they do not (two CPU-bound processes here each run at about 0.55 of their speed alone).
+the throughput two cores would have if they doubled one core's, which they need not (two bare processes
+here each ran at about 0.9 of one alone, median of six runs; on vCPUs that share a physical core, less).
 
     .venv/bin/python bench/sustained.py [--ledger sqlite|postgresql|both] [--batches N] [--minutes M | --rate R]
 """
