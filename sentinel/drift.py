@@ -163,7 +163,11 @@ class Scorer:
 
     def __call__(self, batch: pd.DataFrame) -> np.ndarray:
         """The model's predictions of the batch's texts."""
-        return np.asarray(self.model.predict(batch[["text"]]))
+        return _predictions(self.model, batch["text"])
+
+
+def _predictions(model, texts) -> np.ndarray:
+    return np.asarray(model.predict(pd.DataFrame({"text": texts})))
 
 
 def _text_snapshot(current: list[str], reference: list[str]) -> SnapshotModel:
@@ -179,17 +183,15 @@ def _text_snapshot(current: list[str], reference: list[str]) -> SnapshotModel:
 def text_job(current: list[str], reference: list[str], model=None, texts: list[str] | None = None):
     """The worker's share of a warm check: the text signal's snapshot model, and the model's
     predictions of `texts` (the batch's own texts) when a model is given."""
-    predicted = None if model is None else np.asarray(model.predict(pd.DataFrame({"text": texts})))
+    predicted = None if model is None else _predictions(model, texts)
     return _text_snapshot(current, reference), predicted
 
 
 def start_text_drift(current: pd.Series, reference: pd.Series, scorer: Scorer | None = None, batch: pd.DataFrame | None = None):
     """Start the text signal in the worker, with the scorer's predictions of `batch` when both are given;
     `run_report` collects it."""
-    if scorer is None or batch is None:
-        return drift_worker.start("text", current.tolist(), reference.tolist())
-    model = drift_worker.Held(scorer.key, scorer.model)
-    return drift_worker.start("text", current.tolist(), reference.tolist(), model, batch["text"].tolist())
+    predicting = () if scorer is None or batch is None else (drift_worker.Held(scorer.key, scorer.model), batch["text"].tolist())
+    return drift_worker.start("text", current.tolist(), reference.tolist(), *predicting)
 
 
 # The text signal of the batch to be checked next, started in the worker while this process finishes

@@ -41,12 +41,12 @@ def check_unit(app: Sentinel, members: list[BatchRow], complete: bool = True) ->
     name = ids[0] if len(ids) == 1 else f"{ids[0]}+{len(ids) - 1}"
     pool = None if len(ids) == 1 else {"members": ids, "rows": len(frame), "complete": complete}
     report = app.settings.reports_dir / "drift" / f"drift-{name}.html"
-    predict = drift.Scorer(f"v{champion.version} {champion.artifact_sha256}", model)
+    scorer = drift.Scorer(f"v{champion.version} {champion.artifact_sha256}", model)
     workspace, title = app.settings.evidently_dir, f"drift check {name} vs v{champion.version}"
     run = _start_drift_run(app, name, champion.version, pool)
     try:
-        verdict = drift.measure(frame, reference, calibration, predict, app.settings.drift, report, workspace, title)
-        _start_next(app, ids, reference, predict)
+        verdict = drift.measure(frame, reference, calibration, scorer, app.settings.drift, report, workspace, title)
+        _start_next(app, ids, reference, scorer)
         trigger = _trigger(app, champion.version, calibration, verdict, len(frame))
     except BaseException:
         app.registry.abandon_run(run)
