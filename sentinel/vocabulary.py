@@ -20,6 +20,7 @@ hashes collide would share a column: about one chance in ten million for 2.5 mil
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from numbers import Integral
 
 import numpy as np
@@ -42,10 +43,14 @@ class PrunedCountVectorizer(CountVectorizer):
         frequent = _frequent_hashes(documents, analyze, low, high)
         if len(frequent) == 0:
             raise ValueError("After pruning, no terms remain. Try a lower min_df or a higher max_df.")
-        matrix, terms = self._count(documents, analyze, frequent)
-        kept = self._surviving_columns(matrix)
-        if len(kept) < len(terms):  # the cap removes columns; otherwise the matrix is already the answer
-            matrix, terms = matrix[:, kept], terms[kept]
+        counted = _count(documents, analyze, frequent, self.binary)
+        by_term = np.argsort(counted.terms, kind="stable")  # columns by term, as CountVectorizer numbers them
+        kept = by_term[self._surviving_columns(counted.totals[by_term].astype(_sum_dtype(self.dtype)))]
+        terms = counted.terms[kept]
+        del counted.terms  # the texts of the n-grams the cap removes go before the matrix is built
+        column = np.full(len(frequent), -1, dtype=np.int32)  # each frequent n-gram's column; -1: cut
+        column[kept] = np.arange(len(kept), dtype=np.int32)
+        matrix = counted.matrix(column, len(kept), self.dtype, self.binary)
         self.vocabulary_ = {term: index for index, term in enumerate(terms)}
         self.fixed_vocabulary_ = False
         return matrix
@@ -58,14 +63,61 @@ class PrunedCountVectorizer(CountVectorizer):
             raise ValueError("max_df corresponds to < documents than min_df")
         return low, high
 
-    def _count(self, documents: list, analyze, frequent: np.ndarray) -> tuple[sparse.csr_matrix, np.ndarray]:
-        """Pass 2: the document-term matrix over the frequent n-grams, its columns numbered by term, and
-        the terms in that order."""
-        terms = np.empty(len(frequent), dtype=object)
-        seen = np.full(len(frequent), -1, dtype=np.int64)  # the order in which the corpus first uses each n-gram
-        used = 0
-        indptr, indices, values = [0], [], []
-        for doc in documents:
+    def _surviving_columns(self, totals: np.ndarray) -> np.ndarray:
+        """Of the columns numbered by term (the document-frequency bounds already applied), those
+        `CountVectorizer` keeps: at most `max_features`, the most frequent, ties broken by the same sort
+        of the same column sums."""
+        columns = np.arange(len(totals))
+        if self.max_features is None or len(columns) <= self.max_features:
+            return columns
+        return np.sort(columns[(-totals).argsort()[: self.max_features]])
+
+
+def _sum_dtype(dtype) -> np.dtype:
+    """The dtype of a matrix's column sums (scipy casts as numpy does). The cap's sort must see the
+    values scikit-learn sees, in the same type: a sort of another type may break ties another way."""
+    return np.zeros(0, dtype=dtype).sum().dtype
+
+
+@dataclass
+class _Counted:
+    """Pass 2's answer: the counts of the frequent n-grams, chunk by chunk of documents, with each
+    n-gram's text and total. An n-gram is named by its position among the frequent hashes."""
+
+    terms: np.ndarray
+    totals: np.ndarray
+    chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray]]  # per chunk: each row's length, n-grams, counts
+
+    def matrix(self, column: np.ndarray, width: int, dtype, binary: bool) -> sparse.csr_matrix:
+        """The document-term matrix over the n-grams `column` numbers (-1: cut), filled in place while
+        each chunk is freed: concatenating every row's arrays and then slicing the cut columns away held
+        three copies of the matrix at once, and left the freed ones scattered over the heap."""
+        nnz = sum(int((column[grams] >= 0).sum()) for _, grams, _ in self.chunks)
+        indices, values = np.empty(nnz, dtype=np.int32), np.empty(nnz, dtype=dtype)
+        lengths, at = [], 0
+        while self.chunks:
+            row_lengths, grams, counts = self.chunks.pop(0)
+            columns = column[grams]
+            kept = columns >= 0
+            rows = np.repeat(np.arange(len(row_lengths)), row_lengths)
+            lengths.append(np.bincount(rows[kept], minlength=len(row_lengths)))
+            indices[at : at + kept.sum()] = columns[kept]
+            values[at : at + kept.sum()] = 1 if binary else counts[kept]
+            at += int(kept.sum())
+        indptr = np.concatenate([[0], np.cumsum(np.concatenate(lengths))])
+        return sparse.csr_matrix((values, indices, indptr), shape=(len(indptr) - 1, width))
+
+
+def _count(documents: list, analyze, frequent: np.ndarray, binary: bool) -> _Counted:
+    """Pass 2: each document's counts of the frequent n-grams, and each n-gram's text and total (its
+    document frequency when `binary`, as the cap of a binary CountVectorizer counts)."""
+    terms = np.empty(len(frequent), dtype=object)
+    seen = np.full(len(frequent), -1, dtype=np.int64)  # the order in which the corpus first uses each n-gram
+    totals = np.zeros(len(frequent), dtype=np.int64)
+    chunks, used = [], 0
+    for start in range(0, len(documents), CHUNK_DOCUMENTS):
+        lengths, grams_of, counts_of = [], [], []
+        for doc in documents[start : start + CHUNK_DOCUMENTS]:
             grams = analyze(doc)
             hashes = np.fromiter(map(hash, grams), dtype=np.int64, count=len(grams))
             where = np.minimum(np.searchsorted(frequent, hashes), len(frequent) - 1)
@@ -81,28 +133,13 @@ class PrunedCountVectorizer(CountVectorizer):
             # them (it numbers them so while counting, then renumbers the columns by term without
             # re-sorting the rows). The same layout makes the solver's sums, and so the model, identical.
             layout = np.argsort(seen[columns])
-            indices.append(columns[layout].astype(np.int32))
-            values.append(counts[layout].astype(np.int32))
-            indptr.append(indptr[-1] + len(columns))
-        order = np.argsort(terms, kind="stable")  # columns by term, as CountVectorizer numbers them
-        new_position = np.empty(len(order), dtype=np.int32)
-        new_position[order] = np.arange(len(order), dtype=np.int32)
-        matrix = sparse.csr_matrix(
-            (np.concatenate(values).astype(self.dtype), new_position[np.concatenate(indices)], np.asarray(indptr)),
-            shape=(len(documents), len(frequent)),
-        )
-        if self.binary:
-            matrix.data.fill(1)
-        return matrix, terms[order]
-
-    def _surviving_columns(self, matrix: sparse.csr_matrix) -> np.ndarray:
-        """The columns `CountVectorizer` keeps after the document-frequency bounds (already applied to
-        these columns): at most `max_features`, the most frequent, ties broken by the same sort."""
-        columns = np.arange(matrix.shape[1])
-        if self.max_features is None or len(columns) <= self.max_features:
-            return columns
-        totals = np.asarray(matrix.sum(axis=0)).ravel()
-        return np.sort(columns[(-totals).argsort()[: self.max_features]])
+            lengths.append(len(columns))
+            grams_of.append(columns[layout].astype(np.int32))
+            counts_of.append(counts[layout].astype(np.int32))
+        grams, counts = np.concatenate(grams_of), np.concatenate(counts_of)
+        totals += np.bincount(grams, weights=None if binary else counts, minlength=len(frequent)).astype(np.int64)
+        chunks.append((np.asarray(lengths, dtype=np.int64), grams, counts))
+    return _Counted(terms, totals, chunks)
 
 
 def _frequent_hashes(documents: list, analyze, low: float, high: float) -> np.ndarray:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.feature_extraction.text import CountVectorizer
 
-from sentinel import demo
+from sentinel import demo, vocabulary
 from sentinel.vocabulary import PrunedCountVectorizer
 
 SETTINGS = [
@@ -28,7 +28,8 @@ def reviews() -> tuple[list[str], list[str]]:
 
 
 @pytest.mark.parametrize("params", SETTINGS, ids=["binary-capped", "shares", "defaults"])
-def test_the_same_vocabulary_and_counts_as_scikit_learn(reviews, params):
+def test_the_same_vocabulary_and_counts_as_scikit_learn(reviews, params, monkeypatch):
+    monkeypatch.setattr(vocabulary, "CHUNK_DOCUMENTS", 700)  # three chunks, the last one short
     fitting, unseen = reviews
     ours, theirs = PrunedCountVectorizer(**params), CountVectorizer(**params)
     ours_matrix, theirs_matrix = ours.fit_transform(fitting), theirs.fit_transform(fitting)
