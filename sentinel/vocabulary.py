@@ -40,10 +40,10 @@ class PrunedCountVectorizer(CountVectorizer):
         documents = list(raw_documents)
         low, high = self._document_count_bounds(len(documents))
         analyze = self.build_analyzer()
-        frequent = _frequent_hashes(documents, analyze, low, high)
+        frequent, entries = _frequent_hashes(documents, analyze, low, high)
         if len(frequent) == 0:
             raise ValueError("After pruning, no terms remain. Try a lower min_df or a higher max_df.")
-        counted = _count(documents, analyze, frequent, self.binary)
+        counted = _count(documents, analyze, frequent, entries, self.binary)
         by_term = np.argsort(counted.terms, kind="stable")  # columns by term, as CountVectorizer numbers them
         kept = by_term[self._surviving_columns(counted.totals[by_term].astype(_sum_dtype(self.dtype)))]
         terms = counted.terms[kept]
@@ -81,75 +81,89 @@ def _sum_dtype(dtype) -> np.dtype:
 
 @dataclass
 class _Counted:
-    """Pass 2's answer: the counts of the frequent n-grams, chunk by chunk of documents, with each
-    n-gram's text and total. An n-gram is named by its position among the frequent hashes."""
+    """Pass 2's answer: each document's counts of the frequent n-grams, row after row in two flat
+    buffers, with each n-gram's text and total. An n-gram is named by its position among the frequent
+    hashes until `matrix` gives it its column."""
 
     terms: np.ndarray
     totals: np.ndarray
-    chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray]]  # per chunk: each row's length, n-grams, counts
+    row_lengths: np.ndarray
+    grams: np.ndarray  # int32; the first `row_lengths.sum()` are written
+    counts: np.ndarray  # int32, beside `grams`
 
     def matrix(self, column: np.ndarray, width: int, dtype, binary: bool) -> sparse.csr_matrix:
-        """The document-term matrix over the n-grams `column` numbers (-1: cut), filled in place while
-        each chunk is freed: concatenating every row's arrays and then slicing the cut columns away held
-        three copies of the matrix at once, and left the freed ones scattered over the heap."""
-        nnz = sum(int((column[grams] >= 0).sum()) for _, grams, _ in self.chunks)
-        indices, values = np.empty(nnz, dtype=np.int32), np.empty(nnz, dtype=dtype)
-        lengths, at = [], 0
-        while self.chunks:
-            row_lengths, grams, counts = self.chunks.pop(0)
-            columns = column[grams]
+        """The document-term matrix over the n-grams `column` numbers (-1: cut), compacted in place in
+        the buffers pass 2 wrote: a copy per row, concatenated and then sliced to the kept columns, held
+        three copies of the matrix at once and left the freed ones scattered over the heap."""
+        if np.dtype(dtype).itemsize == self.counts.itemsize:
+            values = self.counts.view(dtype)  # a value never lands past the count it was made from
+        else:
+            values = np.empty(len(self.counts), dtype=dtype)
+        lengths = np.empty(len(self.row_lengths), dtype=np.int64)
+        read = write = 0
+        for first in range(0, len(self.row_lengths), CHUNK_DOCUMENTS):
+            rows = self.row_lengths[first : first + CHUNK_DOCUMENTS]
+            end = read + int(rows.sum())
+            columns = column[self.grams[read:end]]
             kept = columns >= 0
-            rows = np.repeat(np.arange(len(row_lengths)), row_lengths)
-            lengths.append(np.bincount(rows[kept], minlength=len(row_lengths)))
-            indices[at : at + kept.sum()] = columns[kept]
-            values[at : at + kept.sum()] = 1 if binary else counts[kept]
-            at += int(kept.sum())
-        indptr = np.concatenate([[0], np.cumsum(np.concatenate(lengths))])
-        return sparse.csr_matrix((values, indices, indptr), shape=(len(indptr) - 1, width))
+            counts = self.counts[read:end][kept]  # copied before anything is written over it
+            written = write + len(counts)
+            self.grams[write:written] = columns[kept]
+            values[write:written] = 1 if binary else counts
+            lengths[first : first + len(rows)] = np.bincount(np.repeat(np.arange(len(rows)), rows)[kept], minlength=len(rows))
+            read, write = end, written
+        indptr = np.concatenate([[0], np.cumsum(lengths)])
+        return sparse.csr_matrix((values[:write], self.grams[:write], indptr), shape=(len(lengths), width))
 
 
-def _count(documents: list, analyze, frequent: np.ndarray, binary: bool) -> _Counted:
-    """Pass 2: each document's counts of the frequent n-grams, and each n-gram's text and total (its
-    document frequency when `binary`, as the cap of a binary CountVectorizer counts)."""
+def _count(documents: list, analyze, frequent: np.ndarray, entries: int, binary: bool) -> _Counted:
+    """Pass 2: each document's counts of the frequent n-grams (at most `entries` in all), and each
+    n-gram's text and total (its document frequency when `binary`, as a binary CountVectorizer's cap
+    counts). The buffers are allocated for the most entries pass 1 saw; the pages never written are
+    never resident."""
     terms = np.empty(len(frequent), dtype=object)
     seen = np.full(len(frequent), -1, dtype=np.int64)  # the order in which the corpus first uses each n-gram
     totals = np.zeros(len(frequent), dtype=np.int64)
-    chunks, used = [], 0
+    row_lengths = np.zeros(len(documents), dtype=np.int64)
+    grams, counts = np.empty(entries, dtype=np.int32), np.empty(entries, dtype=np.int32)
+    used = at = 0
     for start in range(0, len(documents), CHUNK_DOCUMENTS):
-        lengths, grams_of, counts_of = [], [], []
-        for doc in documents[start : start + CHUNK_DOCUMENTS]:
-            grams = analyze(doc)
-            hashes = np.fromiter(map(hash, grams), dtype=np.int64, count=len(grams))
+        chunk_start = at
+        for row, doc in enumerate(documents[start : start + CHUNK_DOCUMENTS], start):
+            doc_grams = analyze(doc)
+            hashes = np.fromiter(map(hash, doc_grams), dtype=np.int64, count=len(doc_grams))
             where = np.minimum(np.searchsorted(frequent, hashes), len(frequent) - 1)
             hits = np.flatnonzero(frequent[where] == hashes)
-            columns, first, counts = np.unique(where[hits], return_index=True, return_counts=True)
+            columns, first, doc_counts = np.unique(where[hits], return_index=True, return_counts=True)
             new = np.flatnonzero(seen[columns] < 0)
             new = new[np.argsort(first[new])]  # in the order this document uses them
             for column, position in zip(columns[new], hits[first[new]]):
-                terms[column] = grams[position]
+                terms[column] = doc_grams[position]
             seen[columns[new]] = np.arange(used, used + len(new))
             used += len(new)
             # Within a row, scikit-learn's fitted matrix lists n-grams in the order the corpus first used
             # them (it numbers them so while counting, then renumbers the columns by term without
             # re-sorting the rows). The same layout makes the solver's sums, and so the model, identical.
             layout = np.argsort(seen[columns])
-            lengths.append(len(columns))
-            grams_of.append(columns[layout].astype(np.int32))
-            counts_of.append(counts[layout].astype(np.int32))
-        grams, counts = np.concatenate(grams_of), np.concatenate(counts_of)
-        totals += np.bincount(grams, weights=None if binary else counts, minlength=len(frequent)).astype(np.int64)
-        chunks.append((np.asarray(lengths, dtype=np.int64), grams, counts))
-    return _Counted(terms, totals, chunks)
+            grams[at : at + len(columns)] = columns[layout]
+            counts[at : at + len(columns)] = doc_counts[layout]
+            row_lengths[row] = len(columns)
+            at += len(columns)
+        chunk = slice(chunk_start, at)
+        totals += np.bincount(grams[chunk], weights=None if binary else counts[chunk], minlength=len(frequent)).astype(np.int64)
+    return _Counted(terms, totals, row_lengths, grams, counts)
 
 
-def _frequent_hashes(documents: list, analyze, low: float, high: float) -> np.ndarray:
-    """Pass 1: the sorted hashes of the n-grams in at least `low` and at most `high` documents."""
-    hashes, counts = np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+def _frequent_hashes(documents: list, analyze, low: float, high: float) -> tuple[np.ndarray, int]:
+    """Pass 1: the sorted hashes of the n-grams in at least `low` and at most `high` documents, and how
+    many distinct n-grams the documents have in all (an upper bound on the matrix's entries)."""
+    hashes, counts, entries = np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), 0
     for start in range(0, len(documents), CHUNK_DOCUMENTS):
         chunk = [np.fromiter(set(map(hash, analyze(doc))), dtype=np.int64) for doc in documents[start : start + CHUNK_DOCUMENTS]]
+        entries += sum(len(grams) for grams in chunk)
         unique, frequency = np.unique(np.concatenate([hashes[:0], *chunk]), return_counts=True)
         hashes, counts = _merge_counts(hashes, counts, unique, frequency)
-    return hashes[(counts >= low) & (counts <= high)]
+    return hashes[(counts >= low) & (counts <= high)], entries
 
 
 def _merge_counts(hashes: np.ndarray, counts: np.ndarray, more: np.ndarray, more_counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.compose import ColumnTransformer
+from sklearn.feature_extraction.text import TfidfTransformer
+from sklearn.pipeline import Pipeline
 
 from sentinel import training
 from sentinel.settings import ModelParams
@@ -36,6 +41,27 @@ def test_pipeline_predicts_one_label_per_row_of_a_dataframe(imdb):
     model = training.fit(imdb.iloc[:600], ModelParams(max_features=5000))
     frame = imdb.iloc[600:700][["text"]]
     assert len(model.predict(frame)) == 100
+
+
+@pytest.mark.parametrize("family", ["word-lr", "nb-lr", "word-char-lr"])
+def test_the_lean_pipeline_fits_scikit_learns_model_to_the_last_bit(imdb, family):
+    # TextColumns passes one block on without stacking a copy and CountsTfidf weights the counts in
+    # place: the features, and so the model, must be scikit-learn's own, bit for bit
+    params = ModelParams(family=family, max_features=20_000)
+    ours, theirs = training.build_pipeline(params), training.build_pipeline(params)
+    theirs.steps[0] = ("features", ColumnTransformer(theirs.named_steps["features"].transformers))
+    for _, words_or_chars, _ in theirs.named_steps["features"].transformers:
+        if isinstance(words_or_chars, Pipeline):
+            words_or_chars.steps[1] = ("tfidf", TfidfTransformer(sublinear_tf=True))
+    assert type(ours[0]) is training.TextColumns and type(theirs[0]) is ColumnTransformer
+    rows, unseen = imdb.iloc[:1500], imdb.iloc[1500:1700][["text"]]
+    ours_x, theirs_x = clone(ours[0]).fit_transform(rows[["text"]]), theirs[0].fit_transform(rows[["text"]])
+    for name in ("data", "indices", "indptr"):
+        assert np.array_equal(getattr(ours_x, name), getattr(theirs_x, name)), name
+    ours.fit(rows[["text"]], rows["label"])
+    theirs.fit(rows[["text"]], rows["label"])
+    assert np.array_equal(ours[-1].coef_, theirs[-1].coef_)
+    assert np.array_equal(ours.predict_proba(unseen), theirs.predict_proba(unseen))
 
 
 def test_model_learns_sentiment(imdb):
