@@ -56,6 +56,9 @@ class NaiveBayesScaler(TransformerMixin, BaseEstimator):
         return sparse.csr_matrix(X.multiply(self.ratio_))
 
 
+FREQUENCY_SLICE = 1 << 22  # matrix entries whose columns are counted at once: a 32 MB copy at most
+
+
 class TextColumns(ColumnTransformer):
     """A `ColumnTransformer` that hands a single sparse block on as it is. scikit-learn's stacks even one
     block into a new matrix, a copy as large as the whole TF-IDF matrix (110 MB for 52,000 reviews) at
@@ -69,7 +72,27 @@ class TextColumns(ColumnTransformer):
 
 class CountsTfidf(TfidfTransformer):
     """TF-IDF that, while fitting, weights the counts it is given in place, where scikit-learn's copies
-    them first. In the pipeline the counts are made for it and nothing else holds them."""
+    them first, and counts document frequencies without a copy. In the pipeline the counts are made for
+    it and nothing else holds them."""
+
+    def fit(self, X, y=None):  # noqa: N803
+        """scikit-learn's fit, with the document frequencies counted a slice of the matrix at a time:
+        `np.bincount` makes a 64-bit copy of the indices it counts, as large as the whole matrix."""
+        if not (sparse.issparse(X) and X.format == "csr" and X.dtype in (np.float32, np.float64) and self.use_idf):
+            return super().fit(X, y)
+        super().fit(X[:1], y)  # validation and the fitted attributes; the frequencies come next
+        rows, columns = X.shape
+        frequency = np.zeros(columns, dtype=np.int64)
+        for at in range(0, X.nnz, FREQUENCY_SLICE):
+            frequency += np.bincount(X.indices[at : at + FREQUENCY_SLICE], minlength=columns)
+        # then scikit-learn's own arithmetic, step for step, so the weights are the same to the last bit
+        frequency = frequency.astype(X.dtype, copy=False)
+        frequency += float(self.smooth_idf)
+        self.idf_ = np.full_like(frequency, fill_value=rows + int(self.smooth_idf), dtype=X.dtype)
+        self.idf_ /= frequency
+        np.log(self.idf_, out=self.idf_)
+        self.idf_ += 1.0
+        return self
 
     def fit_transform(self, X, y=None):  # noqa: N803
         """Learn the inverse document frequencies and weight `X` itself with them."""

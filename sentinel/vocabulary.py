@@ -20,6 +20,7 @@ hashes collide would share a column: about one chance in ten million for 2.5 mil
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass
 from numbers import Integral
 
@@ -44,10 +45,9 @@ class PrunedCountVectorizer(CountVectorizer):
         if len(frequent) == 0:
             raise ValueError("After pruning, no terms remain. Try a lower min_df or a higher max_df.")
         counted = _count(documents, analyze, frequent, entries, self.binary)
-        by_term = np.argsort(counted.terms, kind="stable")  # columns by term, as CountVectorizer numbers them
+        by_term = counted.by_term()  # columns by term, as CountVectorizer numbers them
         kept = by_term[self._surviving_columns(counted.totals[by_term].astype(_sum_dtype(self.dtype)))]
-        terms = counted.terms[kept]
-        del counted.terms  # the texts of the n-grams the cap removes go before the matrix is built
+        terms = counted.texts(kept)
         column = np.full(len(frequent), -1, dtype=np.int32)  # each frequent n-gram's column; -1: cut
         column[kept] = np.arange(len(kept), dtype=np.int32)
         matrix = counted.matrix(column, len(kept), self.dtype, self.binary)
@@ -85,11 +85,30 @@ class _Counted:
     buffers, with each n-gram's text and total. An n-gram is named by its position among the frequent
     hashes until `matrix` gives it its column."""
 
-    terms: np.ndarray
+    joined: str  # the n-grams' texts, one after the other in the order the corpus first uses them
+    ends: np.ndarray  # where each text ends in `joined`
+    first_use: np.ndarray  # each n-gram's place in that order
     totals: np.ndarray
     row_lengths: np.ndarray
     grams: np.ndarray  # int32; the first `row_lengths.sum()` are written
     counts: np.ndarray  # int32, beside `grams`
+
+    # The texts are kept joined, not as a string object each: a million small strings, most of them
+    # cut by the cap, left the survivors scattered over memory the allocator could not give back.
+    def texts(self, ngrams: np.ndarray) -> np.ndarray:
+        """The texts of these n-grams, made a slice at a time (a million offsets as Python ints at once
+        cost more than the texts)."""
+        texts = np.empty(len(ngrams), dtype=object)
+        for at in range(0, len(ngrams), 1 << 16):
+            places = self.first_use[ngrams[at : at + (1 << 16)]]
+            starts, ends = np.where(places > 0, self.ends[places - 1], 0).tolist(), self.ends[places].tolist()
+            texts[at : at + len(places)] = [self.joined[start:end] for start, end in zip(starts, ends)]
+        return texts
+
+    def by_term(self) -> np.ndarray:
+        """The n-grams in the order of their texts. All the texts exist only for the sort, made one after
+        the other and dropped together, so their memory goes back whole."""
+        return np.argsort(self.texts(np.arange(len(self.first_use))), kind="stable")
 
     def matrix(self, column: np.ndarray, width: int, dtype, binary: bool) -> sparse.csr_matrix:
         """The document-term matrix over the n-grams `column` numbers (-1: cut), compacted in place in
@@ -121,7 +140,7 @@ def _count(documents: list, analyze, frequent: np.ndarray, entries: int, binary:
     n-gram's text and total (its document frequency when `binary`, as a binary CountVectorizer's cap
     counts). The buffers are allocated for the most entries pass 1 saw; the pages never written are
     never resident."""
-    terms = np.empty(len(frequent), dtype=object)
+    texts, joined = [], []  # the new n-grams' texts: of this chunk, and of every chunk joined
     seen = np.full(len(frequent), -1, dtype=np.int64)  # the order in which the corpus first uses each n-gram
     totals = np.zeros(len(frequent), dtype=np.int64)
     row_lengths = np.zeros(len(documents), dtype=np.int64)
@@ -137,8 +156,7 @@ def _count(documents: list, analyze, frequent: np.ndarray, entries: int, binary:
             columns, first, doc_counts = np.unique(where[hits], return_index=True, return_counts=True)
             new = np.flatnonzero(seen[columns] < 0)
             new = new[np.argsort(first[new])]  # in the order this document uses them
-            for column, position in zip(columns[new], hits[first[new]]):
-                terms[column] = doc_grams[position]
+            texts.extend(doc_grams[position] for position in hits[first[new]].tolist())
             seen[columns[new]] = np.arange(used, used + len(new))
             used += len(new)
             # Within a row, scikit-learn's fitted matrix lists n-grams in the order the corpus first used
@@ -151,7 +169,11 @@ def _count(documents: list, analyze, frequent: np.ndarray, entries: int, binary:
             at += len(columns)
         chunk = slice(chunk_start, at)
         totals += np.bincount(grams[chunk], weights=None if binary else counts[chunk], minlength=len(frequent)).astype(np.int64)
-    return _Counted(terms, totals, row_lengths, grams, counts)
+        lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+        joined.append(("".join(texts), lengths))
+        texts.clear()
+    ends = np.cumsum(np.concatenate([np.zeros(0, dtype=np.int64), *(lengths for _, lengths in joined)]))
+    return _Counted("".join(text for text, _ in joined), ends, seen, totals, row_lengths, grams, counts)
 
 
 def _frequent_hashes(documents: list, analyze, low: float, high: float) -> tuple[np.ndarray, int]:
@@ -159,9 +181,11 @@ def _frequent_hashes(documents: list, analyze, low: float, high: float) -> tuple
     many distinct n-grams the documents have in all (an upper bound on the matrix's entries)."""
     hashes, counts, entries = np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), 0
     for start in range(0, len(documents), CHUNK_DOCUMENTS):
-        chunk = [np.fromiter(set(map(hash, analyze(doc))), dtype=np.int64) for doc in documents[start : start + CHUNK_DOCUMENTS]]
-        entries += sum(len(grams) for grams in chunk)
-        unique, frequency = np.unique(np.concatenate([hashes[:0], *chunk]), return_counts=True)
+        chunk = array("q")  # one growing buffer: an array a document scattered the freed ones over the heap
+        for doc in documents[start : start + CHUNK_DOCUMENTS]:
+            chunk.extend(set(map(hash, analyze(doc))))
+        entries += len(chunk)
+        unique, frequency = np.unique(np.frombuffer(chunk, dtype=np.int64), return_counts=True)
         hashes, counts = _merge_counts(hashes, counts, unique, frequency)
     return hashes[(counts >= low) & (counts <= high)], entries
 

@@ -44,9 +44,11 @@ def test_pipeline_predicts_one_label_per_row_of_a_dataframe(imdb):
 
 
 @pytest.mark.parametrize("family", ["word-lr", "nb-lr", "word-char-lr"])
-def test_the_lean_pipeline_fits_scikit_learns_model_to_the_last_bit(imdb, family):
-    # TextColumns passes one block on without stacking a copy and CountsTfidf weights the counts in
-    # place: the features, and so the model, must be scikit-learn's own, bit for bit
+def test_the_lean_pipeline_fits_scikit_learns_model_to_the_last_bit(imdb, family, monkeypatch):
+    # TextColumns passes one block on without stacking a copy, CountsTfidf counts document frequencies
+    # in slices and weights the counts in place: the features, and so the model, must be
+    # scikit-learn's own, bit for bit
+    monkeypatch.setattr(training, "FREQUENCY_SLICE", 10_000)  # the document frequencies in many slices
     params = ModelParams(family=family, max_features=20_000)
     ours, theirs = training.build_pipeline(params), training.build_pipeline(params)
     theirs.steps[0] = ("features", ColumnTransformer(theirs.named_steps["features"].transformers))
