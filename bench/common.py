@@ -106,6 +106,20 @@ def tree_breakdown(root: int) -> dict[str, int]:
     return found
 
 
+def tree_high_water(root: int) -> dict[str, int]:
+    """The peak RSS in kB each process of `root`'s tree has reached so far (the kernel's VmHWM), by what
+    it runs, the largest process of each kind: a short peak between two samples is not missed."""
+    found = {}
+    for pid in _tree(root):
+        try:
+            peak = next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("VmHWM:"))
+        except (OSError, StopIteration):
+            continue
+        label = _label(pid)
+        found[label] = max(found.get(label, 0), peak)
+    return found
+
+
 def print_breakdown(breakdown: dict[str, int], indent: str = "    ") -> None:
     """What `tree_breakdown` found, largest first, in MB."""
     for label, kb in sorted(breakdown.items(), key=lambda item: -item[1]):

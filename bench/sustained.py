@@ -39,7 +39,7 @@ from evidently import DataDefinition, Dataset, Report  # noqa: E402
 from evidently.metrics import ValueDrift  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
-from bench.common import print_breakdown, timed, tree_breakdown, tree_cpu  # noqa: E402
+from bench.common import print_breakdown, timed, tree_breakdown, tree_cpu, tree_high_water  # noqa: E402
 from sentinel import demo, intake  # noqa: E402
 from tests.harness import UpProcess, wait_for  # noqa: E402
 
@@ -106,6 +106,7 @@ class Sampler(threading.Thread):
         self.project, self.every, self.rows, self.peak, self.done = project, every, [], 0, threading.Event()
         self.at_peak: dict[str, int] = {}  # PSS by what each process runs, in the sample of the peak
         self.largest: dict[str, int] = {}  # the largest PSS each kind of process reached in any sample
+        self.high_water: dict[str, int] = {}  # the peak RSS each kind of process reached, from the kernel
         self.began = time.monotonic()
 
     def run(self) -> None:
@@ -120,6 +121,8 @@ class Sampler(threading.Thread):
                     self.peak, self.at_peak = pss, breakdown
                 for label, kb in breakdown.items():
                     self.largest[label] = max(kb, self.largest.get(label, 0))
+                for label, kb in tree_high_water(self.project.process.pid).items():
+                    self.high_water[label] = max(kb, self.high_water.get(label, 0))
                 if self.done.is_set() or not self.rows or time.monotonic() - self.rows[-1][0] - self.began >= self.every:
                     files = len(intake.pending_files(self.project.settings))
                     awaiting = len(ledger.batches_awaiting_drift_check())
@@ -210,6 +213,7 @@ def run(kind: str, count: int, minutes: float) -> dict:
         "peak_mb": sampler.peak / 1024,
         "at_peak": sampler.at_peak,
         "largest": sampler.largest,
+        "high_water": sampler.high_water,
         "cpu": cpu,
         "samples": sampler.rows,
     }
@@ -270,6 +274,8 @@ def main() -> None:
         print_breakdown(r["at_peak"], indent="  ")
         print(f"{r['kind']}: the largest PSS each kind of process reached (1 s samples):")
         print_breakdown(r["largest"], indent="  ")
+        print(f"{r['kind']}: the peak RSS of the largest process of each kind (the kernel's high-water mark, shared pages in full):")
+        print_breakdown(r["high_water"], indent="  ")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from sentinel import drift_worker, evidently_workspace, text_drift
+from sentinel.row_slices import predict_in_slices
 from sentinel.settings import DriftPolicy
 
 if TYPE_CHECKING:
@@ -167,7 +168,7 @@ class Scorer:
 
 
 def _predictions(model, texts) -> np.ndarray:
-    return np.asarray(model.predict(pd.DataFrame({"text": texts})))
+    return predict_in_slices(model.predict, pd.DataFrame({"text": texts}))
 
 
 def _text_snapshot(current: list[str], reference: list[str]) -> SnapshotModel:

@@ -16,6 +16,7 @@ from sentinel import drift, evidently_workspace, intake
 from sentinel.context import Sentinel
 from sentinel.ledger import CHECKED, DriftReportRow
 from sentinel.references import champion_reference
+from sentinel.row_slices import predict_in_slices
 
 PROJECT = evidently_workspace.PROJECT
 
@@ -54,8 +55,8 @@ def make_report(app: Sentinel, now: dt.datetime | None = None) -> dict | None:
     rows = pd.concat([intake.load_batch_frame(b.stored_path) for b in batches], ignore_index=True)
     sampled = rows.sample(n=min(len(rows), app.settings.drift.reference_rows), random_state=app.settings.model.seed)
     current = drift.with_descriptors(sampled)
-    current["prediction"] = model.predict(sampled[["text"]])
-    reference = reference.assign(prediction=model.predict(reference[["text"]]))
+    current["prediction"] = predict_in_slices(model.predict, sampled[["text"]])
+    reference = reference.assign(prediction=predict_in_slices(model.predict, reference[["text"]]))
     snapshot = build(current, reference)
 
     now = now or dt.datetime.now(dt.timezone.utc)

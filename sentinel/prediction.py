@@ -8,6 +8,7 @@ import pandas as pd
 
 from sentinel.context import Sentinel, resolve_version
 from sentinel.errors import SentinelError
+from sentinel.row_slices import predict_in_slices
 
 
 def predict_file(app: Sentinel, path: Path, alias: str = "champion", version: str | None = None) -> dict:
@@ -23,7 +24,7 @@ def predict_file(app: Sentinel, path: Path, alias: str = "champion", version: st
         raise SentinelError(f"{path.name} has no `text` column (found: {', '.join(frame.columns)})")
     row = resolve_version(app, alias, version)
     model = app.load_model(row)
-    scores = model.predict_proba(frame[["text"]])[:, 1]
+    scores = predict_in_slices(model.predict_proba, frame[["text"]])[:, 1]
     labels = (scores >= 0.5).astype(int)
     result = {
         "version": row.version,

@@ -31,6 +31,7 @@ import pandas as pd
 from sentinel import batch_format, drift_worker, gate
 from sentinel.errors import SentinelError
 from sentinel.memo import Memo
+from sentinel.row_slices import predict_in_slices
 from sentinel.settings import Settings
 
 BUILT_IN = ("sentinel", "never", "always", "oracle")
@@ -172,7 +173,7 @@ class _Scorer:
         if row.version not in self.scores:
             model = app.load_model(row)
             self.scores[row.version] = {
-                name: round(float(np.mean(model.predict(frame[["text"]]) == frame["label"].to_numpy())), 5)
+                name: round(float(np.mean(predict_in_slices(model.predict, frame[["text"]]) == frame["label"].to_numpy())), 5)
                 for name, frame in self.holdouts.items()
             }
         return self.scores[row.version]
@@ -218,7 +219,7 @@ def run_policy(
                 if outcome.status == "accepted":
                     files[outcome.batch_id] = path.name
                     frame = load_batch_frame(app.ledger.batch(outcome.batch_id).stored_path)
-                    predicted = app.load_model(champion).predict(frame[["text"]])
+                    predicted = predict_in_slices(app.load_model(champion).predict, frame[["text"]])
                     record["champion_accuracy_on_batch"] = round(float(np.mean(predicted == frame["label"].to_numpy())), 5)
                 check_pending(app)
                 if policy.learns != "screened":

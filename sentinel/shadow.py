@@ -14,6 +14,7 @@ from sentinel.context import Sentinel
 from sentinel.ledger import ModelRow, TrainingRunRow
 from sentinel.promotion import claim_champion, retire
 from sentinel.references import ensure_reference
+from sentinel.row_slices import predict_in_slices
 
 
 def live_challenger(app: Sentinel, champion: ModelRow) -> ModelRow | None:
@@ -31,7 +32,7 @@ def evaluate(app: Sentinel, champion: ModelRow, frame: pd.DataFrame, champion_pr
     if row is None:
         return None
     y_true = frame["label"].to_numpy(dtype=int)
-    challenger = np.asarray(app.load_model(row).predict(frame[["text"]]), dtype=int)
+    challenger = np.asarray(predict_in_slices(app.load_model(row).predict, frame[["text"]]), dtype=int)
     look = gate.SliceScores(y_true, np.asarray(champion_predictions, dtype=int), challenger)
     evidence, verdict, why = gate.shadow(gate.Evidence.from_dict(row.evidence), look, app.settings.gate, tuple(batch_ids))
     with app.ledger.transaction() as session:

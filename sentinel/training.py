@@ -16,6 +16,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 from sklearn.pipeline import Pipeline
 
+from sentinel.row_slices import predict_in_slices
 from sentinel.settings import ModelParams
 from sentinel.vocabulary import PrunedCountVectorizer
 
@@ -309,7 +310,7 @@ def evaluate(model: Pipeline, frame: pd.DataFrame) -> Evaluation:
     y_true = frame["label"].to_numpy(dtype=int)
     if frame.empty:
         return Evaluation(y_true, y_true.copy(), np.zeros(0))
-    scores = model.predict_proba(frame[["text"]])[:, 1]
+    scores = predict_in_slices(model.predict_proba, frame[["text"]])[:, 1]
     return Evaluation(y_true, (scores >= 0.5).astype(int), scores)
 
 

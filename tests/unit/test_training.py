@@ -10,7 +10,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.feature_extraction.text import TfidfTransformer
 from sklearn.pipeline import Pipeline
 
-from sentinel import training
+from sentinel import row_slices, training
 from sentinel.settings import ModelParams
 
 
@@ -64,6 +64,16 @@ def test_the_lean_pipeline_fits_scikit_learns_model_to_the_last_bit(imdb, family
     theirs.fit(rows[["text"]], rows["label"])
     assert np.array_equal(ours[-1].coef_, theirs[-1].coef_)
     assert np.array_equal(ours.predict_proba(unseen), theirs.predict_proba(unseen))
+
+
+def test_predictions_in_slices_are_the_whole_frames_to_the_last_bit(imdb, monkeypatch):
+    # character n-grams are the costly case: scikit-learn's transform holds every entry as a Python int
+    model = training.fit(imdb.iloc[:800], ModelParams(family="word-char-lr", max_features=20_000))
+    frame = imdb.iloc[800:1500]
+    whole = model.predict_proba(frame[["text"]])
+    monkeypatch.setattr(row_slices, "SLICE_ROWS", 300)  # three slices, the last one short
+    assert np.array_equal(row_slices.predict_in_slices(model.predict_proba, frame[["text"]]), whole)
+    assert np.array_equal(training.evaluate(model, frame).y_score, whole[:, 1])
 
 
 def test_model_learns_sentiment(imdb):
