@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from sentinel import gate
 from sentinel.gate import Evidence, Slices, SliceScores, decide, metric, shadow
 from sentinel.settings import GatePolicy
 
@@ -239,3 +240,16 @@ def test_cross_fitted_rows_are_counted_and_said():
     assert result.rows == 400 and result.cross_fitted == 320
     assert "(320 cross-fitted)" in decision.reason and "320 cross-fitted" in decision.tags()["slice_shifted"]
     assert "cross-fitted" not in decision.tags()["slice_reference"]
+
+
+@pytest.mark.parametrize("name", ["accuracy", "macro_f1"])
+def test_the_bootstrap_drawn_in_pieces_gives_the_deltas_of_one_draw(name, monkeypatch):
+    rng = np.random.default_rng(5)
+    y_true = rng.integers(0, 2, 3001)
+    scores = SliceScores(
+        y_true, np.where(rng.random(3001) < 0.8, y_true, 1 - y_true), np.where(rng.random(3001) < 0.85, y_true, 1 - y_true)
+    )
+    picks = np.random.default_rng(9).integers(0, scores.rows, size=(1000, scores.rows))
+    at_once = metric(name, y_true[picks], scores.challenger[picks]) - metric(name, y_true[picks], scores.champion[picks])
+    monkeypatch.setattr(gate, "BOOTSTRAP_DRAWS", 7 * scores.rows + 5)  # seven rounds a piece, the last piece short
+    assert np.array_equal(gate.bootstrap_deltas(scores, name, 1000, seed=9), at_once)
