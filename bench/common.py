@@ -54,19 +54,20 @@ def _tree(root: int) -> list[int]:
     return found
 
 
+def _fields_kb(pid: int, name: str) -> dict[str, int]:
+    """The "Field:   N kB" lines of /proc/PID/NAME (smaps_rollup: Rss, Pss; status: VmHWM), in kB; empty
+    for a process that is gone."""
+    try:
+        lines = Path(f"/proc/{pid}/{name}").read_text().splitlines()
+    except OSError:
+        return {}
+    return {key: int(rest.split()[0]) for key, _, rest in (line.partition(":") for line in lines) if rest.strip().endswith("kB")}
+
+
 def tree_kb(root: int) -> tuple[int, int]:
     """(PSS, RSS) in kB summed over `root` and all its descendants."""
-    pss = rss = 0
-    for pid in _tree(root):
-        try:
-            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    pss += int(line.split()[1])
-                elif line.startswith("Rss:"):
-                    rss += int(line.split()[1])
-        except OSError:
-            continue
-    return pss, rss
+    rollups = [_fields_kb(pid, "smaps_rollup") for pid in _tree(root)]
+    return sum(r.get("Pss", 0) for r in rollups), sum(r.get("Rss", 0) for r in rollups)
 
 
 def tree_cpu(root: int) -> dict[str, float]:
@@ -92,32 +93,24 @@ def _label(pid: int) -> str:
 
 
 def tree_breakdown(root: int) -> dict[str, int]:
-    """PSS in kB of `root` and its descendants, summed by what each process runs."""
-    found = {}
-    for pid in _tree(root):
-        try:
-            pss = next(
-                int(line.split()[1]) for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines() if line.startswith("Pss:")
-            )
-        except (OSError, StopIteration):
-            continue
-        label = _label(pid)
-        found[label] = found.get(label, 0) + pss
-    return found
+    """PSS in kB of `root` and its descendants, summed by what each process runs. Take a peak's total
+    from the same sample (`sum` of it): a breakdown read after the total can miss a short peak."""
+    return _by_label(root, "smaps_rollup", "Pss", sum)
 
 
 def tree_high_water(root: int) -> dict[str, int]:
     """The peak RSS in kB each process of `root`'s tree has reached so far (the kernel's VmHWM), by what
     it runs, the largest process of each kind: a short peak between two samples is not missed."""
-    found = {}
+    return _by_label(root, "status", "VmHWM", max)
+
+
+def _by_label(root: int, name: str, field: str, combine) -> dict[str, int]:
+    found: dict[str, list[int]] = {}
     for pid in _tree(root):
-        try:
-            peak = next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("VmHWM:"))
-        except (OSError, StopIteration):
-            continue
-        label = _label(pid)
-        found[label] = max(found.get(label, 0), peak)
-    return found
+        value = _fields_kb(pid, name).get(field)
+        if value is not None:
+            found.setdefault(_label(pid), []).append(value)
+    return {label: combine(values) for label, values in found.items()}
 
 
 def print_breakdown(breakdown: dict[str, int], indent: str = "    ") -> None:

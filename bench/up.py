@@ -40,10 +40,10 @@ class PeakMemory(threading.Thread):
 
     def run(self) -> None:
         while not self.done.wait(0.2):
-            pss, rss = tree_kb(self.root)
-            if pss > self.pss:
-                self.at_peak = tree_breakdown(self.root)
-            self.pss, self.rss = max(self.pss, pss), max(self.rss, rss)
+            breakdown, (_, rss) = tree_breakdown(self.root), tree_kb(self.root)
+            if sum(breakdown.values()) > self.pss:
+                self.pss, self.at_peak = sum(breakdown.values()), breakdown
+            self.rss = max(self.rss, rss)
 
 
 def latency_rounds(project: UpProcess, rounds: int) -> tuple[list[float], list[float]]:

@@ -29,6 +29,7 @@ from scipy import sparse
 from sklearn.feature_extraction.text import CountVectorizer
 
 CHUNK_DOCUMENTS = 2_000  # documents whose n-gram hashes are reduced together: bounds pass 1's arrays
+TEXTS_AT_ONCE = 1 << 16  # n-gram texts made together from their offsets (each offset a Python int meanwhile)
 
 
 class PrunedCountVectorizer(CountVectorizer):
@@ -99,8 +100,8 @@ class _Counted:
         """The texts of these n-grams, made a slice at a time (a million offsets as Python ints at once
         cost more than the texts)."""
         texts = np.empty(len(ngrams), dtype=object)
-        for at in range(0, len(ngrams), 1 << 16):
-            places = self.first_use[ngrams[at : at + (1 << 16)]]
+        for at in range(0, len(ngrams), TEXTS_AT_ONCE):
+            places = self.first_use[ngrams[at : at + TEXTS_AT_ONCE]]
             starts, ends = np.where(places > 0, self.ends[places - 1], 0).tolist(), self.ends[places].tolist()
             texts[at : at + len(places)] = [self.joined[start:end] for start, end in zip(starts, ends)]
         return texts
