@@ -43,9 +43,20 @@ class Service:
         )
         pump.start()
 
+    @property
+    def pid(self) -> int | None:
+        """The child's process id, once started."""
+        return self.process.pid if self.process else None
+
     def alive(self) -> bool:
         """True while the child runs."""
         return self.process is not None and self.process.poll() is None
+
+    def ended(self) -> str | None:
+        """Why a started child is no longer running; None while it runs (or before its start)."""
+        if self.process is None or self.process.poll() is None:
+            return None
+        return f"exited (code {self.process.returncode})"
 
     def stop(self, timeout: float = 20.0) -> None:
         """SIGTERM to the child's group, SIGKILL after `timeout` seconds."""

@@ -1,9 +1,10 @@
 """`sentinel up`: the Prefect server, the MLflow server, the served deployments and the watcher, on one
 machine, all bound to `up.host`, all stopped by Ctrl-C.
 
-Sentinel starts the servers as child processes rather than in-process because each owns its own event
-loop, workers and database; a child that dies is restarted. The state file under `.prefect/` tells
-`sentinel status` what is running.
+Sentinel starts the Prefect and MLflow servers as child processes rather than in-process because each
+owns its own event loop, workers and database; a child that dies is restarted. The Evidently UI is
+served from this process (`sentinel.evidently_ui`): the watcher here imports Evidently anyway, and a
+process of its own held 235 MB. The state file under `.prefect/` tells `sentinel status` what is running.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 from sentinel import intake
 from sentinel.child_process import Service
 from sentinel.errors import SentinelError
+from sentinel.evidently_ui import EvidentlyUI
 from sentinel.settings import Settings
 from sentinel.terminal import stop_like_ctrl_c
 from sentinel.up_state import WORK_POOL, pid_alive, read_state, write_state
@@ -84,9 +86,9 @@ def _executable(name: str) -> str:
     return str(found) if found.exists() else (shutil.which(name) or name)
 
 
-def plan(settings: Settings) -> list[Service]:
-    """The children of `sentinel up`, in start order: the servers (Prefect, MLflow, and the Evidently UI
-    unless its port is 0), then what runs the flows (the serve process, or `up.workers` Prefect workers
+def plan(settings: Settings) -> list[Service | EvidentlyUI]:
+    """The children of `sentinel up`, in start order: the servers (Prefect, MLflow, and the Evidently UI,
+    served from this process, unless its port is 0), then what runs the flows (the serve process, or `up.workers` Prefect workers
     polling the `sentinel` work pool)."""
     logs = settings.prefect_home / "logs"
     policy = settings.up
@@ -129,11 +131,12 @@ def plan(settings: Settings) -> list[Service]:
     servers = [prefect, mlflow]
     if policy.evidently_port:
         ui = evidently_url(settings)
-        command = [_executable("evidently"), "ui", "--host", policy.host, "--port", str(policy.evidently_port)]
         servers.append(
-            Service(
+            EvidentlyUI(
                 "evidently",
-                [*command, "--workspace", str(settings.evidently_dir)],
+                policy.host,
+                policy.evidently_port,
+                settings.evidently_dir,
                 ui,
                 lambda: http_ok(f"{ui}/api/version"),
                 logs / "evidently-ui.log",
@@ -171,7 +174,7 @@ def plan(settings: Settings) -> list[Service]:
 
 SERVERS = ("prefect", "mlflow", "evidently")  # started first; the flow runners need the first two
 # What each child's command line shows, so a restart stops only our own orphans.
-MARKERS = {"prefect": "prefect", "mlflow": "mlflow", "evidently": "evidently ui", "flows": "deployments.serve", "worker": "worker start"}
+MARKERS = {"prefect": "prefect", "mlflow": "mlflow", "flows": "deployments.serve", "worker": "worker start"}
 
 
 DEPLOYMENTS = ("drift-check/drift-check", "retrain/retrain", "drift-report/drift-report", "reconcile/reconcile")
@@ -240,7 +243,7 @@ def check_ports(settings: Settings) -> None:
                 )
 
 
-def wait_ready(services: list[Service], deadline: float) -> None:
+def wait_ready(services: list[Service | EvidentlyUI], deadline: float) -> None:
     """Wait until every service is ready; fail with its log's tail if one exits or the deadline passes."""
     waiting = list(services)
     while waiting:
@@ -258,9 +261,9 @@ def wait_ready(services: list[Service], deadline: float) -> None:
 
 
 # ---- the state file `sentinel status` reads -----------------------------------------------------
-def record_state(settings: Settings, services: list[Service]) -> None:
+def record_state(settings: Settings, services: list[Service | EvidentlyUI]) -> None:
     """Record the supervisor's and each child's PID for `sentinel status`."""
-    write_state(settings, {s.name: {"pid": s.process.pid if s.process else None, "url": s.url} for s in services})
+    write_state(settings, {s.name: {"pid": s.pid, "url": s.url} for s in services})
 
 
 def status(settings: Settings) -> dict:
@@ -312,7 +315,7 @@ class Supervisor:
         self.stopping = threading.Event()
         self.lifecycle = threading.Lock()  # a restart and the stop never interleave
 
-    def _start(self, service: Service) -> None:
+    def _start(self, service: Service | EvidentlyUI) -> None:
         service.start(self.env, self.settings.up.log_max_bytes, self.settings.up.log_backups)
 
     def start(self) -> None:
@@ -351,9 +354,10 @@ class Supervisor:
         """Restart a child that died (after a pause, so a crash loop does not spin)."""
         while not self.stopping.wait(2.0):
             for service in self.children:
-                if service.process is not None and not service.alive() and not self.stopping.is_set():
+                ended = service.ended()
+                if ended and not self.stopping.is_set():
                     service.restarts += 1
-                    self.say(f"{service.name} exited (code {service.process.returncode}); restarting it (restart {service.restarts})")
+                    self.say(f"{service.name} {ended}; restarting it (restart {service.restarts})")
                     if self.stopping.wait(min(30, 2 * service.restarts)):
                         return
                     with self.lifecycle:

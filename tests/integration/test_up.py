@@ -439,18 +439,18 @@ def test_files_arriving_while_the_watcher_is_killed_are_each_taken_in_once(runni
     exactly_once(running, set(files))
 
 
-@pytest.mark.parametrize("server", ["prefect", "mlflow", "evidently"])
+@pytest.mark.parametrize("server", ["prefect", "mlflow"])
 def test_files_dropped_while_a_server_is_down_are_each_finished(running, fresh_imdb, fresh_rotten, server, first_retrain):
     """Prefect down: the watcher checks drift without it, and the retrain the lost event should have
     started comes from the restarted server's reconcile schedule. MLflow down: intake needs no MLflow;
     each drift check logs to MLflow, so it waits (the client retries) until the supervisor has the
-    server back. The Evidently UI down: nothing waits for it, and it is restarted. Either way every file is
-    finished, once."""
+    server back. Either way every file is finished, once. (The Evidently UI is served from the
+    supervisor's process; its restart is tested in tests/unit/test_evidently_ui.py.)"""
     pid = running.service_pid(server)
     os.killpg(pid, signal.SIGKILL)
     stable, shifted = f"{server}-down-stable.csv", f"{server}-down-rotten.csv"
     demo.drop(fresh_imdb(500), incoming(running), stable)
-    demo.drop(fresh_rotten(1000 if server != "evidently" else 400), incoming(running), shifted)  # 8,530 Rotten Tomatoes rows in all
+    demo.drop(fresh_rotten(1000), incoming(running), shifted)
     ledger = running.ledger()
     wait_for(lambda: settled(ledger, {stable, shifted}), 240, "the verdicts")
     wait_for(lambda: running.service_pid(server) != pid, 60, f"the supervisor to restart the {server} server")
@@ -458,9 +458,8 @@ def test_files_dropped_while_a_server_is_down_are_each_finished(running, fresh_i
     exactly_once(running, {stable, shifted})
     rotten = next(b for b in ledger.batches() if b.file_name == shifted)
     # By now the champion has learned Rotten Tomatoes: whether this batch's drift costs it accuracy (and so
-    # starts a retrain) depends on the earlier tests. A retrain that was due was done. (The Evidently case
-    # gets 400 rows, which may be too few to tell: the Rotten Tomatoes rows run out.)
-    assert rotten.drift_status in ("detected", "harmless") or (server == "evidently" and rotten.drift_status == "clear")
+    # starts a retrain) depends on the earlier tests. A retrain that was due was done.
+    assert rotten.drift_status in ("detected", "harmless")
     assert rotten.drift_status != "detected" or rotten.trained_in is not None
     ledger.dispose()
     # and the restarted server answers again, so whatever test follows finds every service healthy
