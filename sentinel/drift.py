@@ -304,10 +304,13 @@ def measure(
     report_path: Path | None = None,
     workspace: Path | None = None,
     name: str = "drift check",
+    worker_free: Callable[[], None] | None = None,
 ) -> DriftVerdict:
     """Measure every signal of one labeled batch against the champion's reference. With `report_path`
     the HTML report is written there; with `workspace` the snapshot is added to that Evidently
-    workspace under `name`.
+    workspace under `name`. `worker_free` is called as soon as the worker holds nothing more of this
+    check, before the report and the snapshot are written: a head start for the next check given there
+    keeps the worker busy meanwhile.
 
     Where the statistics run depends on what this process has imported. A warm process (`sentinel up`,
     a long `watch`) computes the descriptors and four signals itself while the worker fits the text
@@ -334,6 +337,8 @@ def measure(
         raise
     if warm:
         snapshot, from_worker = _report_and_predictions(current, reference, pending, policy.worker_timeout_seconds)
+        if worker_free is not None:
+            worker_free()
         scores = _measured_scores(snapshot, keep)
         if predicted_there:  # None when the worker died and this process measured the text after all
             predicted = from_worker if from_worker is not None else np.asarray(predict(batch))

@@ -5,6 +5,7 @@ recorded in the ledger and announced as `sentinel.drift.detected` or `sentinel.d
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from pathlib import Path
 
@@ -45,8 +46,8 @@ def check_unit(app: Sentinel, members: list[BatchRow], complete: bool = True) ->
     workspace, title = app.settings.evidently_dir, f"drift check {name} vs v{champion.version}"
     run = _start_drift_run(app, name, champion.version, pool)
     try:
-        verdict = drift.measure(frame, reference, calibration, scorer, app.settings.drift, report, workspace, title)
-        _start_next(app, ids, reference, scorer)
+        start_next = functools.partial(_start_next, app, ids, reference, scorer)
+        verdict = drift.measure(frame, reference, calibration, scorer, app.settings.drift, report, workspace, title, start_next)
         trigger = _trigger(app, champion.version, calibration, verdict, len(frame))
     except BaseException:
         app.registry.abandon_run(run)
@@ -100,8 +101,9 @@ def _unit_frame(members: list[BatchRow]) -> pd.DataFrame:
 
 def _start_next(app: Sentinel, ids: list[str], reference: pd.DataFrame, scorer: drift.Scorer) -> None:
     """With a backlog, the worker starts measuring the next unit's text (and predicting it) while this
-    process records the current one. Only a head start: any failure here is met again, and reported, by
-    that unit's own check."""
+    process writes the current one's report and records it (`drift.measure` calls this as soon as the
+    worker is free). Only a head start: any failure here is met again, and reported, by that unit's own
+    check."""
     if not drift.can_start_ahead():
         return
     try:

@@ -182,6 +182,27 @@ def test_a_head_start_is_claimed_only_by_the_same_batch_and_changes_no_verdict(i
     assert drift_worker._worker.process.poll() is None and not zombies()
 
 
+def test_the_next_head_start_is_given_as_soon_as_the_worker_is_free(imdb, calibrated, own_worker, tmp_path):
+    """`worker_free` runs once the worker holds nothing of this check, before its report is written, so
+    the next batch's text is measured while this check writes its report; that head start is claimed."""
+    reference, calibration = calibrated
+    current, following = imdb.iloc[10_300:10_600], imdb.iloc[10_600:10_900]
+    report = tmp_path / "report.html"
+    seen = []
+
+    def start_next():
+        seen.append((drift.can_start_ahead(), report.exists()))
+        drift.start_ahead(following, reference)
+
+    drift.measure(current, reference, calibration, None, POLICY, report, worker_free=start_next)
+    assert seen == [(True, False)] and report.exists()
+    assert drift._ahead is not None  # measuring the following batch meanwhile
+    alone = drift.measure(following, reference, calibration, None, POLICY)  # claims it
+    assert drift._ahead is None and not drift_worker._worker.in_flight
+    drift_worker.work_in_process()
+    assert drift.measure(following, reference, calibration, None, POLICY) == alone
+
+
 def test_no_head_start_without_a_worker(imdb, calibrated, monkeypatch):
     reference, _ = calibrated
     monkeypatch.setattr(drift_worker, "_work_here", True)
