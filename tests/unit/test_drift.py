@@ -157,10 +157,13 @@ def test_a_check_that_fails_before_collecting_its_text_job_frees_the_worker(imdb
     assert not zombies()
 
 
-def test_worker_and_in_process_measure_the_same(imdb, calibrated, monkeypatch):
+def test_worker_and_in_process_measure_the_same(imdb, calibrated, monkeypatch, own_worker):
+    """The worker runs OpenBLAS on one thread (this process on every core): the same scores."""
     reference, _ = calibrated
     current = drift.with_descriptors(imdb.iloc[9500:9900])
     in_worker = drift._scores(drift.run_report(current, reference))
+    environment = Path(f"/proc/{drift_worker._worker.process.pid}/environ").read_bytes().split(b"\0")
+    assert b"OPENBLAS_NUM_THREADS=1" in environment and os.environ.get("OPENBLAS_NUM_THREADS") != "1"
     monkeypatch.setattr(drift_worker, "_work_here", True)
     assert drift._scores(drift.run_report(current, reference)) == in_worker
 
