@@ -11,7 +11,8 @@ the time until the last verdict and until the last retrain after the last drop.
 Throughput is the checks per second from the first drop to the last verdict, so it is a capacity only
 when the offered rate is above it (a backlog all along). Its floor is bare Evidently on the same rows and
 cores, measured: one process per core, each running bare `ValueDrift(text)` checks of the load's own
-batches, started together (before and after the load). It is printed beside 1 / floor and cores / floor,
+batches, started together (before and after the load); and again with OpenBLAS on one thread, as
+Sentinel's drift worker runs it (bare Evidently's second BLAS thread spins through each check). It is printed beside 1 / floor and cores / floor,
 the throughput two cores would have if they doubled one core's, which they need not (two bare processes
 here each ran at about 0.9 of one alone, median of six runs; on vCPUs that share a physical core, less).
 
@@ -41,6 +42,7 @@ from sqlalchemy import create_engine, text  # noqa: E402
 
 from bench.common import print_breakdown, timed, tree_breakdown, tree_cpu, tree_high_water  # noqa: E402
 from sentinel import demo, intake  # noqa: E402
+from sentinel.drift_worker import ONE_BLAS_THREAD  # noqa: E402
 from tests.harness import UpProcess, wait_for  # noqa: E402
 
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -69,15 +71,19 @@ def floor_samples(reference: pd.DataFrame, sample: pd.DataFrame, repeats: int = 
 PARALLEL_CHECKS = 8  # bare checks per process in the measured floor of both cores
 
 
-def parallel_floor(reference: Path, work: list[tuple[str, pd.DataFrame]], folder: Path) -> float:
+def parallel_floor(reference: Path, work: list[tuple[str, pd.DataFrame]], folder: Path, env: dict[str, str] | None = None) -> float:
     """Bare Evidently checks per second on this machine's cores, measured: one process per core, each
     importing Evidently first and then, all released together, checking `PARALLEL_CHECKS` of the load's
-    batches against the reference. Checks done over the time until the last process is done."""
+    batches against the reference. Checks done over the time until the last process is done. `env` is
+    laid over each process's environment (`ONE_BLAS_THREAD`: as Sentinel's drift worker runs)."""
     samples = folder / "floor-batches.parquet"
     pd.concat([frame.assign(batch=i) for i, (_, frame) in enumerate(work[: CORES * PARALLEL_CHECKS])]).to_parquet(samples)
     command = [sys.executable, __file__, "--floor-process", str(reference), str(samples)]
     processes = [
-        subprocess.Popen([*command, str(i)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1) for i in range(CORES)
+        subprocess.Popen(
+            [*command, str(i)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1, env=os.environ | (env or {})
+        )
+        for i in range(CORES)
     ]
     for process in processes:
         assert process.stdout.readline().strip() == "ready"
@@ -152,6 +158,7 @@ def run(kind: str, count: int, minutes: float) -> dict:
         # slow spell of the shared machine) does not make the floor, and with it every ratio, look different.
         floors = floor_samples(reference, work[0][1])
         parallel = [parallel_floor(reference_file, work, home)]
+        parallel_one_thread = [parallel_floor(reference_file, work, home, ONE_BLAS_THREAD)]
         sampler = Sampler(project)
         sampler.start()
         dropped: dict[str, dt.datetime] = {}
@@ -177,6 +184,7 @@ def run(kind: str, count: int, minutes: float) -> dict:
         settled_after = time.monotonic() - last_drop
         floors += floor_samples(reference, work[0][1])
         parallel.append(parallel_floor(reference_file, work, home))
+        parallel_one_thread.append(parallel_floor(reference_file, work, home, ONE_BLAS_THREAD))
         sampler.done.set()
         sampler.join()
         latencies, checks = [], 0
@@ -202,6 +210,7 @@ def run(kind: str, count: int, minutes: float) -> dict:
         "floor_after": statistics.median(floors[5:]),
         "parallel": statistics.mean(parallel),
         "parallel_runs": parallel,
+        "parallel_one_thread": parallel_one_thread,
         "p50": statistics.median(latencies),
         "p95": latencies[int(0.95 * (len(latencies) - 1))],
         "max": latencies[-1],
@@ -253,6 +262,8 @@ def main() -> None:
         (f"  ratio to {CORES} / floor", lambda r: f"{r['throughput'] * r['floor'] / CORES:.2f}"),
         (f"bare checks/s on {CORES} cores", lambda r: " / ".join(f"{p:.2f}" for p in r["parallel_runs"])),
         ("  ratio to their mean", lambda r: f"{r['throughput'] / r['parallel']:.2f}"),
+        ("  the same, one BLAS thread", lambda r: " / ".join(f"{p:.2f}" for p in r["parallel_one_thread"])),
+        ("  ratio to their mean", lambda r: f"{r['throughput'] / statistics.mean(r['parallel_one_thread']):.2f}"),
         ("latency p95 (s)", lambda r: f"{r['p95']:.1f}"),
         ("latency max (s)", lambda r: f"{r['max']:.1f}"),
         ("last verdict after last drop", lambda r: f"{r['drained']:.0f} s"),
