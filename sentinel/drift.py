@@ -314,9 +314,10 @@ def measure(
 
     Where the statistics run depends on what this process has imported. A warm process (`sentinel up`,
     a long `watch`) computes the descriptors and four signals itself while the worker fits the text
-    signal's classifier and, given a `Scorer`, predicts with the champion: the shortest wall time. A cold one (a standalone `sentinel process`) would spend
-    3-5 s importing Evidently for the smaller half of the work, so the worker, which imports it from its
-    start, does all of Evidently's work while this process predicts with the champion."""
+    signal's classifier and, given a `Scorer`, predicts with the champion: the shortest wall time. A
+    cold one (a standalone `sentinel process`) would spend 3-5 s importing Evidently for the smaller half
+    of the work, so the worker, which imports it from its start, does all of Evidently's work while this
+    process predicts with the champion."""
     neutral = neutralise(batch[["text", "label"]].reset_index(drop=True))
     keep = Kept(None if report_path is None else str(report_path), None if workspace is None else str(workspace), name)
     warm = "evidently" in sys.modules

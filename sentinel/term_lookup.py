@@ -1,12 +1,13 @@
 """Counting a fitted vocabulary's word n-grams in new documents by token ids: scikit-learn's
-`CountVectorizer.transform`, the same matrix in about half the time.
+`CountVectorizer.transform`, the same matrix in less time (a 200-row batch of reviews: 0.026 s against
+0.040 s for the whole prediction).
 
 scikit-learn makes every n-gram of a document as a string (a bigram is a join of two tokens) and looks
 each one up in the vocabulary's dictionary, then counts it in a dictionary of its own: for a 200-row
 batch of reviews that is about 90,000 strings and 180,000 look-ups, and 40 % of the drift worker's time
 per check went to the champion's predictions. Here each token is looked up once, in a dictionary of the
-vocabulary's tokens, and the n-grams are numbers made from the token ids (id₁·T + id₂ for a bigram of T
-tokens), found with NumPy in the vocabulary's sorted numbers. An n-gram with a token the vocabulary
+vocabulary's tokens, and the n-grams are numbers made from the token ids (id₁·B + id₂ for a bigram, B a
+bound on the ids), found with NumPy in the vocabulary's sorted numbers. An n-gram with a token the vocabulary
 never uses cannot be one of its terms, so nothing is missed. Counts, columns and their order in each row
 (sorted, as scikit-learn's transform leaves them) are the same, so a model predicts the same to the last
 bit (tests/unit/test_vocabulary.py).
@@ -24,7 +25,7 @@ DEFAULT_TOKEN_PATTERN = r"(?u)\b\w\w+\b"  # its tokens never hold a space, so a 
 class TermLookup:
     """A fitted vocabulary as numbers: each token's id, and each n-gram's number → column, per length."""
 
-    # Fixed before any id is given, so a number never depends on the order terms were read in.
+    # A bound on the token ids, fixed: their count is known only once every term has been read.
     tokens_bound = 1 << 21
 
     def __init__(self, vocabulary: dict[str, int]) -> None:

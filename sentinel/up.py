@@ -88,8 +88,8 @@ def _executable(name: str) -> str:
 
 def plan(settings: Settings) -> list[Service | EvidentlyUI]:
     """The children of `sentinel up`, in start order: the servers (Prefect, MLflow, and the Evidently UI,
-    served from this process, unless its port is 0), then what runs the flows (the serve process, or `up.workers` Prefect workers
-    polling the `sentinel` work pool)."""
+    served from this process, unless its port is 0), then what runs the flows (the serve process, or
+    `up.workers` Prefect workers polling the `sentinel` work pool)."""
     logs = settings.prefect_home / "logs"
     policy = settings.up
     api = settings.prefect_api_url

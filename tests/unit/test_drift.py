@@ -187,7 +187,8 @@ def test_a_head_start_is_claimed_only_by_the_same_batch_and_changes_no_verdict(i
 
 def test_the_next_head_start_is_given_as_soon_as_the_worker_is_free(imdb, calibrated, own_worker, tmp_path):
     """`worker_free` runs once the worker holds nothing of this check, before its report is written, so
-    the next batch's text is measured while this check writes its report; that head start is claimed."""
+    the next batch's text is measured while this check writes its report; that head start is claimed,
+    and its check writes the same report as a check without one."""
     reference, calibration = calibrated
     current, following = imdb.iloc[10_300:10_600], imdb.iloc[10_600:10_900]
     report = tmp_path / "report.html"
@@ -200,10 +201,12 @@ def test_the_next_head_start_is_given_as_soon_as_the_worker_is_free(imdb, calibr
     drift.measure(current, reference, calibration, None, POLICY, report, worker_free=start_next)
     assert seen == [(True, False)] and report.exists()
     assert drift._ahead is not None  # measuring the following batch meanwhile
-    alone = drift.measure(following, reference, calibration, None, POLICY)  # claims it
+    claimed = drift.measure(following, reference, calibration, None, POLICY, tmp_path / "ahead.html")
     assert drift._ahead is None and not drift_worker._worker.in_flight
     drift_worker.work_in_process()
-    assert drift.measure(following, reference, calibration, None, POLICY) == alone
+    assert drift.measure(following, reference, calibration, None, POLICY, tmp_path / "here.html") == claimed
+    tabs = [(tmp_path / f"{name}.html").read_text().count("DATA DISTRIBUTION") for name in ("ahead", "here")]
+    assert tabs[0] == tabs[1] > 0  # the widgets of every signal
 
 
 def test_no_head_start_without_a_worker(imdb, calibrated, monkeypatch):
@@ -340,4 +343,7 @@ def test_the_worker_predicts_with_the_champion_it_keeps_and_the_verdict_is_the_s
     assert list(drift_worker._worker.holds) == ["v1 test"]
     drift.start_ahead(batches[0], reference, drift.Scorer("v2 test", model))  # another champion's head start
     assert drift.measure(batches[0], reference, calibration, scorer, POLICY) == here[0]  # not claimed
+    assert drift._ahead is None and not drift_worker._worker.in_flight
+    drift.start_ahead(batches[1], reference, scorer)  # measured and predicted ahead in the worker
+    assert drift.measure(batches[1], reference, calibration, scorer, POLICY) == here[1]  # claimed
     assert drift._ahead is None and not drift_worker._worker.in_flight
