@@ -88,7 +88,7 @@ def bootstrap_deltas(scores: SliceScores, name: str, rounds: int, seed: int = 0)
     sizes = [min(per_draw, rounds - done) for done in range(0, rounds, per_draw)]
     picks = (rng.integers(0, scores.rows, size=(size, scores.rows)) for size in sizes)  # drawn in order
     deltas = [metric(name, scores.y_true[p], scores.challenger[p]) - metric(name, scores.y_true[p], scores.champion[p]) for p in picks]
-    return deltas[0] if len(deltas) == 1 else np.concatenate(deltas)
+    return np.concatenate([np.zeros(0), *deltas])
 
 
 # --- the sequential test ---------------------------------------------------------------------------

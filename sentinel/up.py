@@ -30,6 +30,7 @@ from sentinel.settings import Settings
 from sentinel.terminal import stop_like_ctrl_c
 from sentinel.up_state import WORK_POOL, pid_alive, read_state, write_state
 
+Supervised = Service | EvidentlyUI  # what the supervisor starts, checks, restarts and stops
 STARTUP_SECONDS = 180.0
 BOOTSTRAP_SECONDS = 1800.0  # the first champion on a large reference; every child process has a deadline
 
@@ -86,7 +87,7 @@ def _executable(name: str) -> str:
     return str(found) if found.exists() else (shutil.which(name) or name)
 
 
-def plan(settings: Settings) -> list[Service | EvidentlyUI]:
+def plan(settings: Settings) -> list[Supervised]:
     """The children of `sentinel up`, in start order: the servers (Prefect, MLflow, and the Evidently UI,
     served from this process, unless its port is 0), then what runs the flows (the serve process, or
     `up.workers` Prefect workers polling the `sentinel` work pool)."""
@@ -243,7 +244,7 @@ def check_ports(settings: Settings) -> None:
                 )
 
 
-def wait_ready(services: list[Service | EvidentlyUI], deadline: float) -> None:
+def wait_ready(services: list[Supervised], deadline: float) -> None:
     """Wait until every service is ready; fail with its log's tail if one exits or the deadline passes."""
     waiting = list(services)
     while waiting:
@@ -261,7 +262,7 @@ def wait_ready(services: list[Service | EvidentlyUI], deadline: float) -> None:
 
 
 # ---- the state file `sentinel status` reads -----------------------------------------------------
-def record_state(settings: Settings, services: list[Service | EvidentlyUI]) -> None:
+def record_state(settings: Settings, services: list[Supervised]) -> None:
     """Record the supervisor's and each child's PID for `sentinel status`."""
     write_state(settings, {s.name: {"pid": s.pid, "url": s.url} for s in services})
 
@@ -315,7 +316,7 @@ class Supervisor:
         self.stopping = threading.Event()
         self.lifecycle = threading.Lock()  # a restart and the stop never interleave
 
-    def _start(self, service: Service | EvidentlyUI) -> None:
+    def _start(self, service: Supervised) -> None:
         service.start(self.env, self.settings.up.log_max_bytes, self.settings.up.log_backups)
 
     def start(self) -> None:

@@ -14,7 +14,7 @@ Then it numbers the columns by term and prunes as `CountVectorizer` does (`min_d
 `max_features` most frequent, ties broken by the same sort). The vocabulary and the matrix, down to the
 order of the nonzeros in each row, equal scikit-learn's (tests/unit/test_vocabulary.py compares them on
 real reviews), so the fitted model is the same to the last bit. `transform` counts by token ids
-(`sentinel.term_lookup`: the same matrix in about half the time); `get_feature_names_out` and pickling
+(`sentinel.term_lookup`: the same matrix in less time); `get_feature_names_out` and pickling
 are `CountVectorizer`'s own. Two n-grams whose 64-bit hashes collide would share a column: about one
 chance in ten million for 2.5 million n-grams.
 """
