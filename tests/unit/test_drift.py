@@ -168,19 +168,27 @@ def test_worker_and_in_process_measure_the_same(imdb, calibrated, monkeypatch, o
     assert drift._scores(drift.run_report(current, reference)) == in_worker
 
 
-def test_a_head_start_is_claimed_only_by_the_same_batch_and_changes_no_verdict(imdb, rotten, calibrated, own_worker):
+drift_neutralise = drift.neutralise  # the real one, for tests that count its calls
+
+
+def test_a_head_start_is_claimed_only_by_the_same_batch_and_changes_no_verdict(imdb, rotten, calibrated, own_worker, monkeypatch):
     """With a backlog, the worker measures the next batch's text while the current one is recorded. The
-    check of that batch claims it; any other check drops it (after reading it) and measures its own."""
+    check of that batch claims it, and the rows it neutralised; any other check drops it (after reading
+    it) and measures its own."""
     reference, calibration = calibrated
     stable, shifted = imdb.iloc[10_000:10_300], rotten.iloc[:300]
     alone = {b: drift.measure(f, reference, calibration, None, POLICY) for b, f in (("stable", stable), ("shifted", shifted))}
+    neutralised = []
+    monkeypatch.setattr(drift, "neutralise", lambda frame: neutralised.append(len(frame)) or drift_neutralise(frame))
     drift.start_ahead(stable, reference)
-    claimed = drift._ahead[-1]  # the worker that measures it
+    claimed = drift._ahead.pending  # the worker that measures it
     assert not drift.can_start_ahead()  # one head start at a time
     assert drift.measure(stable, reference, calibration, None, POLICY) == alone["stable"]
     assert drift._ahead is None and not claimed.in_flight  # claimed and read
+    assert neutralised == [len(stable)]  # once, for the head start
     drift.start_ahead(stable, reference)
     assert drift.measure(shifted, reference, calibration, None, POLICY) == alone["shifted"]  # not its batch
+    assert neutralised == [len(stable), len(stable), len(shifted)]
     assert drift._ahead is None and not drift_worker._worker.in_flight  # the stale answer was read: the worker is free
     assert drift_worker._worker.process.poll() is None and not zombies()
 
