@@ -12,7 +12,9 @@ Throughput is the checks per second from the first drop to the last verdict, so 
 when the offered rate is above it (a backlog all along). Its floor is bare Evidently on the same rows and
 cores, measured: one process per core, each running bare `ValueDrift(text)` checks of the load's own
 batches, started together (before and after the load); and again with OpenBLAS on one thread, as
-Sentinel's drift worker runs it (bare Evidently's second BLAS thread spins through each check). It is printed beside 1 / floor and cores / floor,
+Sentinel's drift worker runs it (bare Evidently's second BLAS thread spins through each check); and both
+ways for the whole check Sentinel asks of Evidently (the descriptors, the five signals' `ValueDrift`, the
+HTML report: `bare_full_check`), which measures what Sentinel adds around Evidently. It is printed beside 1 / floor and cores / floor,
 the throughput two cores would have if they doubled one core's, which they need not (two bare processes
 here each ran at about 0.9 of one alone, median of six runs; on vCPUs that share a physical core, less).
 
@@ -42,6 +44,7 @@ from sqlalchemy import create_engine, text  # noqa: E402
 
 from bench.common import print_breakdown, timed, tree_breakdown, tree_cpu, tree_high_water  # noqa: E402
 from sentinel import demo, intake  # noqa: E402
+from sentinel.drift import DESCRIPTORS  # noqa: E402
 from sentinel.drift_worker import ONE_BLAS_THREAD  # noqa: E402
 from tests.harness import UpProcess, wait_for  # noqa: E402
 
@@ -64,6 +67,29 @@ def bare_check(sample: pd.DataFrame, reference: pd.DataFrame) -> None:
     )
 
 
+def bare_full_check(sample: pd.DataFrame, reference: pd.DataFrame, report: Path) -> None:
+    """The check Sentinel asks of Evidently for each batch, in bare Evidently: the batch's descriptors,
+    a `ValueDrift` of the text, the label and each descriptor against the reference (which carries its
+    descriptors, as Sentinel stores it), and the HTML report saved. Without what Sentinel adds around it
+    (the champion's predictions, the MLflow run, the workspace snapshot, the ledger, the Prefect task)."""
+    from evidently.descriptors import NonLetterCharacterPercentage, TextLength, WordCount
+
+    columns = ["text", "label", *DESCRIPTORS]
+    definition = DataDefinition(text_columns=["text"], categorical_columns=["label"], numerical_columns=list(DESCRIPTORS))
+    described = Dataset.from_pandas(
+        sample[["text", "label"]].reset_index(drop=True),
+        data_definition=DataDefinition(text_columns=["text"], categorical_columns=["label"]),
+        descriptors=[
+            TextLength("text", alias="length"),
+            WordCount("text", alias="words"),
+            NonLetterCharacterPercentage("text", alias="non_letter"),
+        ],
+    ).as_dataframe()[columns]
+    Report([ValueDrift(column=c) for c in ("text", "label", *DESCRIPTORS)]).run(
+        Dataset.from_pandas(described, data_definition=definition), Dataset.from_pandas(reference[columns], data_definition=definition)
+    ).save_html(str(report))
+
+
 def floor_samples(reference: pd.DataFrame, sample: pd.DataFrame, repeats: int = 5) -> list[float]:
     return [timed(lambda: bare_check(sample, reference)) for _ in range(repeats)]
 
@@ -71,14 +97,17 @@ def floor_samples(reference: pd.DataFrame, sample: pd.DataFrame, repeats: int = 
 PARALLEL_CHECKS = 8  # bare checks per process in the measured floor of both cores
 
 
-def parallel_floor(reference: Path, work: list[tuple[str, pd.DataFrame]], folder: Path, env: dict[str, str] | None = None) -> float:
+def parallel_floor(
+    reference: Path, work: list[tuple[str, pd.DataFrame]], folder: Path, env: dict[str, str] | None = None, full: bool = False
+) -> float:
     """Bare Evidently checks per second on this machine's cores, measured: one process per core, each
     importing Evidently first and then, all released together, checking `PARALLEL_CHECKS` of the load's
     batches against the reference. Checks done over the time until the last process is done. `env` is
-    laid over each process's environment (`ONE_BLAS_THREAD`: as Sentinel's drift worker runs)."""
+    laid over each process's environment (`ONE_BLAS_THREAD`: as Sentinel's drift worker runs); `full`:
+    each check is `bare_full_check` instead of the text's `ValueDrift` alone."""
     samples = folder / "floor-batches.parquet"
     pd.concat([frame.assign(batch=i) for i, (_, frame) in enumerate(work[: CORES * PARALLEL_CHECKS])]).to_parquet(samples)
-    command = [sys.executable, __file__, "--floor-process", str(reference), str(samples)]
+    command = [sys.executable, __file__, "--floor-process", str(reference), str(samples), "full" if full else "text"]
     processes = [
         subprocess.Popen(
             [*command, str(i)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1, env=os.environ | (env or {})
@@ -96,14 +125,16 @@ def parallel_floor(reference: Path, work: list[tuple[str, pd.DataFrame]], folder
     return CORES * PARALLEL_CHECKS / seconds
 
 
-def floor_process(reference: str, samples: str, index: int) -> None:
+def floor_process(reference: str, samples: str, what: str, index: int) -> None:
     """One process of `parallel_floor`: imports done, it waits for the word, then times its checks."""
     frame, batches = pd.read_parquet(reference), pd.read_parquet(samples)
     mine = [batches[batches["batch"] == b] for b in range(index * PARALLEL_CHECKS, (index + 1) * PARALLEL_CHECKS)]
-    bare_check(mine[0], frame)  # warm: the first check of a process pays one-off set-up
+    report = Path(samples).with_name(f"floor-report-{index}.html")
+    check = (lambda sample: bare_full_check(sample, frame, report)) if what == "full" else (lambda sample: bare_check(sample, frame))
+    check(mine[0])  # warm: the first check of a process pays one-off set-up
     print("ready", flush=True)
     sys.stdin.readline()
-    print(sum(timed(lambda sample=sample: bare_check(sample, frame)) for sample in mine), flush=True)
+    print(sum(timed(lambda sample=sample: check(sample)) for sample in mine), flush=True)
 
 
 class Sampler(threading.Thread):
@@ -159,6 +190,8 @@ def run(kind: str, count: int, minutes: float) -> dict:
         floors = floor_samples(reference, work[0][1])
         parallel = [parallel_floor(reference_file, work, home)]
         parallel_one_thread = [parallel_floor(reference_file, work, home, ONE_BLAS_THREAD)]
+        parallel_full = [parallel_floor(reference_file, work, home, full=True)]
+        parallel_full_one_thread = [parallel_floor(reference_file, work, home, ONE_BLAS_THREAD, full=True)]
         sampler = Sampler(project)
         sampler.start()
         dropped: dict[str, dt.datetime] = {}
@@ -185,6 +218,8 @@ def run(kind: str, count: int, minutes: float) -> dict:
         floors += floor_samples(reference, work[0][1])
         parallel.append(parallel_floor(reference_file, work, home))
         parallel_one_thread.append(parallel_floor(reference_file, work, home, ONE_BLAS_THREAD))
+        parallel_full.append(parallel_floor(reference_file, work, home, full=True))
+        parallel_full_one_thread.append(parallel_floor(reference_file, work, home, ONE_BLAS_THREAD, full=True))
         sampler.done.set()
         sampler.join()
         latencies, checks = [], 0
@@ -211,6 +246,8 @@ def run(kind: str, count: int, minutes: float) -> dict:
         "parallel": statistics.mean(parallel),
         "parallel_runs": parallel,
         "parallel_one_thread": parallel_one_thread,
+        "parallel_full": parallel_full,
+        "parallel_full_one_thread": parallel_full_one_thread,
         "p50": statistics.median(latencies),
         "p95": latencies[int(0.95 * (len(latencies) - 1))],
         "max": latencies[-1],
@@ -230,7 +267,7 @@ def run(kind: str, count: int, minutes: float) -> dict:
 
 def main() -> None:
     if sys.argv[1:2] == ["--floor-process"]:
-        return floor_process(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+        return floor_process(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ledger", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--batches", type=int, default=1000)
@@ -264,6 +301,10 @@ def main() -> None:
         ("  ratio to their mean", lambda r: f"{r['throughput'] / r['parallel']:.2f}"),
         ("  the same, one BLAS thread", lambda r: " / ".join(f"{p:.2f}" for p in r["parallel_one_thread"])),
         ("  ratio to their mean", lambda r: f"{r['throughput'] / statistics.mean(r['parallel_one_thread']):.2f}"),
+        ("bare full checks/s", lambda r: " / ".join(f"{p:.2f}" for p in r["parallel_full"])),
+        ("  ratio to their mean", lambda r: f"{r['throughput'] / statistics.mean(r['parallel_full']):.2f}"),
+        ("  the same, one BLAS thread", lambda r: " / ".join(f"{p:.2f}" for p in r["parallel_full_one_thread"])),
+        ("  ratio to their mean", lambda r: f"{r['throughput'] / statistics.mean(r['parallel_full_one_thread']):.2f}"),
         ("latency p95 (s)", lambda r: f"{r['p95']:.1f}"),
         ("latency max (s)", lambda r: f"{r['max']:.1f}"),
         ("last verdict after last drop", lambda r: f"{r['drained']:.0f} s"),
