@@ -62,12 +62,14 @@ def _read_reference(path: Path, sha256: str | None, version: str) -> pd.DataFram
 
 
 def ensure_reference(app: Sentinel, row: ModelRow, expected: tuple[float, int] | None = None) -> ModelRow:
-    """A version that was never champion, or whose promotion stopped before its reference was written,
-    has no drift reference: build it from its own training rows. `expected`: its accuracy on unseen rows
-    of the world as it is now and how many rows that was measured on (a promotion by shadow evidence
-    knows it); else its accuracy on the held-out rows of what it learned. Returns the row as stored."""
+    """A version whose retrain kept no drift reference (one registered before challengers kept theirs),
+    or whose promotion stopped before its reference was written, has none: build it from its own
+    training rows. `expected`: its accuracy on unseen rows of the world as it is now and how many rows
+    that was measured on (a promotion by shadow evidence knows it), which replaces the expected accuracy
+    of a reference kept at its retrain; else its accuracy on the held-out rows of what it learned.
+    Returns the row as stored."""
     if row.reference_path and Path(row.reference_path).is_file():
-        return row
+        return row if expected is None else _expect(app, row, expected)
     from sentinel import drift_reference, training
 
     frames = {b: intake.load_batch_frame(app.ledger.batch(b).stored_path) for b in row.batch_ids}
@@ -79,6 +81,15 @@ def ensure_reference(app: Sentinel, row: ModelRow, expected: tuple[float, int] |
         "reference", drift_reference.build_reference, rows, expected[0], app.settings.drift, app.settings.model.seed
     )
     store_reference(app, row.version, reference, dataclasses.replace(calibration, expected_rows=int(expected[1])))
+    return app.ledger.model(row.model_name, row.version)
+
+
+def _expect(app: Sentinel, row: ModelRow, expected: tuple[float, int]) -> ModelRow:
+    """The stored calibration with this expected accuracy: a challenger's reference was kept at its
+    retrain, and its shadow evidence measured it since on more unseen rows."""
+    with app.ledger.transaction() as session:
+        stored = session.get(ModelRow, (row.model_name, row.version))
+        stored.calibration = dict(stored.calibration or {}) | {"expected_accuracy": float(expected[0]), "expected_rows": int(expected[1])}
     return app.ledger.model(row.model_name, row.version)
 
 

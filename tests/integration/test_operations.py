@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from sentinel import demo, loop, promotion, read_models, retrain_due, retraining
+from sentinel import demo, drift_reference, loop, promotion, read_models, references, retrain_due, retraining
 from sentinel.context import Sentinel
 from tests import harness
 from tests.conftest import make_settings
@@ -210,6 +210,34 @@ def test_operations_on_a_postgresql_ledger(tmp_path, postgres_url, imdb, rotten)
     moves = read_models.history(app)
     assert (moves[0]["from"], moves[0]["to"], moves[0]["by"]) == ("2", "1", "ben")
     assert read_models.lineage(app, "2")["new_batches"][0]["file"] == "rotten.csv"
+    app.close()
+
+
+def test_a_challenger_keeps_its_drift_reference_so_a_hand_promotion_only_moves_aliases(tmp_path, imdb, rotten, monkeypatch):
+    """The retrain that holds a challenger keeps the drift reference the worker built while it fitted;
+    promoting it later builds nothing (a hand promote took 5.9 s on the demo's reference when it did),
+    and shadow evidence only replaces the accuracy the reference expects."""
+    app = bootstrapped(tmp_path, imdb, 2000)
+    demo.drop(rotten.iloc[3500:3800], app.settings.incoming_dir, "rotten.csv")
+    loop.process(app)
+    held = app.ledger.model(app.settings.registered_model, "2")
+    assert app.registry.alias_version("challenger") == "2" and held.decision == "challenger"
+    kept = Path(held.reference_path)
+    assert kept.is_file() and held.calibration["expected_accuracy"] > 0.5
+    written = kept.stat().st_mtime_ns
+
+    def never(*args, **kwargs):
+        raise AssertionError("a kept drift reference was built again")
+
+    monkeypatch.setattr(drift_reference, "build_reference", never)
+    updated = references.ensure_reference(app, held, expected=(0.75, 640))  # as a promotion by shadow evidence
+    assert (updated.calibration["expected_accuracy"], updated.calibration["expected_rows"]) == (0.75, 640)
+    assert {k: v for k, v in updated.calibration.items() if not k.startswith("expected")} == {
+        k: v for k, v in held.calibration.items() if not k.startswith("expected")
+    }
+    promotion.promote(app, "2", "by hand", "ana")
+    champion = app.require_champion()
+    assert champion.version == "2" and Path(champion.reference_path) == kept and kept.stat().st_mtime_ns == written
     app.close()
 
 
