@@ -18,7 +18,7 @@ HTML report: `bare_full_check`), which measures what Sentinel adds around Eviden
 the throughput two cores would have if they doubled one core's, which they need not (two bare processes
 here each ran at about 0.9 of one alone, median of six runs; on vCPUs that share a physical core, less).
 
-    .venv/bin/python bench/sustained.py [--ledger sqlite|postgresql|both] [--batches N] [--minutes M | --rate R]
+    .venv/bin/python bench/sustained.py [--ledger sqlite|postgresql|both] [--batches N] [--minutes M | --rate R] [--keep-home]
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -170,7 +171,7 @@ class Sampler(threading.Thread):
             ledger.dispose()
 
 
-def run(kind: str, count: int, minutes: float) -> dict:
+def run(kind: str, count: int, minutes: float, keep_home: bool = False) -> dict:
     home = Path(tempfile.mkdtemp(prefix=f"sentinel-load-{kind}-"))
     env = {}
     database = None
@@ -232,6 +233,8 @@ def run(kind: str, count: int, minutes: float) -> dict:
         ledger.dispose()
     finally:
         project.stop()
+        if not keep_home:  # each check leaves its HTML report twice: about 2 GB for 300 batches
+            shutil.rmtree(home, ignore_errors=True)
         if database:
             with create_engine(POSTGRES, isolation_level="AUTOCOMMIT").connect() as connection:
                 connection.execute(text(f'drop database if exists "{database}" with (force)'))
@@ -273,13 +276,14 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=1000)
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--rate", type=float, help="batches offered per second (instead of --minutes)")
+    parser.add_argument("--keep-home", action="store_true", help="keep the project `up` ran in (removed by default)")
     options = parser.parse_args()
     if options.rate:
         options.minutes = options.batches / options.rate / 60
     kinds = ["sqlite", "postgresql"] if options.ledger == "both" else [options.ledger]
     results = []
     for kind in kinds:
-        result = run(kind, options.batches, options.minutes)
+        result = run(kind, options.batches, options.minutes, options.keep_home)
         results.append(result)
         print(f"\n{kind}: time after the first drop (s), backlog (files + checks waiting), retrains so far, PSS of the tree (MB)")
         for at, backlog, retrains, pss in result["samples"]:
