@@ -96,6 +96,13 @@ def floor_samples(reference: pd.DataFrame, sample: pd.DataFrame, repeats: int = 
 
 
 PARALLEL_CHECKS = 8  # bare checks per process in the measured floor of both cores
+# The floors of both cores, each measured before and after the load: (label, `parallel_floor` arguments).
+FLOORS = {
+    "parallel_runs": (f"bare checks/s on {CORES} cores", {}),
+    "parallel_one_thread": ("  the same, one BLAS thread", {"env": ONE_BLAS_THREAD}),
+    "parallel_full": ("bare full checks/s", {"full": True}),
+    "parallel_full_one_thread": ("  the same, one BLAS thread", {"env": ONE_BLAS_THREAD, "full": True}),
+}
 
 
 def parallel_floor(
@@ -189,10 +196,7 @@ def run(kind: str, count: int, minutes: float, keep_home: bool = False) -> dict:
         # Measured before the load and again once `up` is idle after it, so the start-up's own work (or a
         # slow spell of the shared machine) does not make the floor, and with it every ratio, look different.
         floors = floor_samples(reference, work[0][1])
-        parallel = [parallel_floor(reference_file, work, home)]
-        parallel_one_thread = [parallel_floor(reference_file, work, home, ONE_BLAS_THREAD)]
-        parallel_full = [parallel_floor(reference_file, work, home, full=True)]
-        parallel_full_one_thread = [parallel_floor(reference_file, work, home, ONE_BLAS_THREAD, full=True)]
+        parallel = {key: [parallel_floor(reference_file, work, home, **how)] for key, (_, how) in FLOORS.items()}
         sampler = Sampler(project)
         sampler.start()
         dropped: dict[str, dt.datetime] = {}
@@ -217,10 +221,8 @@ def run(kind: str, count: int, minutes: float, keep_home: bool = False) -> dict:
         wait_for(lambda: not ledger.unanswered_drift(), 1800, "the last retrain", poll=2.0)
         settled_after = time.monotonic() - last_drop
         floors += floor_samples(reference, work[0][1])
-        parallel.append(parallel_floor(reference_file, work, home))
-        parallel_one_thread.append(parallel_floor(reference_file, work, home, ONE_BLAS_THREAD))
-        parallel_full.append(parallel_floor(reference_file, work, home, full=True))
-        parallel_full_one_thread.append(parallel_floor(reference_file, work, home, ONE_BLAS_THREAD, full=True))
+        for key, (_, how) in FLOORS.items():
+            parallel[key].append(parallel_floor(reference_file, work, home, **how))
         sampler.done.set()
         sampler.join()
         latencies, checks = [], 0
@@ -246,11 +248,7 @@ def run(kind: str, count: int, minutes: float, keep_home: bool = False) -> dict:
         "floor": statistics.median(floors),
         "floor_before": statistics.median(floors[:5]),
         "floor_after": statistics.median(floors[5:]),
-        "parallel": statistics.mean(parallel),
-        "parallel_runs": parallel,
-        "parallel_one_thread": parallel_one_thread,
-        "parallel_full": parallel_full,
-        "parallel_full_one_thread": parallel_full_one_thread,
+        **parallel,
         "p50": statistics.median(latencies),
         "p95": latencies[int(0.95 * (len(latencies) - 1))],
         "max": latencies[-1],
@@ -301,14 +299,14 @@ def main() -> None:
         ("throughput (checks/s)", lambda r: f"{r['throughput']:.2f}"),
         ("  ratio to 1 / floor", lambda r: f"{r['throughput'] * r['floor']:.2f}"),
         (f"  ratio to {CORES} / floor", lambda r: f"{r['throughput'] * r['floor'] / CORES:.2f}"),
-        (f"bare checks/s on {CORES} cores", lambda r: " / ".join(f"{p:.2f}" for p in r["parallel_runs"])),
-        ("  ratio to their mean", lambda r: f"{r['throughput'] / r['parallel']:.2f}"),
-        ("  the same, one BLAS thread", lambda r: " / ".join(f"{p:.2f}" for p in r["parallel_one_thread"])),
-        ("  ratio to their mean", lambda r: f"{r['throughput'] / statistics.mean(r['parallel_one_thread']):.2f}"),
-        ("bare full checks/s", lambda r: " / ".join(f"{p:.2f}" for p in r["parallel_full"])),
-        ("  ratio to their mean", lambda r: f"{r['throughput'] / statistics.mean(r['parallel_full']):.2f}"),
-        ("  the same, one BLAS thread", lambda r: " / ".join(f"{p:.2f}" for p in r["parallel_full_one_thread"])),
-        ("  ratio to their mean", lambda r: f"{r['throughput'] / statistics.mean(r['parallel_full_one_thread']):.2f}"),
+        *[
+            row
+            for key, (label, _) in FLOORS.items()
+            for row in (
+                (label, lambda r, key=key: " / ".join(f"{p:.2f}" for p in r[key])),
+                ("  ratio to their mean", lambda r, key=key: f"{r['throughput'] / statistics.mean(r[key]):.2f}"),
+            )
+        ],
         ("latency p95 (s)", lambda r: f"{r['p95']:.1f}"),
         ("latency max (s)", lambda r: f"{r['max']:.1f}"),
         ("last verdict after last drop", lambda r: f"{r['drained']:.0f} s"),

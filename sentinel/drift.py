@@ -230,29 +230,25 @@ def start_ahead(batch: pd.DataFrame, reference: pd.DataFrame, scorer: Scorer | N
         _ahead = _HeadStart(rows, neutral, reference["text"], scorer and scorer.key, pending)
 
 
-def _neutralised(batch: pd.DataFrame) -> pd.DataFrame:
-    """`neutralise` of the batch's text and label: the head start's, when it was made of these very rows
-    (neutralising 200 long reviews costs 10 ms, comparing them a twentieth of that)."""
-    rows = batch[["text", "label"]].reset_index(drop=True)
-    if _ahead is not None and _ahead.rows.equals(rows):
-        return _ahead.neutral
-    return neutralise(rows)
+def _ahead_of(rows: pd.DataFrame) -> _HeadStart | None:
+    """The head start made of these very rows (a batch's text and label), if any: its neutralised rows
+    spare the check a second pass (10 ms for 200 long reviews; comparing them costs a twentieth)."""
+    return _ahead if _ahead is not None and _ahead.rows.equals(rows) else None
 
 
-def _claim_ahead(current: pd.Series, reference: pd.Series, scorer: Scorer | None, timeout: float) -> drift_worker.Worker | None:
-    """The text signal started ahead for exactly these texts and scorer, if any. One started for other
-    texts (the champion changed, or another process checked that batch) is read and dropped, which frees
-    the worker."""
+def _claim_ahead(same_rows: _HeadStart | None, reference: pd.Series, scorer: Scorer | None, timeout: float) -> drift_worker.Worker | None:
+    """The text signal started ahead, when it is `same_rows` (`_ahead_of` the batch checked) measured
+    against this reference with this scorer. One started for anything else (the champion changed, or
+    another process checked that batch) is read and dropped, which frees the worker."""
     global _ahead
     if _ahead is None:
         return None
     ahead, _ahead = _ahead, None
-    pending = ahead.pending
     # Comparisons: a tenth of hashing the reference.
-    if ahead.scorer_key == (scorer and scorer.key) and ahead.neutral["text"].equals(current) and ahead.against.equals(reference):
-        return pending
+    if ahead is same_rows and ahead.scorer_key == (scorer and scorer.key) and ahead.against.equals(reference):
+        return ahead.pending
     try:
-        drift_worker.collect(pending, timeout)
+        drift_worker.collect(ahead.pending, timeout)
     except RuntimeError:
         pass
     return None
@@ -338,12 +334,14 @@ def measure(
     cold one (a standalone `sentinel process`) would spend 3-5 s importing Evidently for the smaller half
     of the work, so the worker, which imports it from its start, does all of Evidently's work while this
     process predicts with the champion."""
-    neutral = _neutralised(batch)
+    rows = batch[["text", "label"]].reset_index(drop=True)
+    same_rows = _ahead_of(rows)
+    neutral = same_rows.neutral if same_rows is not None else neutralise(rows)
     keep = Kept(None if report_path is None else str(report_path), None if workspace is None else str(workspace), name)
     warm = "evidently" in sys.modules
     scorer = predict if isinstance(predict, Scorer) else None
     if warm:
-        pending = _claim_ahead(neutral["text"], reference["text"], scorer, policy.worker_timeout_seconds)
+        pending = _claim_ahead(same_rows, reference["text"], scorer, policy.worker_timeout_seconds)
         pending = pending or start_text_drift(neutral["text"], reference["text"], scorer, batch)
     else:
         pending = drift_worker.start("signals", neutral, reference, keep)
