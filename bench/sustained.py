@@ -327,9 +327,9 @@ def main() -> None:
         # What bounds the throughput: the CPU of a check over every process, against the cores. Busy
         # cores near 100 % mean less work per check is the only way up; well below, a process waits.
         total = sum(r["cpu"].values()) / max(1, r["checks"])
-        print(
-            f"  {total:6.3f} s  in all: at most {CORES / total:.2f} checks/s on {CORES} cores; busy {r['throughput'] * total / CORES:.0%} of them"
-        )
+        if total > 0:  # /proc could not say: nothing to print
+            busy = r["throughput"] * total / CORES
+            print(f"  {total:6.3f} s  in all: at most {CORES / total:.2f} checks/s on {CORES} cores; busy {busy:.0%} of them")
         print(f"{r['kind']} at the peak of memory (PSS):")
         print_breakdown(r["at_peak"], indent="  ")
         print(f"{r['kind']}: the largest PSS each kind of process reached (1 s samples):")
