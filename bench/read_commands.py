@@ -56,6 +56,11 @@ def fill_ledger(home: Path, batches: int) -> None:
     ledger.dispose()
 
 
+def sentinel_cli(env: dict[str, str], *words: str, check: bool = True) -> subprocess.CompletedProcess:
+    """One cold `sentinel` command on the bench's project, its output captured as text."""
+    return subprocess.run([sys.executable, "-m", "sentinel.cli", *words], env=env, capture_output=True, text=True, check=check, timeout=600)
+
+
 def second_version(home: Path, env: dict[str, str]) -> float:
     """A second version, from a batch of the other site, so `promote` and `rollback` have two versions
     to move the champion between; returns the seconds of the first hand `promote` of it (it is held as
@@ -64,13 +69,12 @@ def second_version(home: Path, env: dict[str, str]) -> float:
     from sentinel import demo
 
     demo.drop(demo.reviews("rotten_tomatoes").iloc[:600], home / "data" / "incoming", "rotten.csv")
-    cli = [sys.executable, "-m", "sentinel.cli"]
-    subprocess.run([*cli, "process"], env=env, check=True, capture_output=True)
-    models = json.loads(subprocess.run([*cli, "models", "--json"], env=env, check=True, capture_output=True, text=True).stdout)
+    sentinel_cli(env, "process")
+    models = json.loads(sentinel_cli(env, "models", "--json").stdout)
     if "champion" in next(m for m in models if m["version"] == "2")["aliases"]:
         raise SystemExit("the retrain promoted version 2 itself; the first hand promote cannot be timed")
-    seconds = timed(lambda: subprocess.run([*cli, "promote", "2", "--reason", "bench"], env=env, check=True, capture_output=True))
-    subprocess.run([*cli, "rollback", "--reason", "bench"], env=env, check=True, capture_output=True)
+    seconds = timed(lambda: sentinel_cli(env, "promote", "2", "--reason", "bench"))
+    sentinel_cli(env, "rollback", "--reason", "bench")
     return seconds
 
 
@@ -84,9 +88,9 @@ def main() -> None:
 
     def sentinel(*words: str, check: bool = False) -> None:
         # check=False: `doctor` exits 1 on a project whose 1,000 batches have no files behind them
-        subprocess.run([sys.executable, "-m", "sentinel.cli", *words], env=env, capture_output=True, check=check, timeout=600)
+        sentinel_cli(env, *words, check=check)
 
-    subprocess.run([sys.executable, "-m", "sentinel.cli", "bootstrap", "--demo", "2000"], env=env, check=True, capture_output=True)
+    sentinel_cli(env, "bootstrap", "--demo", "2000")
     first_promote = second_version(home, env)
     print(f"a hand `promote` of the challenger a retrain held, the first time (target 3 s): {first_promote:.3f} s")
     fill_ledger(home, args.batches)

@@ -86,7 +86,7 @@ def bare_full_check(sample: pd.DataFrame, reference: pd.DataFrame, report: Path)
             NonLetterCharacterPercentage("text", alias="non_letter"),
         ],
     ).as_dataframe()[columns]
-    Report([ValueDrift(column=c) for c in ("text", "label", *DESCRIPTORS)]).run(
+    Report([ValueDrift(column=c) for c in columns]).run(
         Dataset.from_pandas(described, data_definition=definition), Dataset.from_pandas(reference[columns], data_definition=definition)
     ).save_html(str(report))
 
