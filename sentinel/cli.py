@@ -334,10 +334,7 @@ def demo(
     imdb, rotten = demo_data.reviews("imdb"), demo_data.reviews("rotten_tomatoes")
     if drop:
         for name, frame in demo_data.batches(imdb, rotten, reference_rows, batch_rows):
-            if frame is None:
-                (incoming / name).write_text("text;label\ngreat movie;positive\n")
-            else:
-                demo_data.drop(frame, incoming, name)
+            demo_data.drop_demo_file(incoming, name, frame)
             console.print(f"dropped {incoming / name}")
             time.sleep(pause)
         return
@@ -358,10 +355,7 @@ def demo(
     for title, step in steps:
         console.rule(title)
         for name, frame in step:
-            if frame is None:
-                (incoming / name).write_text("text;label\ngreat movie;positive\n")
-            else:
-                demo_data.drop(frame, incoming, name)
+            demo_data.drop_demo_file(incoming, name, frame)
         with console.status("processing…"):
             records = loop.process(sentinel)
         batch_table(records, "processed")
@@ -470,19 +464,25 @@ def doctor(
 
 @app.command()
 @friendly
-def report(as_json: JsonFlag = False):
+def report(
+    as_json: JsonFlag = False,
+    batch: Annotated[Optional[str], typer.Option("--batch", help="Instead: the HTML report of this batch's drift check.")] = None,
+):
     """Make the scheduled drift report now: the batches since the last one against the reference."""
     from sentinel import drift_report
 
-    made = drift_report.make_report(_open(ONE_SHOT))
+    if batch is not None:
+        made = {"batch": batch, "html": str(drift_report.check_html(_open(), batch))}
+        line = f"drift check of {batch}: {made['html']}"
+    else:
+        made = drift_report.make_report(_open(ONE_SHOT))
+        line = "no new batches since the last report"
+        if made is not None:
+            line = f"report of {made['batches']} batches ({made['rows']} rows) against version {made['reference_version']}: {made['html']}"
     if as_json:
         _print_json(made)
-    elif made is None:
-        console.print("no new batches since the last report")
     else:
-        console.print(
-            f"report of {made['batches']} batches ({made['rows']} rows) against version {made['reference_version']}: {made['html']}"
-        )
+        console.print(line, highlight=False)
 
 
 def main() -> None:

@@ -54,6 +54,14 @@ def drop(frame: pd.DataFrame, folder: Path, name: str) -> Path:
     return target
 
 
+def drop_demo_file(folder: Path, name: str, frame: pd.DataFrame | None) -> None:
+    """Drop one of `batches`' files: the batch, or for None the broken file (semicolon-separated)."""
+    if frame is None:
+        (folder / name).write_text("text;label\ngreat movie;positive\n")
+    else:
+        drop(frame, folder, name)
+
+
 def batches(imdb: pd.DataFrame, rotten: pd.DataFrame, reference_rows: int, batch_rows: int) -> list[tuple[str, pd.DataFrame | None]]:
     """The demo's files in order: two stable IMDB batches, three Rotten Tomatoes batches, one with its
     labels flipped upstream, and a broken one (None: written as a semicolon-separated file)."""

@@ -323,7 +323,7 @@ def measure(
     worker_free: Callable[[], None] | None = None,
 ) -> DriftVerdict:
     """Measure every signal of one labeled batch against the champion's reference. With `report_path`
-    the HTML report is written there; with `workspace` the snapshot is added to that Evidently
+    the report is written there (Evidently's HTML for a `.html` path, else the snapshot's JSON); with `workspace` the snapshot is added to that Evidently
     workspace under `name`. `worker_free` is called as soon as the worker holds nothing more of this
     check, before the report and the snapshot are written: a head start for the next check given there
     keeps the worker busy meanwhile.
@@ -405,12 +405,21 @@ class Kept:
 
 
 def _measured_scores(snapshot: Snapshot, keep: Kept) -> dict[str, tuple[float, str]]:
-    """Each signal's score and method, once the snapshot is kept where `keep` says."""
-    if keep.report_path is not None:
-        Path(keep.report_path).parent.mkdir(parents=True, exist_ok=True)
-        snapshot.save_html(keep.report_path)
+    """Each signal's score and method, once the snapshot is kept where `keep` says: a report path ending
+    in `.html` gets Evidently's HTML report, any other the snapshot's JSON (what the workspace keeps too,
+    serialised once for both)."""
+    snapshot.set_name(keep.name)
+    report = None if keep.report_path is None else Path(keep.report_path)
+    as_html = report is not None and report.suffix == ".html"
+    text = evidently_workspace.snapshot_json(snapshot) if keep.workspace is not None or (report and not as_html) else None
+    if report is not None:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        if as_html:
+            snapshot.save_html(str(report))
+        else:
+            report.write_text(text)
     if keep.workspace is not None:
-        evidently_workspace.add_snapshot(Path(keep.workspace), DESCRIPTORS, snapshot, keep.name)
+        evidently_workspace.add_snapshot_json(Path(keep.workspace), DESCRIPTORS, text)
     return _scores(snapshot)
 
 

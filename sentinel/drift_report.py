@@ -14,6 +14,7 @@ from evidently.metrics import Accuracy, F1Score
 
 from sentinel import drift, evidently_workspace, intake
 from sentinel.context import Sentinel
+from sentinel.errors import SentinelError
 from sentinel.ledger import CHECKED, DriftReportRow
 from sentinel.references import champion_reference
 from sentinel.row_slices import predict_in_slices
@@ -86,6 +87,27 @@ def make_report(app: Sentinel, now: dt.datetime | None = None) -> dict | None:
         "snapshot_id": snapshot_id,
         "reference_version": champion.version,
     }
+
+
+def check_html(app: Sentinel, batch_id: str) -> Path:
+    """The HTML report of a batch's latest drift check: the file the check wrote when it kept HTML, else
+    rendered once from the snapshot JSON it kept (`drift.check_report`), beside it."""
+    if app.ledger.batch(batch_id) is None:
+        raise SentinelError(f"unknown batch {batch_id!r}; see `sentinel batches`")
+    checks = app.ledger.drift_checks(batch_id)
+    if not checks or not checks[-1].report_path:
+        raise SentinelError(f"batch {batch_id} has no drift check with a report yet; see `sentinel batches`")
+    kept = Path(checks[-1].report_path)
+    if not kept.exists():
+        raise SentinelError(f"the report of batch {batch_id}'s drift check is no longer on disk: {kept}")
+    if kept.suffix == ".html":
+        return kept
+    html = kept.with_suffix(".html")
+    if not html.exists():
+        partial = html.with_name(f"{html.name}.partial")  # a reader never sees half a page
+        evidently_workspace.load_snapshot(kept.read_text()).save_html(str(partial))
+        partial.replace(html)
+    return html
 
 
 def scores(snapshot) -> dict[str, float]:

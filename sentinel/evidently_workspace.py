@@ -46,28 +46,48 @@ def ensure_project(folder: Path, descriptors: Sequence[str]):
     return project.id
 
 
+def snapshot_json(snapshot) -> str:
+    """The snapshot as the JSON the workspace keeps (`LocalState.write_snapshot`'s bytes), which
+    `load_snapshot` reads back. `write_snapshot` writes it with `json.dump`, which always takes Python's
+    pure-Python encoder (only a one-shot `json.dumps` takes the C one): 16 ms a check against 3 ms for a
+    200-row batch's snapshot, the same bytes (tests/unit/test_drift.py compares them)."""
+    from evidently.legacy.utils import NumpyEncoder
+
+    return json.dumps(snapshot.to_snapshot_model().dict(), cls=NumpyEncoder)
+
+
+def load_snapshot(text: str):
+    """An Evidently snapshot from `snapshot_json`'s text, as the workspace reads it back."""
+    from evidently._pydantic_compat import parse_obj_as
+    from evidently.core.report import Snapshot
+    from evidently.core.serialization import SnapshotModel
+
+    return Snapshot.load_model(parse_obj_as(SnapshotModel, json.loads(text)))
+
+
 def add_snapshot(folder: Path, descriptors: Sequence[str], snapshot, name: str) -> str:
-    """Add one Evidently snapshot to the project; returns its id.
+    """Add one Evidently snapshot to the project under `name`; returns its id."""
+    snapshot.set_name(name)
+    return add_snapshot_json(folder, descriptors, snapshot_json(snapshot))
+
+
+def add_snapshot_json(folder: Path, descriptors: Sequence[str], text: str) -> str:
+    """Add one snapshot, as `snapshot_json` gave it, to the project; returns its id.
 
     Written through the workspace's file state, not `Workspace.add_run`: opening a `Workspace` parses every
     snapshot already in it (its dataset manager loads the whole project), so each add cost time in
     proportion to the history: 0.15 s with 10 snapshots, 2 s with 100, 17.5 s with 1,000
-    (`bench/snapshot.py`), where this way takes 0.06 s at each of them. The file it writes is the one `add_run` writes, and the
-    Evidently UI picks it up the same way."""
+    (`bench/snapshot.py`), where this way takes 0.06 s at each of them. The file it writes is the one
+    `add_run` writes, and the Evidently UI picks it up the same way."""
     from evidently.legacy.core import new_id
-    from evidently.legacy.utils import NumpyEncoder
     from evidently.ui.storage.local.base import LocalState
 
     project_id = ensure_project(folder, descriptors)
-    snapshot.set_name(name)
     snapshot_id = new_id()
     state = LocalState(str(folder))
-    # `LocalState.write_snapshot` writes this same JSON with `json.dump`, which always takes Python's
-    # pure-Python encoder (only a one-shot `json.dumps` takes the C one): 16 ms a check against 3 ms for
-    # a 200-row batch's snapshot, the same bytes (tests/unit/test_drift.py compares them).
     state.location.makedirs(state._snapshot_dir(project_id))
     with state.location.open(state._snapshot_path(project_id, snapshot_id), "w") as out:
-        out.write(json.dumps(snapshot.to_snapshot_model().dict(), cls=NumpyEncoder))
+        out.write(text)
     return str(snapshot_id)
 
 

@@ -126,7 +126,10 @@ def drift_markdown(batches: list[BatchRow], check: DriftCheckRow, links: Links) 
             f"In shadow, challenger v{s['version']} scored {_number(s['challenger'])} against the champion's {_number(s['champion'])} "
             f"on {s['rows']} rows (e-value {s['e_value']:.3g}): {s['verdict']}, {s['why']}.",
         ]
-    lines += ["", f"{links.run(check.mlflow_run_id)} · report `{check.report_path}`"]
+    report = f"report `{check.report_path}`"
+    if check.report_path and not check.report_path.endswith(".html"):
+        report += f" (as a page: `sentinel report --batch {check.batch_id}`)"
+    lines += ["", f"{links.run(check.mlflow_run_id)} · {report}"]
     return "\n".join(lines)
 
 

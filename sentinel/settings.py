@@ -96,6 +96,11 @@ class DriftPolicy(_Group):
     worker_timeout_seconds: float = Field(
         600.0, gt=0, description="A drift worker that gives no answer this long is replaced; the batch is tried again."
     )
+    check_report: Literal["snapshot", "html"] = Field(
+        "snapshot",
+        description="What each drift check keeps in reports/drift/ and logs to its MLflow run. snapshot: Evidently's snapshot JSON "
+        "(about 0.2 MB; `sentinel report --batch ID` renders its HTML). html: the HTML report (about 3.8 MB, 99 % of it Evidently's script bundle).",
+    )
 
 
 class GatePolicy(_Group):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from sentinel import demo, drift_reference, loop, promotion, read_models, references, retrain_due, retraining
+from sentinel import demo, drift, drift_reference, loop, promotion, read_models, references, retrain_due, retraining
 from sentinel.context import Sentinel
 from tests import harness
 from tests.conftest import make_settings
@@ -113,6 +113,22 @@ def test_refusals_are_one_line_and_exit_1(home):
     assert "exactly one of --approve or --reject" in refused(home, "review", "1")
     assert "unknown version 7" in refused(home, "show", "7")
     assert "not in" in refused(home, "requeue", "never-dropped.csv")
+    assert "unknown batch 'b-none'" in refused(home, "report", "--batch", "b-none")
+
+
+def test_a_drift_check_keeps_its_snapshot_and_renders_its_page_when_asked(home):
+    """By default a check keeps Evidently's snapshot JSON (in reports/drift/ and as its MLflow run's
+    artifact); `sentinel report --batch` renders the HTML report from it once."""
+    [batch] = [b for b in as_json(home, "batches") if b["file"] == "rotten.csv"]
+    kept = Path(batch["drift"]["report"])
+    assert kept.suffix == ".json" and kept.stat().st_size < 1_000_000
+    made = as_json(home, "report", "--batch", batch["batch_id"])
+    page = Path(made["html"])
+    assert made["batch"] == batch["batch_id"] and page == kept.with_suffix(".html")
+    html = page.read_text()
+    for signal in drift.SIGNALS:
+        assert html.count(f"Drift in column '{signal}'") == 1, signal
+    assert str(page) in sentinel(home, "report", "--batch", batch["batch_id"]).stdout  # made once, then found
 
 
 def test_promote_then_rollback_and_the_history_tells_it(rolled_back):

@@ -64,12 +64,21 @@ def test_performance_signal_and_inverted_labels(imdb, calibrated):
     assert inverted.signal("performance").drifted and inverted.suspect_labels and inverted.detected
 
 
-def test_saved_report_carries_no_markup_from_the_data(imdb, calibrated, tmp_path):
+@pytest.mark.parametrize("kept", ["report.html", "report.json"])
+def test_saved_report_carries_no_markup_from_the_data(imdb, calibrated, tmp_path, kept):
+    """Whether the check writes the HTML or keeps the snapshot's JSON and the page is rendered from it."""
+    from sentinel import evidently_workspace
+
     reference, calibration = calibrated
     hostile = imdb.iloc[8000:8300].copy()
     hostile.loc[hostile.index[:50], "text"] = "</script><script>alert(1)</script> <img src=x onerror=alert(2)>"
-    report = tmp_path / "report.html"
-    drift.measure(hostile, reference, calibration, None, POLICY, report_path=report)
+    report = tmp_path / kept
+    drift.measure(hostile, reference, calibration, None, POLICY, report_path=report, workspace=tmp_path / "evidently", name="hostile")
+    if report.suffix == ".json":
+        [in_workspace] = (tmp_path / "evidently").glob("*/snapshots/*.json")
+        assert in_workspace.read_bytes() == report.read_bytes()  # one serialisation, kept twice
+        evidently_workspace.load_snapshot(report.read_text()).save_html(str(tmp_path / "rendered.html"))
+        report = tmp_path / "rendered.html"
     html = report.read_text()
     for signal in drift.SIGNALS:  # the text worker's snapshot and this process's are joined into one report
         assert html.count(f"Drift in column '{signal}'") == 1, signal
