@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import shutil
 import statistics
@@ -71,9 +72,11 @@ def bare_check(sample: pd.DataFrame, reference: pd.DataFrame) -> None:
 def bare_full_check(sample: pd.DataFrame, reference: pd.DataFrame, report: Path) -> None:
     """The check Sentinel asks of Evidently for each batch, in bare Evidently: the batch's descriptors,
     a `ValueDrift` of the text, the label and each descriptor against the reference (which carries its
-    descriptors, as Sentinel stores it), and the HTML report saved. Without what Sentinel adds around it
-    (the champion's predictions, the MLflow run, the workspace snapshot, the ledger, the Prefect task)."""
+    descriptors, as Sentinel stores it), and the snapshot kept as JSON, as Evidently's workspace writes it
+    (`LocalState.write_snapshot`; a check keeps it, not the HTML page, by default). Without what Sentinel
+    adds around it (the champion's predictions, the MLflow run, the ledger, the Prefect task)."""
     from evidently.descriptors import NonLetterCharacterPercentage, TextLength, WordCount
+    from evidently.legacy.utils import NumpyEncoder
 
     columns = ["text", "label", *DESCRIPTORS]
     definition = DataDefinition(text_columns=["text"], categorical_columns=["label"], numerical_columns=list(DESCRIPTORS))
@@ -86,9 +89,11 @@ def bare_full_check(sample: pd.DataFrame, reference: pd.DataFrame, report: Path)
             NonLetterCharacterPercentage("text", alias="non_letter"),
         ],
     ).as_dataframe()[columns]
-    Report([ValueDrift(column=c) for c in columns]).run(
+    snapshot = Report([ValueDrift(column=c) for c in columns]).run(
         Dataset.from_pandas(described, data_definition=definition), Dataset.from_pandas(reference[columns], data_definition=definition)
-    ).save_html(str(report))
+    )
+    with report.open("w") as out:
+        json.dump(snapshot.to_snapshot_model().dict(), out, cls=NumpyEncoder)
 
 
 def floor_samples(reference: pd.DataFrame, sample: pd.DataFrame, repeats: int = 5) -> list[float]:
@@ -137,7 +142,7 @@ def floor_process(reference: str, samples: str, what: str, index: int) -> None:
     """One process of `parallel_floor`: imports done, it waits for the word, then times its checks."""
     frame, batches = pd.read_parquet(reference), pd.read_parquet(samples)
     mine = [batches[batches["batch"] == b] for b in range(index * PARALLEL_CHECKS, (index + 1) * PARALLEL_CHECKS)]
-    report = Path(samples).with_name(f"floor-report-{index}.html")
+    report = Path(samples).with_name(f"floor-report-{index}.json")
     check = (lambda sample: bare_full_check(sample, frame, report)) if what == "full" else (lambda sample: bare_check(sample, frame))
     check(mine[0])  # warm: the first check of a process pays one-off set-up
     print("ready", flush=True)
