@@ -145,13 +145,15 @@ def evidently_dataset(frame: pd.DataFrame) -> Dataset:
 TEXT_METHOD = text_drift.METHOD
 
 
-def value_drift(name: str):
+def value_drift(name: str, threshold: float | None = None):
     """Evidently's `ValueDrift` of one signal, with the method Sentinel scores it by (the text's named;
-    the others as Evidently chooses them)."""
+    the others as Evidently chooses them), and Evidently's default threshold unless one is given.
+    Checks keep the default: the dashboard draws one line per distinct set of a metric's parameters, so
+    a calibrated threshold, which moves with the batch's size, would split each signal's line."""
     from evidently.metrics import ValueDrift
 
     text_drift.register()
-    return ValueDrift(column=name, method=TEXT_METHOD if name == "text" else None)
+    return ValueDrift(column=name, method=TEXT_METHOD if name == "text" else None, threshold=threshold)
 
 
 @dataclass(frozen=True)
