@@ -313,20 +313,23 @@ def test_each_check_adds_its_snapshot_without_reading_the_history(imdb, calibrat
     assert len(workspace.get_dashboard(project.id).panels) == 4
 
 
-def test_a_snapshot_is_written_as_evidentlys_own_workspace_writes_it(imdb, calibrated, tmp_path):
+def test_a_snapshot_is_written_as_evidentlys_own_workspace_writes_it(imdb, rotten, calibrated, tmp_path):
     from evidently.ui.storage.local.base import LocalState
 
     from sentinel import evidently_workspace
 
     reference, _ = calibrated
-    snapshot = drift.run_report(drift.with_descriptors(imdb.iloc[8600:8800]), reference)
-    folder = tmp_path / "evidently"
-    ours = evidently_workspace.add_snapshot(folder, drift.DESCRIPTORS, snapshot, "a batch")
-    state = LocalState(str(folder))
-    project = evidently_workspace.ensure_project(folder, drift.DESCRIPTORS)
-    state.write_snapshot(project, "0190a1b2-0000-7000-8000-000000000001", snapshot.to_snapshot_model())
-    written = {path.stem: path.read_bytes() for path in (folder / str(project) / "snapshots").glob("*.json")}
-    assert written[ours] == written["0190a1b2-0000-7000-8000-000000000001"]
+    # A stable batch, and a shifted one whose text widget adds Evidently's typical words and examples.
+    for batch in (imdb.iloc[8600:8800], rotten.iloc[:200]):
+        snapshot = drift.run_report(drift.with_descriptors(batch), reference)
+        folder = tmp_path / str(batch.index[0])
+        ours = evidently_workspace.add_snapshot(folder, drift.DESCRIPTORS, snapshot, "a batch")
+        state = LocalState(str(folder))
+        project = evidently_workspace.ensure_project(folder, drift.DESCRIPTORS)
+        state.write_snapshot(project, "0190a1b2-0000-7000-8000-000000000001", snapshot.to_snapshot_model())
+        written = {path.stem: path.read_bytes() for path in (folder / str(project) / "snapshots").glob("*.json")}
+        assert written[ours] == written["0190a1b2-0000-7000-8000-000000000001"]
+        assert evidently_workspace.snapshot_json(evidently_workspace.load_snapshot(written[ours].decode())).encode() == written[ours]
 
 
 def test_a_held_value_is_sent_once_and_again_after_the_worker_dropped_it():
