@@ -40,6 +40,15 @@ def test_a_drift_verdict_shows_each_signal_against_its_threshold_and_links_its_r
     assert "[MLflow run 01234567](http://127.0.0.1:5000/#/runs/0123456789abcdef)" in text
 
 
+def test_a_kept_snapshot_says_how_to_see_its_page():
+    links = Links(None, "m")
+    kept = check(report_path="reports/drift/drift-b1.json", batch_id="20261203-101010-abcdef")
+    assert "report `reports/drift/drift-b1.json` (as a page: `sentinel report --batch 20261203-101010-abcdef`)" in drift_markdown(
+        [batch()], kept, links
+    )
+    assert "sentinel report" not in drift_markdown([batch()], check(), links)  # an HTML report is the page
+
+
 def test_a_file_name_is_text_and_without_a_server_the_ids_stand_in_for_links():
     hostile = "x` [click](http://evil) <script>.csv"
     text = drift_markdown(
