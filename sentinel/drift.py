@@ -325,10 +325,10 @@ def measure(
     worker_free: Callable[[], None] | None = None,
 ) -> DriftVerdict:
     """Measure every signal of one labeled batch against the champion's reference. With `report_path`
-    the report is written there (Evidently's HTML for a `.html` path, else the snapshot's JSON); with `workspace` the snapshot is added to that Evidently
-    workspace under `name`. `worker_free` is called as soon as the worker holds nothing more of this
-    check, before the report and the snapshot are written: a head start for the next check given there
-    keeps the worker busy meanwhile.
+    the report is written there (Evidently's HTML for a `.html` path, else the snapshot's JSON); with
+    `workspace` the snapshot is added to that Evidently workspace under `name`. `worker_free` is called
+    as soon as the worker holds nothing more of this check, before the report and the snapshot are
+    written: a head start for the next check given there keeps the worker busy meanwhile.
 
     Where the statistics run depends on what this process has imported. A warm process (`sentinel up`,
     a long `watch`) computes the descriptors and four signals itself while the worker fits the text

@@ -101,7 +101,7 @@ def check_unit(
 def check_report_path(app: Sentinel, name: str) -> Path:
     """Where the check of the unit `name` keeps its report: the snapshot's JSON by default, whose HTML
     `sentinel report --batch` renders when a person asks (`drift.check_report`). Rendering it for every
-    check cost 30-65 ms of CPU and 7.5 MB of disk, twice 3.76 MB with the MLflow run's copy, where the
+    check cost 23-65 ms of CPU and 7.5 MB of disk, twice 3.76 MB with the MLflow run's copy, where the
     JSON is 0.2 MB and serialised once with the workspace's (docs/performance.md)."""
     suffix = "html" if app.settings.drift.check_report == "html" else "json"
     return app.settings.reports_dir / "drift" / f"drift-{name}.{suffix}"
