@@ -413,7 +413,8 @@ def _measured_scores(snapshot: Snapshot, keep: Kept) -> dict[str, tuple[float, s
     snapshot.set_name(keep.name)
     report = None if keep.report_path is None else Path(keep.report_path)
     as_html = report is not None and report.suffix == ".html"
-    text = evidently_workspace.snapshot_json(snapshot) if keep.workspace is not None or (report and not as_html) else None
+    json_report = report is not None and not as_html
+    text = evidently_workspace.snapshot_json(snapshot) if json_report or keep.workspace is not None else None
     if report is not None:
         report.parent.mkdir(parents=True, exist_ok=True)
         if as_html:

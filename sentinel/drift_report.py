@@ -103,10 +103,9 @@ def check_html(app: Sentinel, batch_id: str) -> Path:
     if kept.suffix == ".html":
         return kept
     html = kept.with_suffix(".html")
-    if not html.exists():
-        partial = html.with_name(f"{html.name}.partial")  # a reader never sees half a page
-        evidently_workspace.load_snapshot(kept.read_text()).save_html(str(partial))
-        partial.replace(html)
+    if not html.exists():  # written whole or not at all: a reader never sees half a page
+        snapshot = evidently_workspace.load_snapshot(kept.read_text())
+        intake.write_atomically(html, lambda path: snapshot.save_html(str(path)))
     return html
 
 

@@ -89,7 +89,7 @@ def write_set_aside(set_aside: pd.DataFrame, source_name: str, batch_id: str, sh
     target = _quarantine_target(settings.quarantine_dir, f"{stem}.set-aside.csv", batch_id)
     safe = set_aside.astype(object).where(set_aside.notna(), "").map(spreadsheet_safe)
     safe.columns = [spreadsheet_safe(c) for c in safe.columns]
-    _write_atomically(target, lambda path: safe.to_csv(path, index=False))
+    write_atomically(target, lambda path: safe.to_csv(path, index=False))
     kinds = set_aside["reason"].value_counts().to_dict()
     reason = {
         "file": target.name,
@@ -102,7 +102,7 @@ def write_set_aside(set_aside: pd.DataFrame, source_name: str, batch_id: str, sh
         "set_aside_rows": len(set_aside),
         "quarantined_at": dt.datetime.now(dt.timezone.utc).isoformat(),
     }
-    _write_atomically(Path(f"{target}{REASON_SUFFIX}"), lambda path: path.write_text(json.dumps(reason, indent=2)))
+    write_atomically(Path(f"{target}{REASON_SUFFIX}"), lambda path: path.write_text(json.dumps(reason, indent=2)))
     return target
 
 
@@ -141,7 +141,7 @@ def quarantine(path: Path, problem: Problem, settings: Settings, batch_id: str, 
     }
     target = move_no_clobber(path, target)
     try:
-        _write_atomically(Path(f"{target}{REASON_SUFFIX}"), lambda p: p.write_text(json.dumps(reason, indent=2)))
+        write_atomically(Path(f"{target}{REASON_SUFFIX}"), lambda p: p.write_text(json.dumps(reason, indent=2)))
     except BaseException:
         move_no_clobber(target, path)
         raise
@@ -210,8 +210,8 @@ def _move_across(source: Path, target: Path) -> None:
             raise
 
 
-def _write_atomically(target: Path, write) -> None:
-    """Write to a temporary name, sync, then rename: a full disk or a kill leaves no half-written batch."""
+def write_atomically(target: Path, write) -> None:
+    """Write to a temporary name, sync, then rename: a full disk or a kill leaves no half-written file."""
     temporary = target.with_name(f".{target.name}.tmp")
     try:
         write(temporary)
@@ -230,8 +230,8 @@ def store(batch_id: str, frame: pd.DataFrame, raw: bytes, settings: Settings) ->
     stored = settings.batches_dir / f"{batch_id}.parquet"
     original = settings.batches_dir / f"{batch_id}.csv"
     try:
-        _write_atomically(stored, lambda p: frame.to_parquet(p, index=False))
-        _write_atomically(original, lambda p: p.write_bytes(raw))
+        write_atomically(stored, lambda p: frame.to_parquet(p, index=False))
+        write_atomically(original, lambda p: p.write_bytes(raw))
     except BaseException:
         stored.unlink(missing_ok=True)  # complete, but its twin is not: neither stays
         raise
