@@ -1,5 +1,6 @@
 """reconcile: on an interval, catch whatever an event missed (a file the watcher did not see, an event
-the server dropped, a run that crashed). Nothing waits longer than one interval."""
+the server dropped, a run that crashed). Batches waiting for their drift check are left to whoever is
+checking them (`loop.checks_under_way`): a batch nobody checks waits at most two intervals."""
 
 from __future__ import annotations
 

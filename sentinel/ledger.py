@@ -310,6 +310,11 @@ class Ledger:
             query = select(DriftCheckRow).where(DriftCheckRow.reference_version == reference_version)
             return list(session.scalars(query.order_by(DriftCheckRow.id.desc()).limit(limit)))[::-1]
 
+    def last_drift_check_at(self) -> dt.datetime | None:
+        """When the most recent drift check was recorded; None before the first."""
+        with self._sessions() as session:
+            return session.scalars(select(DriftCheckRow.checked_at).order_by(DriftCheckRow.id.desc()).limit(1)).first()
+
     def latest_tuning(self) -> TuningRow | None:
         """The most recent model search, whose choice retrains use; None before the first."""
         with self._sessions() as session:
